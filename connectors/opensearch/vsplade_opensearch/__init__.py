@@ -1,0 +1,1 @@
+"""Placeholder until the package lands; see the issue tracker."""

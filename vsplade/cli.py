@@ -1,0 +1,329 @@
+"""`vsplade` command line. Exit codes: 0 all good; 1 some inputs failed (listed, the rest
+done); 2 usage or configuration error."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import __version__
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="V-SPLADE page vectors into search engines: encode PDFs/images, index, search.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A configuration problem: printed as one line, exit code 2."""
+
+
+def _fail(msg: str, code: int = EXIT_USAGE):
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def _engine_options(**opts) -> dict:
+    return {k: v for k, v in opts.items() if v is not None and v is not False}
+
+
+# Options shared by index and search. Credentials: flags or env vars, never echoed.
+EngineOpt = typer.Option(None, "--engine", "-e", help="lucene (default when installed), memory, opensearch")
+IndexOpt = typer.Option(None, "--index", "-i", help="Index dir (lucene, memory) or index name (opensearch).")
+UrlOpt = typer.Option(None, "--url", envvar="VSPLADE_OPENSEARCH_URL", help="OpenSearch URL.")
+UserOpt = typer.Option(None, "--user", envvar="VSPLADE_OPENSEARCH_USER", help="Basic-auth user.")
+PasswordOpt = typer.Option(None, "--password", envvar="VSPLADE_OPENSEARCH_PASSWORD", help="Basic-auth password (prefer the env var).", show_default=False)
+ApiKeyOpt = typer.Option(None, "--api-key", envvar="VSPLADE_OPENSEARCH_API_KEY", help="API key (prefer the env var).", show_default=False)
+CaOpt = typer.Option(None, "--ca-certs", help="CA bundle for TLS.")
+InsecureOpt = typer.Option(False, "--insecure", help="Do not verify TLS certificates.")
+
+
+def _open_engine(engine: Optional[str], index: Optional[str], **opts):
+    from .engines import EngineError, default_engine_name, get_engine_class
+
+    name = engine or default_engine_name()
+    try:
+        cls = get_engine_class(name)
+        return cls(index=index, **_engine_options(**opts))
+    except EngineError as e:
+        _fail(str(e))
+
+
+def _report(report, as_json: bool) -> int:
+    data = report.as_dict()
+    if as_json:
+        typer.echo(json.dumps(data))
+    else:
+        s = report.summary
+        typer.echo(
+            f"indexed {s.indexed} pages ({s.empty} empty), skipped {s.skipped} already done, "
+            f"{len(report.page_failures) + len(s.failures)} failed",
+            err=True,
+        )
+        if s.dropped_weights:
+            typer.echo(f"{s.dropped_weights} weights quantized to 0 and dropped", err=True)
+        for f in report.page_failures:
+            typer.echo(f"  failed: {f}", err=True)
+        for doc_id, err in s.failures:
+            typer.echo(f"  failed: page {doc_id}: {err}", err=True)
+    return EXIT_OK if report.ok else EXIT_PARTIAL
+
+
+def _load_encoder(model: str, batch_size: Optional[int], device: Optional[str]):
+    from .encoders import ModelError, load_encoder
+
+    opts = {}
+    if device:
+        opts["device"] = device
+    try:
+        enc = load_encoder(model, **opts)
+    except (ModelError, OSError, ValueError) as e:
+        _fail(str(e))
+    if batch_size:
+        enc.batch_size = batch_size
+    return enc
+
+
+@app.command()
+def encode(
+    inputs: List[str] = typer.Argument(..., help="PDF files, images, folders (recursive) or globs."),
+    model: str = typer.Option(..., "--model", "-m", help="'lexical', or a V-SPLADE checkpoint dir / Hub id."),
+    out: Path = typer.Option(..., "--out", "-o", help="Encoded dir to write (resumable)."),
+    dpi: int = typer.Option(144, help="PDF render resolution."),
+    batch_size: Optional[int] = typer.Option(None, help="Pages per encoder batch."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (neural encoder)."),
+    recreate: bool = typer.Option(False, help="Delete OUT first instead of resuming."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+):
+    """Encode pages into an encoded dir (sparse_docs.npz + doc_ids.json + pages.jsonl)."""
+    from .encoded import EncodedDirError, EncodedDirWriter
+    from .engines import IndexMismatchError
+    from .pipeline import index_pages
+
+    enc = _load_encoder(model, batch_size, device)
+    try:
+        report = index_pages(
+            inputs, enc, lambda info: EncodedDirWriter(out, info, recreate=recreate), model, dpi=dpi
+        )
+    except (IndexMismatchError, EncodedDirError) as e:
+        _fail(str(e))
+    raise typer.Exit(_report(report, as_json))
+
+
+@app.command()
+def index(
+    inputs: List[str] = typer.Argument(..., help="PDFs, images, folders, globs, or ONE encoded dir."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="'lexical' or a checkpoint (not needed for an encoded dir)."),
+    engine: Optional[str] = EngineOpt,
+    index_: Optional[str] = IndexOpt,
+    url: Optional[str] = UrlOpt,
+    user: Optional[str] = UserOpt,
+    password: Optional[str] = PasswordOpt,
+    api_key: Optional[str] = ApiKeyOpt,
+    ca_certs: Optional[str] = CaOpt,
+    insecure: bool = InsecureOpt,
+    dpi: int = typer.Option(144, help="PDF render resolution."),
+    batch_size: Optional[int] = typer.Option(None, help="Pages per encoder batch."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (neural encoder)."),
+    recreate: bool = typer.Option(False, help="Drop the index first instead of resuming / refusing."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+):
+    """Encode pages (or take an encoded dir) and write them into a search engine index."""
+    from .encoded import EncodedDirError
+    from .engines import EngineError
+    from .pipeline import index_encoded, index_pages, is_encoded_input
+
+    eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
+                       ca_certs=ca_certs, insecure=insecure)
+    open_writer = lambda info: eng.writer(info, recreate=recreate)  # noqa: E731
+    try:
+        if is_encoded_input(inputs):
+            report = index_encoded(inputs[0], open_writer)
+        else:
+            if not model:
+                _fail("--model is required unless INPUT is an encoded dir (use --model lexical for text layers)")
+            enc = _load_encoder(model, batch_size, device)
+            report = index_pages(inputs, enc, open_writer, model, dpi=dpi)
+    except (EngineError, EncodedDirError) as e:
+        _fail(str(e))
+    raise typer.Exit(_report(report, as_json))
+
+
+@app.command()
+def search(
+    queries: List[str] = typer.Argument(..., help="One or more query texts."),
+    engine: Optional[str] = EngineOpt,
+    index_: Optional[str] = IndexOpt,
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Query side: 'lexical', a bundle or checkpoint. Default: what the index was built with."),
+    k: int = typer.Option(10, "-k", help="Hits per query."),
+    url: Optional[str] = UrlOpt,
+    user: Optional[str] = UserOpt,
+    password: Optional[str] = PasswordOpt,
+    api_key: Optional[str] = ApiKeyOpt,
+    ca_certs: Optional[str] = CaOpt,
+    insecure: bool = InsecureOpt,
+    explain: bool = typer.Option(False, help="Show which terms matched and what they contributed."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per query: {query, hits:[{id,score,source,page}]}"),
+):
+    """Search an index with the torch-free query encoder."""
+    from .encoders import ModelError, load_query_encoder
+    from .engines import EngineError
+
+    eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
+                       ca_certs=ca_certs, insecure=insecure)
+    try:
+        searcher = eng.searcher()
+        info = searcher.index_info()
+        query_model = model or info.get("model") or info.get("name")
+        if not query_model:
+            _fail("the index does not say which model built it; pass --model")
+        qenc = load_query_encoder(query_model)
+        for text in queries:
+            q = qenc.encode(text)
+            hits = searcher.search(q, k, explain=True) if explain else searcher.search(q, k)
+            if as_json:
+                typer.echo(json.dumps({"query": text, "hits": [h.as_dict() for h in hits]}, ensure_ascii=False))
+                continue
+            typer.echo(f"query: {text}  ({len(q)} terms)")
+            if not hits:
+                typer.echo("  no hits")
+            for rank, h in enumerate(hits, 1):
+                typer.echo(f"  {rank:>3}. {h.score:10.4f}  {h.source}  page {h.page}  [{h.id}]")
+                if explain and h.explain:
+                    parts = ", ".join(f"{qenc.vocab.display(qenc.vocab.id_of(t)).strip()}({c:.3f})" for t, c in list(h.explain.items())[:8])
+                    typer.echo(f"        matched: {parts}")
+        searcher.close()
+    except (EngineError, ModelError, OSError) as e:
+        _fail(str(e))
+
+
+@app.command()
+def export(
+    encoded_dir: Path = typer.Argument(..., help="An encoded dir."),
+    to: str = typer.Option(..., "--to", help="jsonvector (Pyserini JsonVectorCollection) or opensearch-bulk (NDJSON)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output dir (jsonvector) or file (opensearch-bulk)."),
+    scale: float = typer.Option(100.0, help="jsonvector: integer impact = round(w * scale)."),
+    index_name: str = typer.Option("vsplade", "--index-name", help="opensearch-bulk: target index name."),
+):
+    """Export an encoded dir for an engine's own bulk tools."""
+    from .encoded import EncodedDir, EncodedDirError
+    from .engines import EngineError, get_engine_class
+
+    targets = {"jsonvector": "lucene", "opensearch-bulk": "opensearch"}
+    if to not in targets:
+        _fail(f"--to must be one of {', '.join(targets)}")
+    try:
+        src = EncodedDir(encoded_dir)
+        cls = get_engine_class(targets[to])
+        opts = {"scale": scale} if to == "jsonvector" else {"index_name": index_name}
+        result = cls.export(src.iter_batches(), out, **opts)
+    except (EngineError, EncodedDirError) as e:
+        _fail(str(e))
+    typer.echo(json.dumps(result))
+
+
+@app.command()
+def bundle(
+    model: str = typer.Argument(..., help="'lexical' or a V-SPLADE checkpoint dir / Hub id."),
+    out: Path = typer.Option(..., "--out", "-o", help="Bundle dir to write."),
+):
+    """Write the query-side model bundle (tokenizer.json + query table + vsplade.json): no torch needed to use it."""
+    from .bundle import write_bundle
+    from .encoders import ModelError, load_query_encoder
+
+    try:
+        q = load_query_encoder(model)
+    except (ModelError, OSError, ValueError) as e:
+        _fail(str(e))
+    write_bundle(
+        out, q.table, q.mode, tokenizer_path=q.vocab.tokenizer_path,
+        encoder={"model": model}, lowercase=q.lowercase, prefix_space=q.prefix_space,
+    )
+    typer.echo(str(out))
+
+
+@app.command()
+def inspect(
+    image: str = typer.Argument(..., help="An image or PDF (first page, or --page)."),
+    model: str = typer.Option(..., "--model", "-m", help="'lexical' or a V-SPLADE checkpoint."),
+    query: List[str] = typer.Option([], "--query", "-q", help="Score these queries against the page."),
+    page: int = typer.Option(1, help="PDF page (1-based)."),
+    top: int = typer.Option(10, help="How many top tokens to show."),
+    dpi: int = typer.Option(144),
+    device: Optional[str] = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Encode one page: nnz, max weight, top tokens, and per query the score and its top terms."""
+    from .pages import PageReader
+
+    enc = _load_encoder(model, None, device)
+    reader = PageReader([image], dpi=dpi, render=enc.needs_image, text=True)
+    chosen = next((p for p in reader if p.page_no == page), None)
+    if chosen is None:
+        _fail(f"{image}: no page {page}" + (f" ({reader.failures[0]})" if reader.failures else ""))
+    if enc.needs_fit:
+        enc.fit([chosen])
+    batch = enc.encode([chosen])
+    ids, weights = batch.row(0)
+    vocab = enc.query_encoder().vocab
+    order = sorted(range(len(ids)), key=lambda j: -weights[j])
+    result = {
+        "page": chosen.meta(),
+        "nnz": int(len(ids)),
+        "max": float(weights.max()) if len(ids) else 0.0,
+        "top_tokens": [[vocab.display(int(ids[j])), float(weights[j])] for j in order[:top]],
+        "queries": [],
+    }
+    doc = dict(zip(ids.tolist(), weights.tolist()))
+    qenc = enc.query_encoder()
+    for text in query:
+        contrib = {i: w * doc[i] for i, w in qenc.encode_ids(text).items() if doc.get(i, 0) > 0}
+        best = sorted(contrib.items(), key=lambda kv: -kv[1])
+        result["queries"].append({
+            "query": text,
+            "score": float(sum(contrib.values())),
+            "top_matches": [[vocab.display(i).strip(), float(c)] for i, c in best[:5]],
+        })
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+        return
+    typer.echo(f"{chosen.source} page {chosen.page_no}: nnz={result['nnz']} max={result['max']:.3f}")
+    typer.echo(f"Top-{top} activated tokens:")
+    for tok, w in result["top_tokens"]:
+        typer.echo(f"  {w:.3f} {tok!r}")
+    for q in result["queries"]:
+        typer.echo(f"score={q['score']:.3f} query={q['query']!r}")
+        typer.echo("  top matches: " + ", ".join(f"{t}({c:.3f})" for t, c in q["top_matches"]))
+
+
+def version_callback(value: bool):
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log warnings per page."),
+    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True),
+):
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+
+
+def main():
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Encoder lookup: ``--model lexical`` or a V-SPLADE checkpoint (dir or Hub id) / model bundle.
+
+The neural encoder lives in `vsplade.encoders.neural` and needs the ``encode`` extra (torch,
+transformers); it is imported only when a checkpoint is asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..bundle import is_bundle, load_bundle
+from ..query import QueryEncoder
+from .base import DocumentEncoder
+from .lexical import LexicalEncoder
+
+LEXICAL = "lexical"
+LEXICAL_NO_IDF = "lexical-noidf"
+
+__all__ = ["DocumentEncoder", "LexicalEncoder", "load_encoder", "load_query_encoder", "ModelError"]
+
+
+class ModelError(ValueError):
+    pass
+
+
+def load_encoder(model: str, **options: Any) -> DocumentEncoder:
+    if model == LEXICAL:
+        return LexicalEncoder(idf="corpus")
+    if model == LEXICAL_NO_IDF:
+        return LexicalEncoder(idf="none")
+    if is_bundle(model):
+        raise ModelError(f"{model} is a query-side model bundle; document encoding needs the checkpoint")
+    try:
+        from .neural import VSpladeEncoder
+    except ImportError as e:
+        raise ModelError(
+            f"--model {model}: the V-SPLADE encoder needs torch and transformers "
+            f"(pip install 'vsplade[encode]'): {e}"
+        ) from None
+    return VSpladeEncoder.from_pretrained(model, **options)
+
+
+def load_query_encoder(model: str) -> QueryEncoder:
+    """Torch-free: lexical, a model bundle, or the query table inside a checkpoint."""
+    if model in (LEXICAL, LEXICAL_NO_IDF):
+        return LexicalEncoder(idf="none").query_encoder()
+    if is_bundle(model):
+        return load_bundle(model)
+    if Path(model, "bundle").is_dir() and is_bundle(Path(model, "bundle")):
+        return load_bundle(Path(model, "bundle"))
+    try:
+        from .checkpoint_table import query_encoder_from_checkpoint
+    except ImportError:
+        raise ModelError(f"{model}: not 'lexical' and not a model bundle (make one with `vsplade bundle`)") from None
+    return query_encoder_from_checkpoint(model)

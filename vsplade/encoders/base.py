@@ -1,0 +1,54 @@
+"""The document-encoder interface shared by the lexical and the neural (V-SPLADE) encoders."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Iterable, Iterator, Sequence
+
+from ..pages import Page
+from ..query import QueryEncoder
+from ..sparse import SparseBatch
+
+
+class DocumentEncoder(ABC):
+    name: str = ""
+    needs_image: bool = True  # the page reader renders images only when an encoder needs them
+    needs_text: bool = False
+    needs_fit: bool = False  # True: call fit() over the corpus before encode()
+    batch_size: int = 8
+
+    @abstractmethod
+    def info(self) -> dict[str, Any]:
+        """JSON-able description stored with encoded dirs and indexes; equal info = same vectors."""
+
+    @abstractmethod
+    def encode(self, pages: Sequence[Page]) -> SparseBatch:
+        """One row per page, in order, ids and metadata from the pages."""
+
+    def fit(self, pages: Iterable[Page]) -> None:
+        """Collect corpus statistics (only encoders with needs_fit)."""
+
+    def encode_stream(self, pages: Iterable[Page], batch_size: int | None = None) -> Iterator[SparseBatch]:
+        """Encode a stream of pages; encoders with background workers override this."""
+        for chunk in batched(pages, batch_size or self.batch_size):
+            yield self.encode(chunk)
+
+    @abstractmethod
+    def query_encoder(self) -> QueryEncoder:
+        """The torch-free query side that goes with these document vectors."""
+
+    def bundle_table_and_mode(self):
+        """(table or None, mode, extra settings) to write a model bundle."""
+        q = self.query_encoder()
+        return q.table, q.mode, {"lowercase": q.lowercase, "prefix_space": q.prefix_space}
+
+
+def batched(items: Iterable, size: int):
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

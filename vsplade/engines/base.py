@@ -1,0 +1,136 @@
+"""What an engine is: a writer that takes SparseBatches and a searcher that takes {term: weight}.
+
+Connectors (vsplade-lucene, vsplade-opensearch) subclass `Engine` and register the class
+under the entry-point group ``vsplade.engines``; the CLI finds them by name without
+importing them eagerly. Term names always come from `vsplade.vocab.Vocabulary.terms`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from ..sparse import SparseBatch
+
+
+class EngineError(RuntimeError):
+    """An engine-level problem the user must fix (bad location, mismatched index...)."""
+
+
+class IndexMismatchError(EngineError):
+    """The target index was built with another encoder / vocabulary / mapping."""
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    source: str | None = None
+    page: int | None = None
+    explain: dict[str, float] | None = None  # term -> contribution, when asked
+
+    def as_dict(self) -> dict:
+        d: dict[str, Any] = {"id": self.id, "score": self.score, "source": self.source, "page": self.page}
+        if self.explain is not None:
+            d["explain"] = self.explain
+        return d
+
+
+@dataclass
+class IndexSummary:
+    indexed: int = 0
+    skipped: int = 0  # already in the index (resume)
+    empty: int = 0  # pages whose vector is empty (still indexed)
+    dropped_weights: int = 0  # weights that quantized to 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (doc id, reason)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def merge(self, other: "IndexSummary") -> None:
+        self.indexed += other.indexed
+        self.skipped += other.skipped
+        self.empty += other.empty
+        self.dropped_weights += other.dropped_weights
+        self.failures.extend(other.failures)
+
+    def as_dict(self) -> dict:
+        return {
+            "indexed": self.indexed,
+            "skipped": self.skipped,
+            "empty": self.empty,
+            "dropped_weights": self.dropped_weights,
+            "failures": [{"id": i, "error": e} for i, e in self.failures],
+            **self.extra,
+        }
+
+
+class IndexWriter(ABC):
+    """Streaming sink. `done_ids()` lets a re-run skip pages already written."""
+
+    @abstractmethod
+    def done_ids(self) -> set[str]: ...
+
+    @abstractmethod
+    def add(self, batch: SparseBatch) -> None: ...
+
+    @abstractmethod
+    def close(self) -> IndexSummary: ...
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            self.close()
+        else:
+            self.abort()
+
+    def abort(self) -> None:
+        """Release resources after an error; what was committed stays for a resume."""
+
+
+class Searcher(ABC):
+    @abstractmethod
+    def search(self, query: Mapping[str, float], k: int = 10) -> list[Hit]: ...
+
+    def batch_search(
+        self, queries: Sequence[Mapping[str, float]], k: int = 10, threads: int = 1
+    ) -> list[list[Hit]]:
+        if threads <= 1:
+            return [self.search(q, k) for q in queries]
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(lambda q: self.search(q, k), queries))
+
+    def index_info(self) -> dict:
+        """What the index was built with (the `info` given to Engine.writer); {} if unknown."""
+        return {}
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Engine(ABC):
+    """One engine at one location. Options come from CLI flags / keyword arguments:
+    ``index`` (a dir or an index name), ``url``, credentials..., each engine takes what it
+    knows and rejects what it needs but lacks (EngineError naming the flag)."""
+
+    name: str = ""
+
+    def __init__(self, index: str | None = None, **options: Any):
+        self.index = index
+        self.options = options
+
+    @abstractmethod
+    def writer(self, info: Mapping[str, Any], recreate: bool = False) -> IndexWriter:
+        """info: encoder / vocabulary description stored with the index and checked on
+        re-open (IndexMismatchError when it differs, unless recreate)."""
+
+    @abstractmethod
+    def searcher(self) -> Searcher: ...

@@ -1,0 +1,106 @@
+"""Torch-free query encoding: tokenizer.json + a lookup table -> {term: weight}.
+
+Spec section 3. Both modes tokenize with no special tokens and no prefix space, drop ids
+>= the vocabulary size (the vision tokens) and the special ids 50280..50284.
+- ``li_lsr``: weight of token v = T[v] summed over its occurrences (duplicates add up).
+- ``bow``: weight 1 for every distinct present token; id 0 is dropped (the official BoW maps
+  pads to 0). The official BoW clamps ids >= 50368 onto 50367 (spec section 10, bug 10); we
+  drop them instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .vocab import Vocabulary, load_vocabulary
+
+MODES = ("bow", "li_lsr")
+
+
+class QueryEncoder:
+    def __init__(
+        self,
+        tokenizer_path: str | Path | None = None,
+        table: np.ndarray | None = None,
+        mode: str = "li_lsr",
+        vocab: Vocabulary | None = None,
+        lowercase: bool = False,
+        prefix_space: bool = False,
+    ):
+        from tokenizers import Tokenizer
+
+        if mode not in MODES:
+            raise ValueError(f"query mode must be one of {MODES}, got {mode!r}")
+        self.vocab = vocab or load_vocabulary(tokenizer_path)
+        self.tokenizer = Tokenizer.from_file(str(self.vocab.tokenizer_path))
+        self.mode = mode
+        # Off for neural models (spec: no prefix space, case-sensitive BPE); the lexical
+        # encoder turns both on, on both sides, so query-initial and capitalised words match.
+        self.lowercase = lowercase
+        self.prefix_space = prefix_space
+        size = self.vocab.size
+        if table is None:
+            table = np.ones(size, dtype=np.float32)
+        table = np.asarray(table, dtype=np.float32)
+        if table.shape != (size,):
+            raise ValueError(f"query table has shape {table.shape}, expected ({size},)")
+        if not np.isfinite(table).all() or (table < 0).any():
+            raise ValueError("query table holds NaN, infinite or negative weights")
+        self.table = table
+        weights = table.astype(np.float64)
+        weights[~self.vocab.keep_mask] = 0.0
+        if mode == "bow":
+            weights[:] = 1.0
+            weights[~self.vocab.keep_mask] = 0.0
+            weights[0] = 0.0
+        # Python lists: indexing them per token is several times faster than numpy scalars,
+        # which is what keeps a query in the microseconds.
+        self._weights: list[float] = weights.tolist()
+        self._terms: list[str] = self.vocab.terms
+        self._size = size
+
+    def token_ids(self, text: str) -> list[int]:
+        if self.lowercase:
+            text = text.lower()
+        if self.prefix_space:
+            text = " " + text
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def encode_ids(self, text: str) -> dict[int, float]:
+        """{token id: weight}, masked ids and zero weights left out."""
+        w = self._weights
+        size = self._size
+        out: dict[int, float] = {}
+        if self.mode == "bow":
+            for i in self.token_ids(text):
+                if i < size and w[i]:
+                    out[i] = 1.0
+        else:
+            for i in self.token_ids(text):
+                if i < size and w[i]:
+                    out[i] = out.get(i, 0.0) + w[i]
+        return out
+
+    def encode(self, text: str) -> dict[str, float]:
+        """{engine term: weight}, term names from the core mapping."""
+        terms = self._terms
+        return {terms[i]: v for i, v in self.encode_ids(text).items()}
+
+    def encode_batch(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        return [self.encode(t) for t in texts]
+
+    def encode_matrix(self, texts: Sequence[str]):
+        """scipy CSR float32 [len(texts), V], for exact scoring and FLOPs."""
+        from .sparse import SparseBatch
+
+        return SparseBatch.from_dicts(
+            [self.encode_ids(t) for t in texts], [str(i) for i in range(len(texts))], vocab_size=self._size
+        ).matrix
+
+    def explain(self, text: str) -> list[tuple[str, str, float]]:
+        """[(display text, term, weight)] sorted by weight, for humans."""
+        rows = [(self.vocab.display(i), self._terms[i], v) for i, v in self.encode_ids(text).items()]
+        return sorted(rows, key=lambda r: -r[2])
