@@ -1,0 +1,35 @@
+# Everything a fresh machine needs: `make test` and `make demo` create .venv and install
+# the four distributions (editable) with their test dependencies. Offline after install.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-v1
+# torch 2.13.0 is the CPU wheel these machines carry on disk; pinning it first keeps pip from
+# pulling a multi-GB CUDA build when pyserini/transformers ask for torch.
+TORCH ?= torch==2.13.0
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install test test-core demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml connectors/lucene/pyproject.toml connectors/opensearch/pyproject.toml training/pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH)"
+	$(BIN)/python -m pip install -q --disable-pip-version-check \
+		-e ".[encode,test]" -e connectors/lucene -e "connectors/opensearch[test]" -e training
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+demo: $(STAMP)
+	bash examples/demo.sh $(BIN)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/query_encode.py
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache
