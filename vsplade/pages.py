@@ -11,6 +11,7 @@ import glob
 import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -179,6 +180,9 @@ class PageReader:
             msg = str(e)
             if "password" in msg.lower():
                 msg = "encrypted PDF (password required)"
+            elif _has_empty_page_tree(path):
+                # pdfium refuses to load a PDF whose page tree is empty, with a stale error code
+                msg = "PDF has no pages (empty page tree)"
             self._fail(source, None, f"cannot open PDF: {msg}")
             return
         try:
@@ -211,6 +215,11 @@ class PageReader:
                 yield Page(pid, source, page_no, image, _clean_text(text), sha)
         finally:
             pdf.close()
+
+
+def _has_empty_page_tree(path: Path) -> bool:
+    data = path.read_bytes()
+    return re.search(rb"/Count\s+0\b", data) is not None and re.search(rb"/Type\s*/Page(?!s)", data) is None
 
 
 def _clean_text(text: str) -> str:
