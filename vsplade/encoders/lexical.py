@@ -63,7 +63,8 @@ class LexicalEncoder(DocumentEncoder):
         self.warnings: list[str] = []
 
     def _normalise(self, text: str) -> str:
-        return " " + _WS.sub(" ", text).strip().lower()
+        text = _WS.sub(" ", text).strip().lower()
+        return " " + text if text else ""
 
     def _token_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
         encs = self._query.tokenizer.encode_batch([self._normalise(t) for t in texts], add_special_tokens=False)
