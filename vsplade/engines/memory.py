@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 import scipy.sparse as sp
 
-from ..encoded import EncodedDir, EncodedDirWriter
+from ..encoded import EncodedDir, EncodedDirError, EncodedDirWriter
 from ..sparse import SparseBatch
 from ..vocab import Vocabulary, default_vocabulary
 from .base import Engine, EngineError, Hit, IndexWriter, Searcher
@@ -114,7 +114,10 @@ class MemoryEngine(Engine):
         return MemoryWriter(EncodedDirWriter(self.path, info, recreate=recreate))
 
     def searcher(self) -> MemorySearcher:
-        return MemorySearcher(self.path)
+        try:
+            return MemorySearcher(self.path)
+        except EncodedDirError as e:
+            raise EngineError(str(e)) from None
 
     def describe(self) -> str:
         return json.dumps({"engine": self.name, "index": str(self.path)})

@@ -1,0 +1,85 @@
+"""The CLI end to end on real PDFs with the lexical encoder and the exact engine."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from vsplade.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def indexed(tmp_path, good_inputs, bad_inputs):
+    ix = tmp_path / "ix"
+    r = run("index", good_inputs, bad_inputs, "--model", "lexical", "--engine", "memory", "--index", ix, "--json")
+    return ix, r
+
+
+def test_index_reports_failures_with_exit_1_and_indexes_the_rest(indexed):
+    ix, r = indexed
+    assert r.exit_code == 1, r.output
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["indexed"] == 3  # refcard p1, p2 + ai.jpeg (empty: no text layer)
+    assert summary["empty"] == 1
+    assert len(summary["input_failures"]) == 8
+    assert any("encrypted.pdf" in f and "encrypted" in f for f in summary["input_failures"])
+
+
+def test_rerun_resumes_without_duplicates(indexed, good_inputs):
+    ix, _ = indexed
+    r = run("index", good_inputs, "--model", "lexical", "--engine", "memory", "--index", ix, "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["indexed"] == 0 and summary["skipped"] == 3
+
+
+def test_search_json_lines(indexed):
+    ix, _ = indexed
+    r = run("search", "apt-get install", "ghost query zzqx", "--engine", "memory", "--index", ix, "--json", "-k", "2")
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in r.stdout.strip().splitlines()]
+    assert [x["query"] for x in lines] == ["apt-get install", "ghost query zzqx"]
+    hits = lines[0]["hits"]
+    assert 1 <= len(hits) <= 2 and set(hits[0]) == {"id", "score", "source", "page"}
+    assert hits[0]["source"].endswith("refcard.pdf") and hits[0]["page"] in (1, 2)
+    assert hits[0]["score"] >= hits[-1]["score"] > 0
+
+
+def test_encode_then_index_the_encoded_dir(tmp_path, good_inputs):
+    enc = tmp_path / "enc"
+    r = run("encode", good_inputs, "--model", "lexical", "--out", enc)
+    assert r.exit_code == 0, r.output
+    r = run("index", enc, "--engine", "memory", "--index", tmp_path / "ix2", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.strip().splitlines()[-1])["indexed"] == 3
+    r = run("search", "apt", "--engine", "memory", "--index", tmp_path / "ix2", "--json")
+    assert json.loads(r.stdout)["hits"], r.output
+
+
+def test_usage_errors_exit_2(tmp_path, good_inputs):
+    r = run("index", good_inputs, "--engine", "memory", "--index", tmp_path / "x")
+    assert r.exit_code == 2 and "--model is required" in r.output
+    r = run("index", good_inputs, "--model", "lexical", "--engine", "nosuch", "--index", tmp_path / "x")
+    assert r.exit_code == 2 and "unknown engine 'nosuch'" in r.output
+    r = run("search", "q", "--engine", "memory", "--index", tmp_path / "missing")
+    assert r.exit_code == 2 and "missing" in r.output
+    r = run("index", good_inputs, "--model", "/no/such/checkpoint", "--engine", "memory", "--index", tmp_path / "x")
+    assert r.exit_code == 2, r.output
+
+
+def test_bundle_and_inspect(tmp_path, pdf_dir):
+    r = run("bundle", "lexical", "--out", tmp_path / "b")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "b" / "query_table.safetensors").is_file()
+    r = run("inspect", pdf_dir / "debian-refcard-en-a4.pdf", "--model", "lexical", "-q", "apt-get install", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["nnz"] > 50 and out["max"] == out["top_tokens"][0][1]
+    q = out["queries"][0]
+    assert q["score"] > 0 and q["score"] >= sum(c for _, c in q["top_matches"]) - 1e-9
