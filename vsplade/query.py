@@ -10,6 +10,7 @@ Spec section 3. Both modes tokenize with no special tokens and no prefix space, 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -18,6 +19,15 @@ import numpy as np
 from .vocab import Vocabulary, load_vocabulary
 
 MODES = ("bow", "li_lsr")
+
+# The ByteLevel pre-tokenizer's split (GPT-2 pattern) restricted to ASCII, where \p{L} is
+# [A-Za-z] and \p{N} is [0-9]. BPE runs on each piece independently, so caching piece -> ids
+# gives exactly the tokenizer's ids for ASCII text without added-token look-alikes.
+_ASCII_PIECES = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+""")
+# Added tokens ([CLS], <|endoftext|>, |||IP_ADDRESS|||, runs of spaces, <image>...) and control
+# characters are matched before pre-tokenization: texts holding them take the full tokenizer.
+_NEEDS_FULL_TOKENIZER = re.compile(r"[|<\[\x00-\x1f\x7f]|  ")
+_PIECE_CACHE_MAX = 200_000
 
 
 class QueryEncoder:
@@ -61,12 +71,24 @@ class QueryEncoder:
         self._weights: list[float] = weights.tolist()
         self._terms: list[str] = self.vocab.terms
         self._size = size
+        self._piece_ids: dict[str, tuple[int, ...]] = {}
 
     def token_ids(self, text: str) -> list[int]:
         if self.lowercase:
             text = text.lower()
         if self.prefix_space:
             text = " " + text
+        if text.isascii() and not _NEEDS_FULL_TOKENIZER.search(text):
+            cache = self._piece_ids
+            ids: list[int] = []
+            for piece in _ASCII_PIECES.findall(text):
+                got = cache.get(piece)
+                if got is None:
+                    if len(cache) >= _PIECE_CACHE_MAX:
+                        cache.clear()
+                    got = cache[piece] = tuple(self.tokenizer.encode(piece, add_special_tokens=False).ids)
+                ids.extend(got)
+            return ids
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
     def encode_ids(self, text: str) -> dict[int, float]:

@@ -85,3 +85,21 @@ def test_query_side_imports_without_torch(tmp_path, table):
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cached_ascii_path_gives_exactly_the_tokenizer_ids(data_dir):
+    import json
+    import random
+    import string
+
+    enc = QueryEncoder()
+    rng = random.Random(0)
+    alphabet = string.ascii_letters + string.digits + " .,;:!?'\"-()/&%$#@*+=_~`^{}\\\t\n[]<>|"
+    texts = [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))).replace("q", "'s")
+        for _ in range(3000)
+    ]
+    texts += list(json.loads((data_dir / "vidore_samples" / "queries_qrels.json").read_text())["queries"].values())
+    texts += ["it's 2019's  peak", "[CLS] hello", "<|endoftext|>", "a|||IP_ADDRESS|||b", "tab\there"]
+    for t in texts:
+        assert enc.token_ids(t) == enc.tokenizer.encode(t, add_special_tokens=False).ids, repr(t)
