@@ -45,5 +45,15 @@ def get_engine_class(name: str) -> type[Engine]:
 
 
 def default_engine_name() -> str:
-    """Lucene when its connector is installed, else the built-in exact engine."""
-    return DEFAULT_ENGINE if DEFAULT_ENGINE in _entry_points() else "memory"
+    """Lucene when its connector is installed and loads, else the built-in exact engine."""
+    ep = _entry_points().get(DEFAULT_ENGINE)
+    if ep is None:
+        return "memory"
+    try:
+        ep.load()
+    except Exception as e:  # a broken optional connector must not break the core CLI
+        import logging
+
+        logging.getLogger(__name__).warning("lucene connector unavailable (%s); using the memory engine", e)
+        return "memory"
+    return DEFAULT_ENGINE
