@@ -79,3 +79,15 @@ def test_skip_ids_resume(pdf_dir):
     reader = PageReader([pdf_dir / "debian-refcard-en-a4.pdf"], render=False, skip_ids={all_pages[0].id})
     rest = list(reader)
     assert [p.page_no for p in rest] == [2] and reader.skipped == 1
+
+
+def test_every_supported_image_format_reads(tmp_path, data_dir):
+    from PIL import Image
+
+    src = Image.open(data_dir / "vidore_samples" / "ai_sample.jpeg").convert("RGB").resize((64, 80))
+    for ext in ["png", "jpg", "webp", "tiff"]:
+        src.save(tmp_path / f"page.{ext}")
+    pages, failures = read_pages([tmp_path])
+    assert not failures
+    assert sorted(p.source.rsplit(".", 1)[-1] for p in pages) == ["jpg", "png", "tiff", "webp"]
+    assert all(p.image.size == (64, 80) and p.image.mode == "RGB" and p.page_no == 1 for p in pages)
