@@ -107,4 +107,4 @@ def test_transformers_backend_end_to_end_then_merge(tmp_path, tiny_vlm_dir):
     out_dir = tmp_path / "merged"
     merged.save_to_disk(str(out_dir))
     _, frep = prepare_image_dataset(datasets.load_from_disk(str(out_dir)), name="merged")
-    assert frep.missing_captions == 0 and frep.kept == 4  # row 1 ("hi") is a short query
+    assert frep.missing_captions == 0 and frep.kept == 3  # rows 1 ("hi") and 4 (blank) are short queries
