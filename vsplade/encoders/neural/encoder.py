@@ -1,0 +1,253 @@
+"""`VSpladeEncoder`: pages -> V-SPLADE sparse vectors (the `vsplade` document encoder).
+
+Owns device / dtype choice (bf16 on GPU, fp32 on CPU), sorted-by-size batching (pages of a
+window are grouped by tile count, then put back in input order), the background pipeline
+(one thread pulls pages from the reader, which renders PDFs; a pool of threads runs the image
+processor; PIL, pdfium and the tokenizer release the GIL), write-time pruning and the
+`info()` that encoded dirs and indexes record.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ...pages import Page
+from ...query import QueryEncoder
+from ...sparse import SparseBatch
+from ...vocab import VOCAB_SIZE
+from ..base import DocumentEncoder
+from ..checkpoint_table import TOKENIZER_FILE, WEIGHTS_FILE, li_lsr_table, query_encoder_from_checkpoint
+from .checkpoint import PREPROCESSOR_FILE, PROCESSOR_FILE, file_sha256, load_checkpoint
+from .config import PAD_ID, image_seq_len
+from .model import VSpladeModel
+from .processor import PROMPT, PageFeatures, collate, features, processor_from_files
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+           "fp32": torch.float32, "float32": torch.float32}
+_DONE = object()
+
+
+def pick_device(device: str | None) -> torch.device:
+    if device:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        rank = int(os.environ.get("LOCAL_RANK", "0"))
+        return torch.device(f"cuda:{rank % torch.cuda.device_count()}")
+    return torch.device("cpu")
+
+
+def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype:
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        return _DTYPES[dtype]
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+class VSpladeEncoder(DocumentEncoder):
+    name = "vsplade"
+    needs_image = True
+    batch_size = 8
+
+    def __init__(self, model: VSpladeModel, processor, model_id: str, *, weights_sha256: str = "",
+                 tokenizer_file: str | Path | None = None, checkpoint_files: dict | None = None,
+                 device: torch.device | str = "cpu", batch_size: int = 8, top_k: int | None = None,
+                 threshold: float | None = None, workers: int | None = None, window_batches: int = 4,
+                 prompt: str = PROMPT):
+        if top_k is not None and top_k <= 0:
+            raise ValueError(f"top_k must be positive, got {top_k}")
+        if threshold is not None and threshold < 0:
+            raise ValueError(f"threshold must be >= 0, got {threshold}")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.processor = processor
+        self.model_id = model_id
+        self.weights_sha256 = weights_sha256
+        self.tokenizer_file = Path(tokenizer_file) if tokenizer_file else None
+        self.checkpoint_files = checkpoint_files or {}
+        self.batch_size = batch_size
+        self.top_k = top_k
+        self.threshold = threshold
+        self.workers = workers or max(1, min(8, (os.cpu_count() or 2) - 1))
+        self.window_batches = window_batches
+        self.prompt = prompt
+        self.pad_id = processor.tokenizer.pad_token_id if processor.tokenizer.pad_token_id is not None else PAD_ID
+        self._query: QueryEncoder | None = None
+        self.timings = {"preprocess_s": 0.0, "forward_s": 0.0, "to_sparse_s": 0.0, "wait_s": 0.0}
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, model: str, device: str | None = None, dtype: str | torch.dtype | None = None,
+                        batch_size: int = 8, top_k: int | None = None, threshold: float | None = None,
+                        workers: int | None = None, **options: Any) -> "VSpladeEncoder":
+        dev = pick_device(device)
+        dt = pick_dtype(dtype, dev)
+        net, files = load_checkpoint(model, dtype=dt)
+        tok = files.get(TOKENIZER_FILE)
+        if tok is None:
+            raise ValueError(f"{model}: no {TOKENIZER_FILE}; the processor needs the checkpoint's tokenizer")
+        processor = processor_from_files(tok, files.get(PREPROCESSOR_FILE), files.get(PROCESSOR_FILE),
+                                         tile=net.config.vision_config.image_size,
+                                         image_seq_len=image_seq_len(net.config))
+        if processor.image_token_id != net.config.image_token_id:
+            raise ValueError(f"{model}: tokenizer <image> id {processor.image_token_id} != config image_token_id "
+                             f"{net.config.image_token_id}")
+        return cls(net, processor, model, weights_sha256=file_sha256(files[WEIGHTS_FILE]), tokenizer_file=tok,
+                   checkpoint_files=files, device=dev, batch_size=batch_size, top_k=top_k, threshold=threshold,
+                   workers=workers, **options)
+
+    # -- description ---------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        ip = self.processor.image_processor
+        return {
+            "name": self.name,
+            "model": self.model_id,
+            "weights_sha256": self.weights_sha256,
+            "prompt": self.prompt,
+            "longest_edge": ip.size["longest_edge"] if isinstance(ip.size, dict) else ip.size.longest_edge,
+            "tile": ip.max_image_size["longest_edge"],
+            "resample": int(ip.resample),
+            "dtype": str(self.model.dtype).replace("torch.", ""),
+            "top_k": self.top_k,
+            "threshold": self.threshold,
+            "vocab_size": VOCAB_SIZE,
+        }
+
+    def query_encoder(self) -> QueryEncoder:
+        if self._query is None:
+            if self.checkpoint_files.get(WEIGHTS_FILE):
+                # the same torch-free computation that `vsplade search` runs on the checkpoint
+                self._query = query_encoder_from_checkpoint(self.model_id)
+            else:
+                qh = self.model.query_head
+                table = li_lsr_table(qh.embeddings.weight.float().cpu().numpy(),
+                                     qh.projection.weight.float().detach().cpu().numpy(),
+                                     qh.projection.bias.float().detach().cpu().numpy())
+                self._query = QueryEncoder(self.tokenizer_file, table=table, mode="li_lsr")
+        return self._query
+
+    # -- encoding -----------------------------------------------------------------------
+    def page_features(self, page: Page) -> PageFeatures:
+        if page.image is None:
+            raise ValueError(f"page {page.id} ({page.source} page {page.page_no}): no image was rendered")
+        return features(self.processor, page.image, self.prompt)
+
+    @torch.inference_mode()
+    def forward(self, items: list[PageFeatures]) -> np.ndarray:
+        """Dense float32 [len(items), V] for pages of one batch."""
+        batch = collate(items, self.pad_id)
+        dev = self.device
+        pix = batch["pixel_values"].to(dev, dtype=self.model.dtype, non_blocking=True)
+        out = self.model(batch["input_ids"].to(dev), batch["attention_mask"].to(dev), pix,
+                         batch["pixel_attention_mask"].to(dev))
+        return out.vector.float().cpu().numpy()
+
+    def _to_sparse(self, dense: np.ndarray) -> sp.csr_matrix:
+        if self.threshold is not None:
+            dense = np.where(dense >= self.threshold, dense, 0.0).astype(np.float32)
+        if self.top_k is not None and dense.shape[1] > self.top_k:
+            cut = np.partition(dense, -self.top_k, axis=1)[:, -self.top_k][:, None]
+            keep = dense >= cut
+            # ties at the cut could keep more than k: keep the first k by id among them
+            over = keep.sum(1) > self.top_k
+            for r in np.nonzero(over)[0]:
+                idx = np.argsort(-dense[r], kind="stable")[: self.top_k]
+                keep[r] = False
+                keep[r, idx] = True
+            dense = np.where(keep, dense, 0.0).astype(np.float32)
+        m = sp.csr_matrix(dense)
+        m.eliminate_zeros()
+        return m
+
+    def _encode_window(self, pages: list[Page], feats: list[PageFeatures]) -> SparseBatch:
+        import time
+
+        order = sorted(range(len(pages)), key=lambda i: (feats[i].num_tiles, feats[i].seq_len))
+        rows: list[np.ndarray | None] = [None] * len(pages)
+        for s in range(0, len(order), self.batch_size):
+            chunk = order[s : s + self.batch_size]
+            t = time.perf_counter()
+            dense = self.forward([feats[i] for i in chunk])
+            self.timings["forward_s"] += time.perf_counter() - t
+            for j, i in enumerate(chunk):
+                rows[i] = dense[j]
+        t = time.perf_counter()
+        matrix = self._to_sparse(np.stack(rows))  # type: ignore[arg-type]
+        self.timings["to_sparse_s"] += time.perf_counter() - t
+        return SparseBatch(matrix, [p.id for p in pages], [p.meta() for p in pages])
+
+    def encode(self, pages: Sequence[Page]) -> SparseBatch:
+        import time
+
+        pages = list(pages)
+        if not pages:
+            return SparseBatch.empty()
+        t = time.perf_counter()
+        with ThreadPoolExecutor(self.workers) as pool:
+            feats = list(pool.map(self.page_features, pages))
+        self.timings["preprocess_s"] += time.perf_counter() - t
+        return self._encode_window(pages, feats)
+
+    def encode_stream(self, pages: Iterable[Page], batch_size: int | None = None) -> Iterator[SparseBatch]:
+        """Background pipeline: reading/rendering and preprocessing run ahead of the model by
+        up to two windows, so the accelerator does not wait for the CPU side."""
+        import time
+
+        if batch_size:
+            self.batch_size = batch_size
+        window = self.batch_size * self.window_batches
+        q: queue.Queue = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def produce():
+            try:
+                with ThreadPoolExecutor(self.workers) as pool:
+                    buf: list[Page] = []
+                    for page in pages:
+                        if stop.is_set():
+                            return
+                        buf.append(page)
+                        if len(buf) >= window:
+                            q.put((buf, [pool.submit(self.page_features, p) for p in buf]))
+                            buf = []
+                    if buf:
+                        q.put((buf, [pool.submit(self.page_features, p) for p in buf]))
+                q.put(_DONE)
+            except BaseException as e:  # surfaced in the consumer, with its traceback
+                q.put(e)
+
+        thread = threading.Thread(target=produce, name="vsplade-pages", daemon=True)
+        thread.start()
+        try:
+            while True:
+                t = time.perf_counter()
+                item = q.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                win_pages, futures = item
+                feats = [f.result() for f in futures]
+                self.timings["wait_s"] += time.perf_counter() - t
+                yield self._encode_window(win_pages, feats)
+        finally:
+            stop.set()
+            while thread.is_alive():
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    thread.join(0.05)
