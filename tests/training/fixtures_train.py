@@ -143,3 +143,37 @@ def rlhn_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_vlm_dir(tmp_path_factory) -> Path:
     return save_tiny_vlm(tmp_path_factory.mktemp("vlm") / "tiny-idefics3")
+
+
+def save_tiny_backbone(path: Path) -> Path:
+    """A random tiny ModernVBertForMaskedLM (what training starts from) + the tokenizer."""
+    import shutil
+
+    import torch
+    from transformers import ModernVBertForMaskedLM
+
+    from vsplade.encoders.neural.config import tiny_config
+
+    torch.manual_seed(0)
+    ModernVBertForMaskedLM(tiny_config()).save_pretrained(path)
+    shutil.copyfile(TOKENIZER, Path(path) / "tokenizer.json")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory) -> Path:
+    return save_tiny_backbone(tmp_path_factory.mktemp("backbone") / "tiny-modernvbert")
+
+
+def tiny_train_config(backbone: Path, dataset: Path, out: Path, **kw):
+    from vsplade_training.recipes import load_recipe
+
+    values = dict(
+        model=str(backbone), dataset=str(dataset), output_dir=str(out), per_device_batch_size=4,
+        gradient_accumulation_steps=1, max_steps=30, lr=2e-3, warmup_ratio=0.1, decay_ratio=0.2, bf16=False,
+        gradient_checkpointing=False, optim="adamw_torch", logging_steps=5, save_steps=1000,
+        dataloader_num_workers=0, lora_r=8, lora_alpha=8, flops_warmup_steps=10, temperature=0.1, seed=0,
+        max_caption_tokens=64, image_longest_edge=64,
+    )
+    values.update(kw)
+    return load_recipe("quality", values)

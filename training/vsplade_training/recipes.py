@@ -18,7 +18,6 @@ from typing import Any, Iterable
 from .losses import OVERLAP_TYPES, PUSH_MODES, LossWeights
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
-ACTIVATIONS = ("softplus", "relu")
 MISSING_CAPTIONS = ("error", "drop")
 
 
@@ -43,9 +42,9 @@ class TrainConfig:
     max_query_tokens: int = 256
     max_passage_tokens: int = 512  # RLHN passages, text-only
     max_caption_tokens: int = 1024
+    image_longest_edge: int | None = None  # page resize before tiling; None = 4 tiles (2048 px at 512 px tiles)
     # --- model ---
     model: str = ""  # ModernVBert backbone: local dir or Hub id
-    query_activation: str = "softplus"  # Li-LSR table T = act(E w + b)
     lora_r: int = 32
     lora_alpha: int = 32
     lora_dropout: float = 0.0
@@ -103,8 +102,6 @@ class TrainConfig:
         def bad(msg):
             raise RecipeError(f"{where}: {msg}")
 
-        if self.query_activation not in ACTIVATIONS:
-            bad(f"query_activation must be one of {ACTIVATIONS}, got {self.query_activation!r}")
         if self.overlap_type not in OVERLAP_TYPES:
             bad(f"overlap_type must be one of {OVERLAP_TYPES}, got {self.overlap_type!r}")
         if self.push_mode not in PUSH_MODES:
