@@ -147,7 +147,8 @@ class VSpladeTrainModel(nn.Module):
     def config(self):
         return self.vsplade.config
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None, **_ignored):
+        # non-reentrant (spec section 5); the Trainer may pass options meant for other models
         self.vsplade.mlm.gradient_checkpointing_enable(
             gradient_checkpointing_kwargs=gradient_checkpointing_kwargs or {"use_reentrant": False})
 
