@@ -133,3 +133,24 @@ def test_export_loads_in_encoder_and_query_encoder(trained, tmp_path, dataset16)
     rec = tok(" records", add_special_tokens=False)["input_ids"]
     assert len(rec) == 1
     assert bundle.encode_ids(queries[1])[rec[0]] == pytest.approx(2 * float(table[rec[0]]), rel=1e-5)
+
+
+def test_mixed_rlhn_text_batches_train(tiny_backbone, dataset16, tmp_path):
+    """RLHN text batches (positive + 2 hard negatives, text-only) mixed 2:1 with image batches."""
+    from fixtures_train import save_rlhn_dataset
+
+    rlhn = save_rlhn_dataset(tmp_path / "rlhn", n=12)
+    cfg = tiny_train_config(tiny_backbone, dataset16, tmp_path / "mix", max_steps=6, logging_steps=1,
+                            rlhn_dataset=str(rlhn), text_ratio=2, num_hard_negatives=2, per_device_batch_size=2)
+    tr = make_trainer(cfg)
+    batches = list(tr.get_train_dataloader())
+    kinds = ["hard_neg_input_ids" in b for b in batches]
+    assert kinds[:3] == [True, True, False]  # text, text, image
+    text = batches[0]
+    assert text["hard_neg_input_ids"].shape[0] == 4 and "passage_pixel_values" not in text and "caption_input_ids" not in text
+    assert "caption_input_ids" in batches[2] and "passage_pixel_values" in batches[2]
+    tr.train()
+    logs = [h for h in tr.state.log_history if "loss" in h]
+    assert len(logs) == 6 and all(math.isfinite(h["loss"]) for h in logs)
+    # caption terms only appear in image steps: their mean is logged over fewer micro-batches
+    assert sum("train_push_up" in h for h in logs) == sum(1 for b in kinds[:6] if not b)
