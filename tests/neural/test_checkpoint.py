@@ -199,3 +199,9 @@ def test_encoder_from_pretrained_and_info(checkpoint_bf16):
     assert info["prompt"].startswith("<|begin_of_text|>User:<image>Describe the image.")
     assert info["tile"] == 64 and info["longest_edge"] == 256 and info["top_k"] == 50
     assert info["dtype"] == "float32"  # CPU
+
+
+def test_unreachable_hub_id_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CheckpointError, match="naver/no-such-vsplade: cannot fetch model.safetensors from the Hub"):
+        load_checkpoint("naver/no-such-vsplade")

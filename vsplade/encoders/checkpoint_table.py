@@ -101,7 +101,8 @@ def table_from_safetensors(path: str | Path) -> np.ndarray:
     return li_lsr_table(e, w, b)
 
 
-def resolve_files(model: str, files: tuple[str, ...] = (WEIGHTS_FILE, TOKENIZER_FILE)) -> dict[str, Path | None]:
+def resolve_files(model: str, files: tuple[str, ...] = (WEIGHTS_FILE, TOKENIZER_FILE),
+                  required: tuple[str, ...] = (WEIGHTS_FILE,)) -> dict[str, Path | None]:
     """Local dir, or a Hub id fetched with huggingface_hub (cached). Missing optional files -> None."""
     p = Path(model)
     if p.is_dir():
@@ -110,14 +111,18 @@ def resolve_files(model: str, files: tuple[str, ...] = (WEIGHTS_FILE, TOKENIZER_
         raise CheckpointError(f"{model}: not a checkpoint dir (and not a Hub id of the form owner/name)")
     try:
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
     except ImportError:
         raise CheckpointError(f"{model}: not a local dir, and huggingface_hub is not installed to fetch it") from None
     out: dict[str, Path | None] = {}
-    for f in files:
+    for f in sorted(files, key=lambda f: f not in required):  # required files first: fail fast
         try:
             out[f] = Path(hf_hub_download(model, f))
-        except EntryNotFoundError:
+        except LocalEntryNotFoundError:  # offline and not cached: a subclass of EntryNotFoundError
+            if f in required:
+                raise CheckpointError(f"{model}: cannot fetch {f} from the Hub (offline, and not in the cache)") from None
+            out[f] = None
+        except EntryNotFoundError:  # the repo exists but has no such file: optional files may be absent
             out[f] = None
         except Exception as e:  # network, auth, unknown repo: one clear line, no tokens in it
             raise CheckpointError(f"{model}: cannot fetch {f} from the Hub ({type(e).__name__}: {e})") from None
