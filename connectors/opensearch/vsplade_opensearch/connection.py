@@ -1,0 +1,130 @@
+"""Connection settings for one cluster: URL, auth (basic, API key, extra headers), TLS, and
+the only place secrets live. Everything printed about a connection goes through `redact`.
+
+Options come from keyword arguments (the CLI's flags) and fall back to the environment
+(VSPLADE_OPENSEARCH_URL / _USER / _PASSWORD / _API_KEY), so library users get what CLI users get.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from vsplade.engines.base import EngineError
+
+ENV_URL = "VSPLADE_OPENSEARCH_URL"
+ENV_USER = "VSPLADE_OPENSEARCH_USER"
+ENV_PASSWORD = "VSPLADE_OPENSEARCH_PASSWORD"
+ENV_API_KEY = "VSPLADE_OPENSEARCH_API_KEY"
+REDACTED = "***"
+
+
+@dataclass(repr=False)
+class Connection:
+    url: str
+    user: str | None = None
+    password: str | None = None
+    api_key: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    ca_certs: str | None = None
+    insecure: bool = False
+    timeout: float = 60.0
+    pool_size: int = 4
+    compress: bool = False
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> "Connection":
+        url = options.get("url") or os.environ.get(ENV_URL)
+        if not url:
+            raise EngineError(f"the opensearch engine needs --url URL (or {ENV_URL})")
+        user = options.get("user") or os.environ.get(ENV_USER)
+        password = options.get("password") or os.environ.get(ENV_PASSWORD)
+        api_key = options.get("api_key") or os.environ.get(ENV_API_KEY)
+        parts = urlsplit(str(url))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise EngineError(f"--url must look like http(s)://host:port, got {_strip_userinfo(str(url))!r}")
+        if parts.username:  # credentials in the URL: move them out so the URL can be shown
+            user = user or unquote(parts.username)
+            password = password or unquote(parts.password or "")
+        if password and not user:
+            raise EngineError("--password given without --user")
+        headers = dict(options.get("headers") or {})
+        return cls(
+            url=_strip_userinfo(str(url)),
+            user=user,
+            password=password,
+            api_key=api_key,
+            headers=headers,
+            ca_certs=options.get("ca_certs"),
+            insecure=bool(options.get("insecure", False)),
+            timeout=float(options.get("timeout", 60.0)),
+            pool_size=int(options.get("threads", 2)) + 2,
+            compress=bool(options.get("compress", False)),
+        )
+
+    def secrets(self) -> list[str]:
+        out = [s for s in (self.password, self.api_key) if s]
+        if self.api_key:
+            out.append(_api_key_header(self.api_key))
+        if self.user and self.password:
+            out.append(base64.b64encode(f"{self.user}:{self.password}".encode()).decode())
+        out += [v for k, v in self.headers.items() if _secret_header(k)]
+        return sorted(set(out), key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        text = str(text)
+        for s in self.secrets():
+            text = text.replace(s, REDACTED)
+        return text
+
+    def __repr__(self) -> str:
+        auth = "basic" if self.user else "api-key" if self.api_key else "none"
+        return f"Connection(url={self.url!r}, auth={auth}, tls_verify={not self.insecure})"
+
+    def client(self):
+        from opensearchpy import OpenSearch
+
+        headers = dict(self.headers)
+        if self.api_key:
+            headers["Authorization"] = _api_key_header(self.api_key)
+        kwargs: dict[str, Any] = dict(
+            hosts=[self.url],
+            timeout=self.timeout,
+            max_retries=0,  # retries are ours (bulk.py): backoff, and only on retryable errors
+            retry_on_timeout=False,
+            pool_maxsize=self.pool_size,
+            http_compress=self.compress,
+            headers=headers or None,
+        )
+        if self.user:
+            kwargs["http_auth"] = (self.user, self.password or "")
+        if self.url.startswith("https"):
+            kwargs["use_ssl"] = True
+            kwargs["verify_certs"] = not self.insecure
+            kwargs["ssl_show_warn"] = not self.insecure
+            if self.ca_certs:
+                kwargs["ca_certs"] = self.ca_certs
+        return OpenSearch(**kwargs)
+
+
+def _strip_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def _api_key_header(key: str) -> str:
+    # "id:secret" is base64-encoded as the ApiKey scheme wants; an encoded key goes as is
+    if ":" in key:
+        key = base64.b64encode(key.encode()).decode()
+    return f"ApiKey {key}"
+
+
+def _secret_header(name: str) -> bool:
+    n = name.lower()
+    return n in ("authorization", "proxy-authorization", "cookie") or "token" in n or "key" in n or "secret" in n

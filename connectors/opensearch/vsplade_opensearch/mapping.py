@@ -1,0 +1,109 @@
+"""The index layout: mapping, settings and the `_meta` block that says what built the index.
+
+One document per page::
+
+    {"id", "source", "page", "title", "text", "encoder", "encoder_version", "<field>": {term: w}}
+
+`<field>` (default ``vector``) is a ``rank_features`` field whose feature names are the core
+vocabulary's term names (never containing '.', which a rank_feature query cannot address).
+``_meta.vsplade`` holds the writer `info` and the vocabulary / term-naming contract; an index
+whose `_meta` differs is refused (IndexMismatchError) unless the caller asks to recreate it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from vsplade.engines.base import IndexMismatchError
+from vsplade.vocab import TERM_NAMING, VOCAB_SIZE
+
+INDEX_FORMAT = "vsplade-opensearch"
+FORMAT_VERSION = 1
+DEFAULT_FIELD = "vector"
+META_KEY = "vsplade"
+# Set while a bulk job has refresh disabled, so a crashed job's successor restores the right value.
+PENDING_REFRESH_KEY = "restore_refresh_interval"
+UNSET = "__unset__"
+
+METADATA_FIELDS: dict[str, dict] = {
+    "id": {"type": "keyword"},
+    "source": {"type": "keyword"},
+    "page": {"type": "integer"},
+    "title": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
+    "text": {"type": "text"},
+    "encoder": {"type": "keyword"},
+    "encoder_version": {"type": "keyword"},
+}
+
+
+def vsplade_meta(info: Mapping[str, Any], field: str) -> dict:
+    return {
+        "format": INDEX_FORMAT,
+        "version": FORMAT_VERSION,
+        "encoder": dict(info),
+        "vocab_size": VOCAB_SIZE,
+        "term_naming": TERM_NAMING,
+        "field": field,
+    }
+
+
+def index_body(
+    info: Mapping[str, Any],
+    field: str = DEFAULT_FIELD,
+    shards: int | None = 1,
+    replicas: int | None = None,
+    refresh_interval: str | None = None,
+) -> dict:
+    settings: dict[str, Any] = {}
+    if shards is not None:
+        settings["number_of_shards"] = int(shards)
+    if replicas is not None:
+        settings["number_of_replicas"] = int(replicas)
+    if refresh_interval is not None:
+        settings["refresh_interval"] = refresh_interval
+    return {
+        "settings": {"index": settings},
+        "mappings": {
+            "_meta": {META_KEY: vsplade_meta(info, field)},
+            # strict: a typo'd field fails loudly instead of growing the mapping
+            "dynamic": "strict",
+            "properties": {**METADATA_FIELDS, field: {"type": "rank_features"}},
+        },
+    }
+
+
+def mapping_of(get_mapping_response: Mapping[str, Any]) -> dict:
+    """The single index's mapping out of a GET _mapping answer (keyed by concrete index name,
+    which differs from the requested name when that is an alias)."""
+    if len(get_mapping_response) != 1:
+        names = ", ".join(sorted(get_mapping_response))
+        raise IndexMismatchError(f"the name resolves to several indices ({names}); give one index")
+    (entry,) = get_mapping_response.values()
+    return entry.get("mappings", {})
+
+
+def check_compatible(index: str, mapping: Mapping[str, Any], info: Mapping[str, Any], field: str) -> dict:
+    """Raise IndexMismatchError unless `mapping` is a vsplade index built with `info`.
+    Returns the stored vsplade meta."""
+    meta = (mapping.get("_meta") or {}).get(META_KEY)
+    hint = "use another --index or --recreate"
+    if not meta or meta.get("format") != INDEX_FORMAT:
+        raise IndexMismatchError(f"index {index!r} exists and was not created by vsplade (no _meta.{META_KEY}); {hint}")
+    stored_field = meta.get("field", DEFAULT_FIELD)
+    if stored_field != field:
+        raise IndexMismatchError(f"index {index!r} keeps vectors in field {stored_field!r}, not {field!r}; {hint}")
+    ftype = (mapping.get("properties") or {}).get(field, {}).get("type")
+    if ftype != "rank_features":
+        raise IndexMismatchError(f"index {index!r}: field {field!r} is {ftype or 'missing'}, not rank_features; {hint}")
+    for key, want in (("term_naming", TERM_NAMING), ("vocab_size", VOCAB_SIZE)):
+        if meta.get(key) != want:
+            raise IndexMismatchError(f"index {index!r} uses {key}={meta.get(key)!r}, this vsplade writes {want!r}; {hint}")
+    if meta.get("encoder") != dict(info):
+        raise IndexMismatchError(
+            f"index {index!r} holds vectors from encoder {meta.get('encoder')}, not {dict(info)}; {hint}"
+        )
+    return meta
+
+
+def stored_meta(mapping: Mapping[str, Any]) -> dict:
+    return dict((mapping.get("_meta") or {}).get(META_KEY) or {})

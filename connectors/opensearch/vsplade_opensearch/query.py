@@ -1,0 +1,121 @@
+"""{term: weight} -> OpenSearch search bodies.
+
+Default: the standard `rank_feature` query, no plugin needed::
+
+    bool.should[rank_feature{field: "<field>.<term>", linear: {}, boost: w}]
+
+Lucene scores each clause as boost x stored value (FeatureField keeps 9 significant bits of
+the float32) and sums them, so the score is the dot product of the query and the stored page
+vector. `mode="neural_sparse"` sends `neural_sparse{<field>: {query_tokens}}` instead, for
+clusters with the neural-search plugin (same scores, one clause).
+
+Filters (source, page range, extra query clauses) go into `bool.filter`: they select, never
+score. Weights that are not positive and finite are left out; beyond `max_clauses` terms the
+lightest are left out (OpenSearch refuses more than indices.query.bool.max_clause_count).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+DEFAULT_SOURCE = ("id", "source", "page")
+MODES = ("rank_feature", "neural_sparse")
+
+
+@dataclass
+class SearchOptions:
+    sources: Sequence[str] | None = None  # keep pages of these source files only
+    page_min: int | None = None
+    page_max: int | None = None
+    filters: Sequence[Mapping[str, Any]] = field(default_factory=list)  # raw OpenSearch clauses
+    source_fields: Sequence[str] | None = DEFAULT_SOURCE  # None: whole _source; []: none
+
+
+def clean_query(query: Mapping[str, float], max_clauses: int = 1024) -> dict[str, float]:
+    terms = {t: float(w) for t, w in query.items() if w is not None and math.isfinite(w) and w > 0}
+    bad = [t for t in terms if not t or "." in t]
+    if bad:  # cannot come out of the core vocabulary; a rank_feature on "a.b" would match nothing
+        raise ValueError(f"query terms must not contain '.': {bad[:3]}")
+    if len(terms) > max_clauses:
+        terms = dict(sorted(terms.items(), key=lambda kv: (-kv[1], kv[0]))[:max_clauses])
+    return terms
+
+
+def filter_clauses(opts: SearchOptions) -> list[dict]:
+    out: list[dict] = []
+    if opts.sources:
+        srcs = [opts.sources] if isinstance(opts.sources, str) else list(opts.sources)
+        out.append({"terms": {"source": [str(s) for s in srcs]}})
+    if opts.page_min is not None or opts.page_max is not None:
+        rng = {}
+        if opts.page_min is not None:
+            rng["gte"] = int(opts.page_min)
+        if opts.page_max is not None:
+            rng["lte"] = int(opts.page_max)
+        out.append({"range": {"page": rng}})
+    out.extend(dict(f) for f in opts.filters)
+    return out
+
+
+def scoring_clause(terms: Mapping[str, float], field: str, mode: str = "rank_feature", named: bool = False) -> dict:
+    if mode == "neural_sparse":
+        return {"neural_sparse": {field: {"query_tokens": dict(terms)}}}
+    if mode != "rank_feature":
+        raise ValueError(f"query mode must be one of {MODES}, not {mode!r}")
+    should = []
+    for term, w in terms.items():
+        clause: dict[str, Any] = {"field": f"{field}.{term}", "linear": {}, "boost": w}
+        if named:
+            clause["_name"] = term
+        should.append({"rank_feature": clause})
+    return {"bool": {"should": should}}
+
+
+def search_body(
+    query: Mapping[str, float],
+    k: int,
+    field: str = "vector",
+    opts: SearchOptions | None = None,
+    mode: str = "rank_feature",
+    explain: bool = False,
+    max_clauses: int = 1024,
+) -> dict:
+    opts = opts or SearchOptions()
+    terms = clean_query(query, max_clauses)
+    scoring = scoring_clause(terms, field, mode, named=explain and mode == "rank_feature")
+    filters = filter_clauses(opts)
+    # the scoring clause sits in `must` so filters only select; with no filter it stands alone
+    q: dict = {"bool": {"must": [scoring], "filter": filters}} if filters else scoring
+    if not terms:  # nothing to score with: an empty result, as the exact scorer gives
+        q = {"bool": {"must_not": [{"match_all": {}}]}}
+    body: dict[str, Any] = {"size": int(k), "query": q, "track_total_hits": False}
+    fields = None if opts.source_fields is None else list(opts.source_fields)
+    if explain:
+        # the page's stored weights of the query terms: contributions are computed from them
+        extra = [f"{field}.{t}" for t in terms]
+        body["_source"] = {"includes": (fields if fields is not None else ["*"]) + extra}
+    elif fields is not None:
+        body["_source"] = {"includes": fields} if fields else False
+    return body
+
+
+def stored_weights(source: Mapping[str, Any] | None, field: str) -> dict[str, float]:
+    vec = (source or {}).get(field) or {}
+    if isinstance(vec, Mapping):
+        return {str(t): float(w) for t, w in vec.items()}
+    return {}
+
+
+def iter_terms(body: Mapping[str, Any]) -> Iterable[str]:
+    """Terms a body scores with (for tests and debugging)."""
+    q = body["query"]
+    if "bool" in q and "must" in q["bool"]:
+        q = q["bool"]["must"][0]
+    if "neural_sparse" in q:
+        (spec,) = q["neural_sparse"].values()
+        yield from spec["query_tokens"]
+        return
+    for clause in q.get("bool", {}).get("should", []):
+        yield clause["rank_feature"]["field"].split(".", 1)[1]

@@ -1,0 +1,129 @@
+"""OpenSearchSearcher: {term: weight} queries against one vsplade index.
+
+`search(query, k, explain=False, ...)` returns `Hit`s with id, score, source and page. With
+`explain=True` each hit also gets {term: contribution}: the page's stored weight of each
+matched term, rounded as Lucene's FeatureField stores it (9 significant bits), times the
+query weight, in float32, i.e. exactly what each rank_feature clause added to the score.
+`batch_search` sends many queries per `_msearch` request.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from vsplade.engines.base import EngineError, Hit, Searcher
+from vsplade.sparse import feature_field_round
+
+from .connection import Connection
+from .mapping import DEFAULT_FIELD, INDEX_FORMAT, mapping_of, stored_meta
+from .query import DEFAULT_SOURCE, SearchOptions, clean_query, search_body, stored_weights
+
+MSEARCH_GROUP = 64
+
+
+def contributions(query: Mapping[str, float], stored: Mapping[str, float], matched=None) -> dict[str, float]:
+    """Per-term score contributions as Lucene computes them (float32 boost x 9-bit value)."""
+    terms = [t for t in query if t in stored and (matched is None or t in matched)]
+    if not terms:
+        return {}
+    boosts = np.asarray([query[t] for t in terms], dtype=np.float32)
+    values = feature_field_round(np.asarray([stored[t] for t in terms], dtype=np.float32))
+    contrib = (boosts * values).astype(np.float32)
+    out = {t: float(c) for t, c in zip(terms, contrib) if c > 0}
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+class OpenSearchSearcher(Searcher):
+    def __init__(
+        self,
+        conn: Connection,
+        index: str,
+        field: str | None = None,
+        mode: str = "rank_feature",
+        max_clauses: int = 1024,
+        source_fields: Sequence[str] | None = DEFAULT_SOURCE,
+        client=None,
+    ):
+        self.conn = conn
+        self.index = index
+        self.mode = mode
+        self.max_clauses = max_clauses
+        self.source_fields = source_fields
+        self.client = client or conn.client()
+        self.meta = self._call(self._read_meta)
+        self.field = field or self.meta.get("field") or DEFAULT_FIELD
+
+    def _call(self, fn, *args, **kwargs):
+        from opensearchpy.exceptions import NotFoundError, OpenSearchException
+
+        try:
+            return fn(*args, **kwargs)
+        except NotFoundError:
+            raise EngineError(f"opensearch {self.conn.url}: no index {self.index!r}") from None
+        except OpenSearchException as e:
+            raise EngineError(self.conn.redact(f"opensearch {self.conn.url} index {self.index!r}: {e}")) from None
+
+    def _read_meta(self) -> dict:
+        meta = stored_meta(mapping_of(self.client.indices.get_mapping(index=self.index)))
+        if meta and meta.get("format") != INDEX_FORMAT:
+            raise EngineError(f"index {self.index!r}: unknown _meta format {meta.get('format')!r}")
+        return meta
+
+    def index_info(self) -> dict:
+        return dict(self.meta.get("encoder") or {})
+
+    def body(self, query: Mapping[str, float], k: int = 10, explain: bool = False, **options: Any) -> dict:
+        opts = SearchOptions(source_fields=options.pop("source_fields", self.source_fields), **options)
+        return search_body(query, k, self.field, opts, self.mode, explain, self.max_clauses)
+
+    def search(self, query: Mapping[str, float], k: int = 10, explain: bool = False, **options: Any) -> list[Hit]:
+        """options: sources (list of source paths), page_min, page_max, filters (raw clauses),
+        source_fields (None: whole _source)."""
+        body = self.body(query, k, explain, **options)
+        resp = self._call(self.client.search, index=self.index, body=body)
+        return self._hits(resp, query, explain)
+
+    def batch_search(
+        self, queries: Sequence[Mapping[str, float]], k: int = 10, threads: int = 1, explain: bool = False, **options: Any
+    ) -> list[list[Hit]]:
+        groups = [list(queries[i : i + MSEARCH_GROUP]) for i in range(0, len(queries), MSEARCH_GROUP)]
+
+        def run(group):
+            lines: list[dict] = []
+            for q in group:
+                lines += [{}, self.body(q, k, explain, **dict(options))]
+            resp = self._call(self.client.msearch, index=self.index, body=lines)
+            out = []
+            for q, r in zip(group, resp["responses"]):
+                if "error" in r:
+                    raise EngineError(self.conn.redact(f"index {self.index!r}: query failed: {r['error']}"))
+                out.append(self._hits(r, q, explain))
+            return out
+
+        if threads <= 1 or len(groups) <= 1:
+            results = [run(g) for g in groups]
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                results = list(pool.map(run, groups))
+        return [hits for group in results for hits in group]
+
+    def _hits(self, resp: Mapping[str, Any], query: Mapping[str, float], explain: bool) -> list[Hit]:
+        hits = []
+        terms = clean_query(query, self.max_clauses) if explain else None
+        for h in resp["hits"]["hits"]:
+            src = h.get("_source") or {}
+            hit = Hit(str(src.get("id", h["_id"])), float(h["_score"]), src.get("source"), src.get("page"))
+            if explain:
+                matched = h.get("matched_queries")
+                hit.explain = contributions(terms, stored_weights(src, self.field), matched)
+            hits.append(hit)
+        return hits
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:  # noqa: BLE001 - closing idle HTTP pools cannot fail meaningfully
+            pass

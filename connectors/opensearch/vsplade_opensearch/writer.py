@@ -1,0 +1,244 @@
+"""OpenSearchWriter: the IndexWriter that streams SparseBatches into one index.
+
+Opening: create the index (mapping.py) or check that the existing one was built with the
+same encoder / vocabulary (IndexMismatchError otherwise, unless `recreate`). While writing,
+`refresh_interval` is -1 (no refresh work during the bulk); the value to restore is kept in
+the index `_meta` so that a crashed job's successor restores the user's setting, not -1.
+Closing: flush, restore refresh, refresh once, and check that the index is still the one
+opened (a server that lost it and had it auto-created by `_bulk` is reported, not hidden).
+
+Resume: `done_ids()` lists the ids already in the index (after a refresh, so documents of a
+crashed run that were never refreshed count). Re-sending a page overwrites it by id.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, Mapping
+
+from vsplade.engines.base import EngineError, IndexMismatchError, IndexSummary, IndexWriter
+from vsplade.sparse import SparseBatch
+from vsplade.vocab import Vocabulary
+
+from .bulk import BulkError, BulkSender
+from .connection import Connection
+from .documents import DocumentBuilder
+from .mapping import (
+    META_KEY,
+    PENDING_REFRESH_KEY,
+    UNSET,
+    check_compatible,
+    index_body,
+    mapping_of,
+    stored_meta,
+)
+
+log = logging.getLogger(__name__)
+SCAN_PAGE = 5000
+
+
+class OpenSearchWriter(IndexWriter):
+    def __init__(
+        self,
+        conn: Connection,
+        index: str,
+        info: Mapping[str, Any],
+        recreate: bool = False,
+        field: str = "vector",
+        shards: int | None = 1,
+        replicas: int | None = None,
+        threads: int = 2,
+        chunk_docs: int = 500,
+        chunk_bytes: int = 8 << 20,
+        max_retries: int = 10,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        snippet_chars: int = 500,
+        progress: bool | None = None,
+        vocab: Vocabulary | None = None,
+        client=None,
+    ):
+        self.conn = conn
+        self.index = index
+        self.info = dict(info)
+        self.field = field
+        self.client = client or conn.client()
+        self.summary = IndexSummary()
+        self._closed = False
+        self._refresh_disabled = False
+        self._call(self._open, recreate, shards, replicas)
+        self.builder = DocumentBuilder(None, self.info, vocab=vocab, field=field, snippet_chars=snippet_chars)
+        self._bar = _progress_bar(index, progress)
+        self.sender = BulkSender(
+            self.client,
+            index,
+            redact=conn.redact,
+            threads=threads,
+            chunk_docs=chunk_docs,
+            chunk_bytes=chunk_bytes,
+            max_retries=max_retries,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            check_index=self._check_same_index,
+            on_ack=self._bar.update,
+        )
+
+    # ---- helpers -------------------------------------------------------------------
+    def _call(self, fn, *args):
+        """Run a cluster call, turning client errors into EngineError with secrets removed."""
+        from opensearchpy.exceptions import OpenSearchException
+
+        try:
+            return fn(*args)
+        except (EngineError, IndexMismatchError):
+            raise
+        except OpenSearchException as e:
+            raise EngineError(self.conn.redact(f"opensearch {self.conn.url} index {self.index!r}: {e}")) from None
+
+    def _uuid(self) -> str:
+        settings = self.client.indices.get_settings(index=self.index)
+        (entry,) = settings.values()
+        return entry["settings"]["index"].get("uuid", "")
+
+    def _refresh_setting(self) -> str | None:
+        settings = self.client.indices.get_settings(index=self.index)
+        (entry,) = settings.values()
+        return entry["settings"]["index"].get("refresh_interval")
+
+    def _put_meta(self, meta: dict) -> None:
+        self.client.indices.put_mapping(index=self.index, body={"_meta": {META_KEY: meta}})
+
+    def _open(self, recreate: bool, shards, replicas) -> None:
+        from opensearchpy.exceptions import NotFoundError
+
+        c = self.client
+        if recreate and c.indices.exists(index=self.index):
+            c.indices.delete(index=self.index)
+        try:
+            mapping = mapping_of(c.indices.get_mapping(index=self.index))
+        except NotFoundError:
+            mapping = None
+        if mapping is None:
+            body = index_body(self.info, self.field, shards, replicas, refresh_interval="-1")
+            body["mappings"]["_meta"][META_KEY][PENDING_REFRESH_KEY] = UNSET
+            c.indices.create(index=self.index, body=body)
+            self.meta = stored_meta(body["mappings"])
+        else:
+            self.meta = check_compatible(self.index, mapping, self.info, self.field)
+            if PENDING_REFRESH_KEY not in self.meta:  # else: a crashed job left it; keep its value
+                current = self._refresh_setting()
+                self.meta[PENDING_REFRESH_KEY] = UNSET if current is None else current
+                self._put_meta(self.meta)
+            c.indices.put_settings(index=self.index, body={"index": {"refresh_interval": "-1"}})
+        self._refresh_disabled = True
+        self._index_uuid = self._uuid()
+
+    def _restore_refresh(self) -> None:
+        if not self._refresh_disabled:
+            return
+        restore = self.meta.pop(PENDING_REFRESH_KEY, UNSET)
+        value = None if restore == UNSET else restore  # None resets to the cluster default
+        self.client.indices.put_settings(index=self.index, body={"index": {"refresh_interval": value}})
+        self._put_meta(self.meta)
+        self._refresh_disabled = False
+
+    def _check_same_index(self) -> None:
+        from opensearchpy.exceptions import NotFoundError
+
+        try:
+            uuid = self._uuid()
+        except NotFoundError:
+            raise BulkError(
+                f"index {self.index!r} disappeared during the bulk (server restarted without its data?); "
+                "re-run the same command to rebuild it"
+            ) from None
+        if uuid != self._index_uuid:
+            raise BulkError(
+                f"index {self.index!r} was replaced during the bulk (uuid {self._index_uuid} -> {uuid}); "
+                "re-run with --recreate"
+            )
+
+    # ---- IndexWriter ---------------------------------------------------------------
+    def done_ids(self) -> set[str]:
+        return self._call(self._done_ids)
+
+    def _done_ids(self) -> set[str]:
+        self.client.indices.refresh(index=self.index)
+        done: set[str] = set()
+        after = None
+        while True:
+            body: dict[str, Any] = {
+                "size": SCAN_PAGE,
+                "_source": False,
+                "sort": [{"id": "asc"}],
+                "query": {"match_all": {}},
+            }
+            if after is not None:
+                body["search_after"] = after
+            hits = self.client.search(index=self.index, body=body)["hits"]["hits"]
+            done.update(h["_id"] for h in hits)
+            if len(hits) < SCAN_PAGE:
+                return done
+            after = hits[-1]["sort"]
+
+    def add(self, batch: SparseBatch) -> None:
+        if self._closed:
+            raise EngineError("writer is closed")
+        if not len(batch):
+            return
+        built = self.builder.build(batch)
+        self.summary.empty += built.empty
+        self.summary.dropped_weights += built.dropped
+        self.summary.failures.extend(built.failures)
+        if built.failures:
+            self._bar.update(len(built.failures))
+        self._call(self.sender.add, built.ids, built.lines)
+
+    def close(self) -> IndexSummary:
+        if self._closed:
+            return self.summary
+        try:
+            self._call(self.sender.close)
+            self._call(self._check_same_index)
+            self._call(self._restore_refresh)
+            self._call(lambda: self.client.indices.refresh(index=self.index))
+            count = self._call(lambda: self.client.count(index=self.index)["count"])
+        finally:
+            self._closed = True
+            self._bar.close()
+        stats = self.sender.stats
+        self.summary.indexed += stats.acked
+        self.summary.failures.extend(stats.failures)
+        self.summary.extra.update(
+            index=self.index, docs_in_index=count, bulk_requests=stats.requests, bulk_retries=stats.retries
+        )
+        return self.summary
+
+    def abort(self) -> None:
+        """Stop sending; what the cluster acknowledged stays for a resume. Refresh is
+        restored when the cluster is reachable (else the next run restores it)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._bar.close()
+        try:
+            self.sender.close(wait=False)
+        except Exception:  # noqa: BLE001 - aborting after another error; keep that one
+            pass
+        try:
+            self._restore_refresh()
+        except Exception as e:  # noqa: BLE001
+            log.warning("could not restore refresh_interval on %r: %s", self.index, self.conn.redact(str(e)))
+
+
+def _progress_bar(index: str, progress: bool | None):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        desc=f"opensearch {index}",
+        unit="page",
+        dynamic_ncols=True,
+        file=sys.stderr,
+        disable=False if progress else (None if progress is None else True),
+    )
