@@ -6,7 +6,7 @@ and Lucene's ``DelimitedTermFrequencyTokenFilter`` (analysis-common, inside the 
 turns it into the term with that term frequency, so the cost grows with the number of
 non-zeros. The resulting postings (term, doc, freq) are what the JsonVectorCollection route
 produces, in the same field (``contents``, DOCS_AND_FREQS, norms from ImpactSimilarity), with
-the same ``id`` fields, so Pyserini's ``LuceneImpactSearcher`` reads it unchanged.
+the same ``id`` fields (stored + BINARY doc values, as Anserini 1.7 writes them), so Pyserini's ``LuceneImpactSearcher`` reads it unchanged.
 
 Delimiter safety: the filter splits each token at its FIRST '|', and term names never contain
 '|' (nor whitespace, which the tokenizer splits on): vsplade.vocab percent-escapes both.
@@ -158,7 +158,8 @@ class DirectImpactWriter(IndexWriter):
         J = jvm.classes()
         self._doc = J.Document()
         self._f_id = J.StringField(ID_FIELD, "", J.Store.YES)
-        self._f_sort = J.SortedDocValuesField(ID_FIELD, J.BytesRef(b""))  # Pyserini breaks ties by id
+        # Anserini 1.7 stores the id as BINARY doc values and sorts on them to break score ties
+        self._f_sort = J.BinaryDocValuesField(ID_FIELD, J.BytesRef(b""))
         self._f_raw = J.StoredField(RAW_FIELD, "{}")
         self._f_contents = J.Field(CONTENTS_FIELD, J.String(""), contents_field_type(), signature=_CHARSEQ_FIELD)
         for f in (self._f_id, self._f_sort, self._f_raw, self._f_contents):

@@ -188,7 +188,7 @@ _CLASS_NAMES = {
     "Store": "org.apache.lucene.document.Field$Store",
     "StringField": "org.apache.lucene.document.StringField",
     "StoredField": "org.apache.lucene.document.StoredField",
-    "SortedDocValuesField": "org.apache.lucene.document.SortedDocValuesField",
+    "BinaryDocValuesField": "org.apache.lucene.document.BinaryDocValuesField",
     "BytesRef": "org.apache.lucene.util.BytesRef",
     "CustomAnalyzer": "org.apache.lucene.analysis.custom.CustomAnalyzer",
     "WhitespaceAnalyzer": "org.apache.lucene.analysis.core.WhitespaceAnalyzer",
