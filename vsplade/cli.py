@@ -79,12 +79,11 @@ def _report(report, as_json: bool) -> int:
     return EXIT_OK if report.ok else EXIT_PARTIAL
 
 
-def _load_encoder(model: str, batch_size: Optional[int], device: Optional[str]):
+def _load_encoder(model: str, batch_size: Optional[int], device: Optional[str],
+                  top_k: Optional[int] = None, threshold: Optional[float] = None):
     from .encoders import ModelError, load_encoder
 
-    opts = {}
-    if device:
-        opts["device"] = device
+    opts = {k: v for k, v in {"device": device, "top_k": top_k, "threshold": threshold}.items() if v is not None}
     try:
         enc = load_encoder(model, **opts)
     except (ModelError, OSError, ValueError) as e:
@@ -102,6 +101,8 @@ def encode(
     dpi: int = typer.Option(144, help="PDF render resolution."),
     batch_size: Optional[int] = typer.Option(None, help="Pages per encoder batch."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (neural encoder)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k largest weights per page (neural encoder)."),
+    threshold: Optional[float] = typer.Option(None, help="Drop weights below this value (neural encoder)."),
     recreate: bool = typer.Option(False, help="Delete OUT first instead of resuming."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
@@ -110,7 +111,7 @@ def encode(
     from .engines import IndexMismatchError
     from .pipeline import index_pages
 
-    enc = _load_encoder(model, batch_size, device)
+    enc = _load_encoder(model, batch_size, device, top_k, threshold)
     try:
         report = index_pages(
             inputs, enc, lambda info: EncodedDirWriter(out, info, recreate=recreate), model, dpi=dpi
@@ -135,6 +136,8 @@ def index(
     dpi: int = typer.Option(144, help="PDF render resolution."),
     batch_size: Optional[int] = typer.Option(None, help="Pages per encoder batch."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (neural encoder)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k largest weights per page (neural encoder)."),
+    threshold: Optional[float] = typer.Option(None, help="Drop weights below this value (neural encoder)."),
     recreate: bool = typer.Option(False, help="Drop the index first instead of resuming / refusing."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
@@ -152,7 +155,7 @@ def index(
         else:
             if not model:
                 _fail("--model is required unless INPUT is an encoded dir (use --model lexical for text layers)")
-            enc = _load_encoder(model, batch_size, device)
+            enc = _load_encoder(model, batch_size, device, top_k, threshold)
             report = index_pages(inputs, enc, open_writer, model, dpi=dpi)
     except (EngineError, EncodedDirError) as e:
         _fail(str(e))

@@ -83,3 +83,8 @@ def test_bundle_and_inspect(tmp_path, pdf_dir):
     assert out["nnz"] > 50 and out["max"] == out["top_tokens"][0][1]
     q = out["queries"][0]
     assert q["score"] > 0 and q["score"] >= sum(c for _, c in q["top_matches"]) - 1e-9
+
+
+def test_pruning_flags_are_refused_for_the_lexical_encoder(tmp_path, good_inputs):
+    r = run("encode", good_inputs, "--model", "lexical", "--out", tmp_path / "e", "--top-k", "10")
+    assert r.exit_code == 2 and "top_k" in r.output and "V-SPLADE" in r.output

@@ -25,10 +25,11 @@ class ModelError(ValueError):
 
 
 def load_encoder(model: str, **options: Any) -> DocumentEncoder:
-    if model == LEXICAL:
-        return LexicalEncoder(idf="corpus")
-    if model == LEXICAL_NO_IDF:
-        return LexicalEncoder(idf="none")
+    if model in (LEXICAL, LEXICAL_NO_IDF):
+        pruning = sorted(k for k in ("top_k", "threshold") if options.get(k) is not None)
+        if pruning:
+            raise ModelError(f"{', '.join(pruning)}: pruning applies to the V-SPLADE encoder, not {model}")
+        return LexicalEncoder(idf="corpus" if model == LEXICAL else "none")
     if is_bundle(model):
         raise ModelError(f"{model} is a query-side model bundle; document encoding needs the checkpoint")
     try:
