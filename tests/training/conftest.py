@@ -94,3 +94,15 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
         model.mlm.projection_head.norm.bias.normal_(0, 0.5)
         model.query_head.projection.bias.fill_(-1.0)
     return export_checkpoint(model.eval(), tmp_path_factory.mktemp("tiny_vsplade"), TOKENIZER, dtype=torch.float32)
+
+
+@pytest.fixture
+def beir_writer():
+    """write_beir(root, corpus, queries, qrels[, image_feature]) for tests that build broken sets."""
+    return write_beir
+
+
+@pytest.fixture
+def sample_tables():
+    """Fresh (corpus, queries, qrels) column dicts of vidore_samples in the ViDoRe v2 layout."""
+    return samples_tables()
