@@ -149,8 +149,12 @@ class VSpladeTrainModel(nn.Module):
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None, **_ignored):
         # non-reentrant (spec section 5); the Trainer may pass options meant for other models
-        self.vsplade.mlm.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs=gradient_checkpointing_kwargs or {"use_reentrant": False})
+        kwargs = gradient_checkpointing_kwargs or {"use_reentrant": False}
+        mlm = self.vsplade.mlm
+        if hasattr(mlm, "activation_checkpointing_enable"):  # transformers >= 5 name
+            mlm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            mlm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
     def query_table(self) -> torch.Tensor:
         return self.vsplade.query_head.table()
