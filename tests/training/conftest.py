@@ -106,3 +106,41 @@ def beir_writer():
 def sample_tables():
     """Fresh (corpus, queries, qrels) column dicts of vidore_samples in the ViDoRe v2 layout."""
     return samples_tables()
+
+
+@pytest.fixture(scope="session")
+def osmem_url(tmp_path_factory):
+    """A real OpenSearch-API server (osmem-server) on 127.0.0.1 for the engine comparison;
+    VSPLADE_OPENSEARCH_URL points the test at a real cluster instead."""
+    url = os.environ.get("VSPLADE_OPENSEARCH_URL")
+    if url:
+        yield url
+        return
+    osmem = pytest.importorskip("osmem_server", reason="osmem-server is not installed (pip install osmem-server)")
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path_factory.mktemp("osmem") / "server.log", "ab")
+    # stdin stays an open pipe: osmem exits when it closes; --parent-pid ends it with pytest
+    proc = subprocess.Popen([osmem.resolve_binary(), "--addr", f"127.0.0.1:{port}", "--no-ja", "--parent-pid",
+                             str(os.getpid())], stdin=subprocess.PIPE, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/", timeout=2):
+                break
+        except Exception:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"osmem-server did not start on {url} (see {log.name})")
+            time.sleep(0.1)
+    yield url
+    proc.kill()
+    proc.wait(10)
+    log.close()
