@@ -114,3 +114,12 @@ def test_not_a_dataset_dir(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="not an evaluation set"):
         load_eval_dataset(str(tmp_path / "empty"), hub=False)
+
+
+def test_hub_set_unreachable_offline_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(DatasetError, match=r"biomedical_lectures_eng_v2: not found on the Hub \(vidore/biomedical_lectures_eng_v2, "
+                                           r"vidore/biomedical_lectures_v2\)"):
+        load_eval_dataset("biomedical_lectures_v2", tmp_path, hub=True)

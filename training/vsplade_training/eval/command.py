@@ -67,6 +67,9 @@ def eval_command(
     from .runner import EvalConfig, evaluate
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # one warning per image page without a text layer would drown the output: the summary line
+    # and report.json count the empty pages instead
+    logging.getLogger("vsplade.encoders.lexical").setLevel(logging.ERROR)
     try:
         opts = _parse_options(engine_option)
     except ValueError as e:
@@ -76,6 +79,7 @@ def eval_command(
         opts["url"] = url
     if engine == "opensearch":
         opts["index_prefix"] = index_prefix
+        opts.setdefault("progress", progress)
     enc_opts = {k: v for k, v in (("device", device),) if v is not None}
     if batch_size and model != "lexical":
         enc_opts["batch_size"] = batch_size
@@ -91,7 +95,8 @@ def eval_command(
         t = r["timings_s"]
         typer.echo(
             f"{name}: ndcg@5 {r['ndcg_at_5']:.4f} ndcg@10 {r['ndcg_at_10']:.4f} recall@100 {r['recall_at_100']:.4f} "
-            f"flops {r['eval_flops']:.3f} | pages {r['num_pages']} queries {r['num_queries']} | encode "
+            f"flops {r['eval_flops']:.3f} | pages {r['num_pages']} ({r['empty_pages']} empty) queries "
+            f"{r['num_queries']} | encode "
             f"{t['encode_corpus']:.1f}s index {t['index']:.1f}s search {t['search']:.2f}s "
             f"(p50 {r['latency'].get('p50_ms', 0):.2f} ms)", err=json_out)
 

@@ -112,9 +112,9 @@ def load_eval_dataset(
         if not hub:
             where = f" or under {data_dir}" if data_dir else ""
             raise DatasetError(f"{spec}: not found{where} (tried {', '.join(spellings)})")
-        return load_hub([f"{HUB_ORG}/{s}" for s in spellings], canon, text_column, data_dir)
+        return load_hub([f"{HUB_ORG}/{s}" for s in spellings], canon, text_column)
     if "/" in spec and not spec.startswith((".", "/")) and hub:
-        return load_hub([spec], canon, text_column, data_dir)
+        return load_hub([spec], canon, text_column)
     known = ", ".join([VIDORE_V2_ALL, *VIDORE_V2])
     raise DatasetError(f"{spec}: no such path, and not a ViDoRe v2 name ({known}) or a Hub id")
 
@@ -183,7 +183,7 @@ def _dict_tables(dd, name: str, origin: str) -> dict:
     return out
 
 
-def load_hub(repos: Sequence[str], name: str, text_column: str | None = None, cache_dir=None) -> EvalDataset:
+def load_hub(repos: Sequence[str], name: str, text_column: str | None = None) -> EvalDataset:
     """Tables from the Hub: each of corpus/queries/qrels tried as data_dir, then as a config
     name, on split test then train; the first repo spelling that has all three wins."""
     from datasets import load_dataset

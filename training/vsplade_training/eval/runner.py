@@ -157,6 +157,6 @@ def evaluate_dataset(ds: EvalDataset, cfg: EvalConfig, work: Path, res_dir: Path
             "open": round(er.open_seconds, 4),
             "search": round(er.search_seconds, 4),
         },
-        "warnings": corpus.warnings[:20] + ([f"... {len(corpus.warnings) - 20} more"] if len(corpus.warnings) > 20 else []),
+        "warnings": corpus.warnings[:5] + ([f"... {len(corpus.warnings) - 5} more"] if len(corpus.warnings) > 5 else []),
     }
     return m, rep
