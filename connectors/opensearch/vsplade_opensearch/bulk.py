@@ -24,6 +24,8 @@ from typing import Callable
 
 from vsplade.engines.base import EngineError
 
+from .connection import describe_error
+
 RETRY_STATUS = frozenset({429, 502, 503, 504})
 
 
@@ -38,6 +40,7 @@ class BulkStats:
     requests: int = 0
     retries: int = 0
     bytes_sent: int = 0
+    max_request_bytes: int = 0
 
 
 def _is_connection_error(exc: Exception) -> bool:
@@ -93,6 +96,10 @@ class BulkSender:
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vsplade-bulk")
         self._futures: set[Future] = set()
         self._error: BaseException | None = None
+        # set by any worker's connection error: until the index is verified again, no worker
+        # sends (a fresh chunk after a restart would otherwise auto-create the index)
+        self._suspect = threading.Event()
+        self._fatal = threading.Event()
         self._ids: list[str] = []
         self._lines: list[bytes] = []
         self._bytes = 0
@@ -174,27 +181,36 @@ class BulkSender:
                 with self._lock:
                     self.stats.retries += 1
             attempt += 1
+            if self._fatal.is_set():
+                raise BulkError(f"bulk to index {self.index!r} stopped after an earlier error")
             try:
-                if verify_index and self.check_index is not None:
-                    self.check_index()  # raises BulkError if the index is gone or replaced
+                if (verify_index or self._suspect.is_set()) and self.check_index is not None:
+                    try:
+                        self.check_index()  # raises BulkError if the index is gone or replaced
+                    except BulkError:
+                        self._fatal.set()
+                        raise
+                    self._suspect.clear()
                 verify_index = False
                 body = b"".join(lines[i] for i in pending)
                 with self._lock:
                     self.stats.requests += 1
                     self.stats.bytes_sent += len(body)
+                    self.stats.max_request_bytes = max(self.stats.max_request_bytes, len(body))
                 resp = self.client.bulk(body=body, index=self.index)
             except BulkError:
                 raise
             except Exception as exc:  # noqa: BLE001 - classified below
                 if _is_connection_error(exc):
                     verify_index = True
+                    self._suspect.set()
                     last_problem = f"connection error: {type(exc).__name__}"
                     continue
                 status = _status(exc)
                 if isinstance(exc, TransportError) and status in RETRY_STATUS:
                     last_problem = f"HTTP {status}"
                     continue
-                raise BulkError(self.redact(f"bulk to index {self.index!r} failed: {exc}")) from None
+                raise BulkError(self.redact(f"bulk to index {self.index!r} failed: {describe_error(exc)}")) from None
             retry: list[int] = []
             acked = 0
             failed: list[tuple[str, str]] = []

@@ -128,3 +128,20 @@ def _api_key_header(key: str) -> str:
 def _secret_header(name: str) -> bool:
     n = name.lower()
     return n in ("authorization", "proxy-authorization", "cookie") or "token" in n or "key" in n or "secret" in n
+
+
+def describe_error(exc: Exception) -> str:
+    """One line about a client exception: HTTP status, error type and the server's reason
+    (which may quote what we sent: always pass the result through `Connection.redact`)."""
+    status = getattr(exc, "status_code", None)
+    info = getattr(exc, "info", None)
+    if isinstance(status, int) and isinstance(info, dict):
+        err = info.get("error")
+        if isinstance(err, dict):
+            cause = (err.get("root_cause") or [{}])[0] if isinstance(err.get("root_cause"), list) else {}
+            reason = err.get("reason") or cause.get("reason")
+            return f"HTTP {status} {err.get('type')}: {reason}"
+        return f"HTTP {status}: {err or info}"
+    if isinstance(status, int):
+        return f"HTTP {status}: {getattr(exc, 'error', exc)}"
+    return f"{type(exc).__name__}: {getattr(exc, 'info', None) or exc}"

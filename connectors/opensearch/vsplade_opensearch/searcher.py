@@ -17,7 +17,7 @@ import numpy as np
 from vsplade.engines.base import EngineError, Hit, Searcher
 from vsplade.sparse import feature_field_round
 
-from .connection import Connection
+from .connection import Connection, describe_error
 from .mapping import DEFAULT_FIELD, INDEX_FORMAT, mapping_of, stored_meta
 from .query import DEFAULT_SOURCE, SearchOptions, clean_query, search_body, stored_weights
 
@@ -64,7 +64,7 @@ class OpenSearchSearcher(Searcher):
         except NotFoundError:
             raise EngineError(f"opensearch {self.conn.url}: no index {self.index!r}") from None
         except OpenSearchException as e:
-            raise EngineError(self.conn.redact(f"opensearch {self.conn.url} index {self.index!r}: {e}")) from None
+            raise EngineError(self.conn.redact(f"opensearch {self.conn.url} index {self.index!r}: {describe_error(e)}")) from None
 
     def _read_meta(self) -> dict:
         meta = stored_meta(mapping_of(self.client.indices.get_mapping(index=self.index)))

@@ -22,7 +22,7 @@ from vsplade.sparse import SparseBatch
 from vsplade.vocab import Vocabulary
 
 from .bulk import BulkError, BulkSender
-from .connection import Connection
+from .connection import Connection, describe_error
 from .documents import DocumentBuilder
 from .mapping import (
     META_KEY,
@@ -94,7 +94,7 @@ class OpenSearchWriter(IndexWriter):
         except (EngineError, IndexMismatchError):
             raise
         except OpenSearchException as e:
-            raise EngineError(self.conn.redact(f"opensearch {self.conn.url} index {self.index!r}: {e}")) from None
+            raise EngineError(self.conn.redact(f"opensearch {self.conn.url} index {self.index!r}: {describe_error(e)}")) from None
 
     def _uuid(self) -> str:
         settings = self.client.indices.get_settings(index=self.index)
@@ -126,7 +126,7 @@ class OpenSearchWriter(IndexWriter):
             self.meta = stored_meta(body["mappings"])
         else:
             self.meta = check_compatible(self.index, mapping, self.info, self.field)
-            if PENDING_REFRESH_KEY not in self.meta:  # else: a crashed job left it; keep its value
+            if self.meta.get(PENDING_REFRESH_KEY) is None:  # else: a crashed job left it; keep its value
                 current = self._refresh_setting()
                 self.meta[PENDING_REFRESH_KEY] = UNSET if current is None else current
                 self._put_meta(self.meta)
@@ -137,9 +137,11 @@ class OpenSearchWriter(IndexWriter):
     def _restore_refresh(self) -> None:
         if not self._refresh_disabled:
             return
-        restore = self.meta.pop(PENDING_REFRESH_KEY, UNSET)
+        restore = self.meta.get(PENDING_REFRESH_KEY) or UNSET
         value = None if restore == UNSET else restore  # None resets to the cluster default
         self.client.indices.put_settings(index=self.index, body={"index": {"refresh_interval": value}})
+        # set to null rather than removed: some servers merge _meta updates key by key
+        self.meta[PENDING_REFRESH_KEY] = None
         self._put_meta(self.meta)
         self._refresh_disabled = False
 
@@ -211,7 +213,8 @@ class OpenSearchWriter(IndexWriter):
         self.summary.indexed += stats.acked
         self.summary.failures.extend(stats.failures)
         self.summary.extra.update(
-            index=self.index, docs_in_index=count, bulk_requests=stats.requests, bulk_retries=stats.retries
+            index=self.index, docs_in_index=count, bulk_requests=stats.requests, bulk_retries=stats.retries,
+            bulk_bytes=stats.bytes_sent, max_request_bytes=stats.max_request_bytes,
         )
         return self.summary
 
