@@ -87,17 +87,25 @@ def open_index_writer(path: Path, analyzer, ram_buffer_mb: float, create: bool):
 
 
 class TermStrings:
-    """Per-vocabulary 'term|' prefixes and cached decimal strings, to build contents fast."""
+    """'term|' prefixes and 'impact ' suffixes as numpy object arrays, so a page's contents
+    string is two fancy-indexing gathers and one join (C loops; ~2x faster than a list
+    comprehension over the mostly non-ASCII term names)."""
+
+    NUMBERS = 4096
 
     def __init__(self, vocab: Vocabulary):
-        self.prefix = [t + DELIMITER for t in vocab.terms]
-        self.numbers = [str(i) for i in range(4096)]
+        self.prefix = np.array([t + DELIMITER for t in vocab.terms], dtype=object)
+        self.numbers = np.array([f"{i} " for i in range(self.NUMBERS)], dtype=object)
 
     def contents(self, idx: np.ndarray, vals: np.ndarray) -> str:
-        pre, num = self.prefix, self.numbers
-        if len(vals) and vals.max() >= len(num):
-            return " ".join([pre[i] + str(v) for i, v in zip(idx.tolist(), vals.tolist())])
-        return " ".join([pre[i] + num[v] for i, v in zip(idx.tolist(), vals.tolist())])
+        if len(vals) == 0:
+            return ""
+        if vals.max() >= self.NUMBERS:  # huge impacts (large scale): rare, plain path
+            return " ".join(f"{t}{v}" for t, v in zip(self.prefix[idx], vals.tolist()))
+        parts = np.empty(2 * len(idx), dtype=object)
+        parts[0::2] = self.prefix[idx]
+        parts[1::2] = self.numbers[vals]
+        return "".join(parts)
 
 
 class DirectImpactWriter(IndexWriter):

@@ -1,0 +1,227 @@
+"""Lucene connector benchmark: indexing speed (direct path vs Pyserini's JsonVectorCollection
+CLI), search latency (ours, Pyserini's LuceneImpactSearcher, the exact scorer, Seismic), index
+size, and the ranking loss of integer quantization. Prints markdown tables.
+
+    python benchmarks/lucene.py --docs 100000 --queries 300 [--skip-jsonvector] [--skip-seismic]
+
+Synthetic corpus with V-SPLADE statistics: ~550 non-zeros per page over the 50,368 terms,
+Zipf-like term frequencies, weights up to ~2. Queries: ~15 terms from the same distribution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from vsplade.engines.memory import ExactScorer
+from vsplade.sparse import SparseBatch, quantize_impacts, quantize_query_impacts
+from vsplade.vocab import default_vocabulary
+
+
+def synthetic(n: int, nnz: int, seed: int, vocab_size: int) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(vocab_size)
+    p = 1.0 / (np.arange(vocab_size) + 20.0) ** 1.05
+    p /= p.sum()
+    indptr = [0]
+    cols, vals = [], []
+    for _ in range(n):
+        k = int(rng.integers(int(nnz * 0.8), int(nnz * 1.2)))
+        c = np.unique(perm[rng.choice(vocab_size, int(k * 1.15), p=p)])[:k]
+        cols.append(c)
+        vals.append(np.minimum(2.2, np.exp(rng.normal(-1.3, 0.8, len(c)))).astype(np.float32))
+        indptr.append(indptr[-1] + len(c))
+    return sp.csr_matrix((np.concatenate(vals), np.concatenate(cols), np.array(indptr)), shape=(n, vocab_size))
+
+
+def queries_from(n: int, terms: int, seed: int, vocab) -> list[dict]:
+    m = synthetic(n, terms, seed, vocab.size)
+    out = []
+    for r in range(n):
+        s, e = m.indptr[r], m.indptr[r + 1]
+        rng = np.random.default_rng(seed + r)
+        out.append({vocab.terms[int(c)]: float(w) for c, w in zip(m.indices[s:e], rng.uniform(0.2, 2.0, e - s))})
+    return out
+
+
+def pct(xs, q):
+    return float(np.percentile(np.asarray(xs) * 1000, q))
+
+
+def time_each(fn, queries, warm=20):
+    for q in queries[:warm]:
+        fn(q)
+    ts = []
+    for q in queries:
+        t = time.perf_counter()
+        fn(q)
+        ts.append(time.perf_counter() - t)
+    return pct(ts, 50), pct(ts, 99)
+
+
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", type=int, default=100_000)
+    ap.add_argument("--nnz", type=int, default=550)
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--query-terms", type=int, default=15)
+    ap.add_argument("--scale", type=float, default=100.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-jsonvector", action="store_true")
+    ap.add_argument("--skip-seismic", action="store_true")
+    ap.add_argument("--workdir", default=None)
+    args = ap.parse_args()
+
+    from vsplade_lucene import LuceneEngine, jvm
+
+    vocab = default_vocabulary()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="vsplade-bench-lucene-"))
+    print(f"# Lucene connector benchmark: {args.docs} pages x ~{args.nnz} nnz, {args.queries} queries x "
+          f"~{args.query_terms} terms, scale {args.scale}", flush=True)
+    t = time.perf_counter()
+    m = synthetic(args.docs, args.nnz, 0, vocab.size)
+    ids = [f"p{i}" for i in range(args.docs)]
+    meta = [{"id": d, "source": f"doc{i // 20}.pdf", "page": i % 20 + 1} for i, d in enumerate(ids)]
+    corpus = SparseBatch(m, ids, meta)
+    queries = queries_from(args.queries, args.query_terms, 1, vocab)
+    print(f"corpus generated in {time.perf_counter() - t:.1f}s: {m.nnz / args.docs:.0f} nnz/page, "
+          f"max weight {m.data.max():.2f}", file=sys.stderr, flush=True)
+
+    # -- indexing -----------------------------------------------------------------------------
+    rows = []
+    direct = work / "direct"
+    eng = LuceneEngine(str(direct), scale=args.scale, threads=args.threads)
+    t = time.perf_counter()
+    with eng.writer({"name": "bench"}, recreate=True) as w:
+        for s in range(0, args.docs, 1024):
+            w.add(corpus.select(range(s, min(s + 1024, args.docs))))
+    secs = time.perf_counter() - t
+    rows.append(("direct (ours, 1 writer thread)", secs, args.docs / secs))
+    print(f"direct: {secs:.1f}s", file=sys.stderr, flush=True)
+    if not args.skip_jsonvector:
+        from vsplade_lucene.jsonvector import export, index_collection
+
+        coll = work / "jsonvector"
+        shutil.rmtree(coll, ignore_errors=True)
+        t = time.perf_counter()
+        export((corpus.select(range(s, min(s + 4096, args.docs))) for s in range(0, args.docs, 4096)), coll,
+               scale=args.scale, shards=max(2, args.threads))
+        exp_secs = time.perf_counter() - t
+        jidx = work / "jv-index"
+        shutil.rmtree(jidx, ignore_errors=True)
+        t = time.perf_counter()
+        index_collection(coll, jidx, threads=args.threads)
+        cli_secs = time.perf_counter() - t
+        rows.append((f"JsonVectorCollection export (ours)", exp_secs, args.docs / exp_secs))
+        rows.append((f"Pyserini/Anserini IndexCollection CLI, {args.threads} threads", cli_secs, args.docs / cli_secs))
+        print(f"jsonvector: export {exp_secs:.1f}s, CLI {cli_secs:.1f}s", file=sys.stderr, flush=True)
+    print("\n## Indexing\n\n| path | seconds | pages/s |\n|---|---:|---:|")
+    for name, secs, rate in rows:
+        print(f"| {name} | {secs:.1f} | {rate:,.0f} |")
+    if not args.skip_jsonvector:
+        print(f"\nDirect vs CLI: {rows[0][2] / rows[2][2]:.1f}x faster (CLI alone, export excluded).")
+    size = du(direct)
+    print(f"\nIndex size: {size / 2**20:.1f} MiB, {size / args.docs:.0f} bytes/page (direct path)")
+    if not args.skip_jsonvector:
+        print(f"JsonVectorCollection-built index: {du(work / 'jv-index') / args.docs:.0f} bytes/page")
+
+    # -- search -------------------------------------------------------------------------------
+    lat = []
+    searcher = eng.searcher()
+    exact = ExactScorer(corpus, vocab)
+    for k in (10, 100):
+        p50, p99 = time_each(lambda q: searcher.search(q, k), queries)
+        t = time.perf_counter()
+        searcher.batch_search(queries, k, threads=args.threads)
+        per_q = (time.perf_counter() - t) / len(queries) * 1000
+        lat.append((f"vsplade lucene (ours), k={k}", p50, p99, per_q))
+        p50, p99 = time_each(lambda q: exact.search(q, k), queries)
+        lat.append((f"exact scorer / memory engine (scipy CSC), k={k}", p50, p99, None))
+    print("search ours + exact done", file=sys.stderr, flush=True)
+
+    lucene = jvm.import_pyserini("pyserini.search.lucene")
+
+    class PassThrough:
+        def encode(self, q):
+            return q
+
+    t = time.perf_counter()
+    ps = lucene.LuceneImpactSearcher(str(direct), PassThrough(), min_idf=-1)
+    ps_open = time.perf_counter() - t
+    qints = [quantize_query_impacts(q, args.scale) for q in queries]
+    for k in (10, 100):
+        p50, p99 = time_each(lambda q: ps.search(q, k), qints)
+        lat.append((f"Pyserini LuceneImpactSearcher.search, k={k}", p50, p99, None))
+
+    recall_rows = []
+    if not args.skip_seismic:
+        import seismic
+
+        ds = seismic.SeismicDataset()
+        mm = corpus.matrix
+        ds.add_documents_by_id(ids, mm.indices.astype(np.int64), mm.data.astype(np.float32), mm.indptr.astype(np.int64))
+        t = time.perf_counter()
+        sidx = seismic.SeismicIndex.build_from_dataset(ds, num_threads=args.threads)
+        print(f"seismic built in {time.perf_counter() - t:.1f}s", file=sys.stderr, flush=True)
+        sq = []
+        for q in queries:
+            comps = np.array([str(vocab.id_of(tm)) for tm in q], dtype=seismic.get_seismic_string())
+            sq.append((comps, np.array(list(q.values()), dtype=np.float32)))
+        for k in (10, 100):
+            run = lambda c: sidx.search("q", c[0], c[1], k=k, query_cut=20, heap_factor=0.7)  # noqa: E731
+            p50, p99 = time_each(run, sq)
+            lat.append((f"Seismic (query_cut 20, heap_factor 0.7), k={k}", p50, p99, None))
+            rec = []
+            for q, c in zip(queries, sq):
+                want = {h.id for h in exact.search(q, k)}
+                got = {r[2] for r in run(c)}
+                rec.append(len(want & got) / max(1, len(want)))
+            recall_rows.append((k, float(np.mean(rec))))
+
+    print(f"\n## Search latency ({args.docs} pages, {len(queries)} queries, one thread unless noted)\n")
+    print("| searcher | p50 ms | p99 ms | batch ms/query (%d threads) |" % args.threads)
+    print("|---|---:|---:|---:|")
+    for name, p50, p99, per_q in lat:
+        print(f"| {name} | {p50:.2f} | {p99:.2f} | {'' if per_q is None else f'{per_q:.2f}'} |")
+    print(f"\nPyserini LuceneImpactSearcher open (Python idf table over all terms): {ps_open:.1f}s")
+    for k, r in recall_rows:
+        print(f"Seismic recall@{k} vs exact: {r:.3f}")
+
+    # -- correctness on the benchmark corpus + quantization loss --------------------------------
+    ints, dropped = quantize_impacts(corpus.matrix, args.scale)
+    qexact = ExactScorer(SparseBatch(ints.astype(np.float32), ids, meta), vocab)
+    agree = 0
+    for q in queries[:100]:
+        qi = {tm: float(v) for tm, v in quantize_query_impacts(q, args.scale).items()}
+        agree += [h.id for h in searcher.search(q, 10)] == [h.id for h in qexact.search(qi, 10)]
+    print(f"\nLucene top-10 == exact scorer on the same integer impacts: {agree}/{min(100, len(queries))} queries")
+    print(f"\n## Integer quantization vs float (exact scorer), top-10\n\n| scale | identical top-10 | mean overlap@10 | weights dropped |\n|---:|---:|---:|---:|")
+    for scale in (10.0, args.scale, 1000.0):
+        ints, dropped = quantize_impacts(corpus.matrix, scale)
+        qs = ExactScorer(SparseBatch(ints.astype(np.float32), ids, meta), vocab)
+        same, ov = 0, []
+        for q in queries:
+            a = [h.id for h in exact.search(q, 10)]
+            qi = {tm: float(v) for tm, v in quantize_query_impacts(q, scale).items()}
+            b = [h.id for h in qs.search(qi, 10)]
+            same += a == b
+            ov.append(len(set(a) & set(b)) / max(1, len(a)))
+        print(f"| {scale:g} | {100 * same / len(queries):.1f}% | {np.mean(ov):.4f} | {dropped} |")
+    searcher.close()
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
