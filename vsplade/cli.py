@@ -228,7 +228,9 @@ def export(
     try:
         src = EncodedDir(encoded_dir)
         cls = get_engine_class(targets[to])
-        opts = {"scale": scale} if to == "jsonvector" else {"index_name": index_name}
+        # the bulk export carries the encoder description into the mapping's _meta, so an
+        # index created from it can be checked like one the writer made
+        opts = {"scale": scale} if to == "jsonvector" else {"index_name": index_name, "info": src.encoder_info}
         result = cls.export(src.iter_batches(), out, **opts)
     except (EngineError, EncodedDirError) as e:
         _fail(str(e))
