@@ -16,4 +16,4 @@ set -e
 echo
 echo "== searching =="
 "$BIN/vsplade" search "how do I install a package with apt" "stub code generation for COM interfaces" \
-  "quarterly revenue chart" --index "$INDEX" -k 3 --explain
+  "dpkg list installed packages" --index "$INDEX" -k 3 --explain
