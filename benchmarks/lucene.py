@@ -164,7 +164,16 @@ def main() -> None:
         p50, p99 = time_each(lambda q: ps.search(q, k), qints)
         lat.append((f"Pyserini LuceneImpactSearcher.search, k={k}", p50, p99, None))
 
-    recall_rows = []
+    def print_rows(rows_):
+        for name, p50, p99, per_q in rows_:
+            print(f"| {name} | {p50:.2f} | {p99:.2f} | {'' if per_q is None else f'{per_q:.2f}'} |", flush=True)
+
+    print(f"\n## Search latency ({args.docs} pages, {len(queries)} queries, one thread unless noted)\n")
+    print("| searcher | p50 ms | p99 ms | batch ms/query (%d threads) |" % args.threads)
+    print("|---|---:|---:|---:|")
+    print_rows(lat)
+    print(f"\nPyserini LuceneImpactSearcher open (Python idf table over all terms): {ps_open:.1f}s", flush=True)
+
     if not args.skip_seismic:
         import seismic
 
@@ -173,30 +182,24 @@ def main() -> None:
         ds.add_documents_by_id(ids, mm.indices.astype(np.int64), mm.data.astype(np.float32), mm.indptr.astype(np.int64))
         t = time.perf_counter()
         sidx = seismic.SeismicIndex.build_from_dataset(ds, num_threads=args.threads)
-        print(f"seismic built in {time.perf_counter() - t:.1f}s", file=sys.stderr, flush=True)
+        print(f"\nSeismic build: {time.perf_counter() - t:.1f}s", flush=True)
         sq = []
         for q in queries:
             comps = np.array([str(vocab.id_of(tm)) for tm in q], dtype=seismic.get_seismic_string())
             sq.append((comps, np.array(list(q.values()), dtype=np.float32)))
+        srows = []
         for k in (10, 100):
             run = lambda c: sidx.search("q", c[0], c[1], k=k, query_cut=20, heap_factor=0.7)  # noqa: E731
             p50, p99 = time_each(run, sq)
-            lat.append((f"Seismic (query_cut 20, heap_factor 0.7), k={k}", p50, p99, None))
+            srows.append((f"Seismic (query_cut 20, heap_factor 0.7), k={k}", p50, p99, None))
             rec = []
             for q, c in zip(queries, sq):
                 want = {h.id for h in exact.search(q, k)}
                 got = {r[2] for r in run(c)}
                 rec.append(len(want & got) / max(1, len(want)))
-            recall_rows.append((k, float(np.mean(rec))))
-
-    print(f"\n## Search latency ({args.docs} pages, {len(queries)} queries, one thread unless noted)\n")
-    print("| searcher | p50 ms | p99 ms | batch ms/query (%d threads) |" % args.threads)
-    print("|---|---:|---:|---:|")
-    for name, p50, p99, per_q in lat:
-        print(f"| {name} | {p50:.2f} | {p99:.2f} | {'' if per_q is None else f'{per_q:.2f}'} |")
-    print(f"\nPyserini LuceneImpactSearcher open (Python idf table over all terms): {ps_open:.1f}s")
-    for k, r in recall_rows:
-        print(f"Seismic recall@{k} vs exact: {r:.3f}")
+            print(f"Seismic recall@{k} vs exact: {float(np.mean(rec)):.3f}")
+        print("\n| searcher | p50 ms | p99 ms | |\n|---|---:|---:|---:|")
+        print_rows(srows)
 
     # -- correctness on the benchmark corpus + quantization loss --------------------------------
     ints, dropped = quantize_impacts(corpus.matrix, args.scale)
@@ -206,18 +209,19 @@ def main() -> None:
         qi = {tm: float(v) for tm, v in quantize_query_impacts(q, args.scale).items()}
         agree += [h.id for h in searcher.search(q, 10)] == [h.id for h in qexact.search(qi, 10)]
     print(f"\nLucene top-10 == exact scorer on the same integer impacts: {agree}/{min(100, len(queries))} queries")
-    print(f"\n## Integer quantization vs float (exact scorer), top-10\n\n| scale | identical top-10 | mean overlap@10 | weights dropped |\n|---:|---:|---:|---:|")
+    print(f"\n## Integer quantization vs float (exact scorer), top-10\n\n| scale | identical top-10 (order) | same top-10 set | mean overlap@10 | weights dropped |\n|---:|---:|---:|---:|---:|")
     for scale in (10.0, args.scale, 1000.0):
         ints, dropped = quantize_impacts(corpus.matrix, scale)
         qs = ExactScorer(SparseBatch(ints.astype(np.float32), ids, meta), vocab)
-        same, ov = 0, []
+        same, same_set, ov = 0, 0, []
         for q in queries:
             a = [h.id for h in exact.search(q, 10)]
             qi = {tm: float(v) for tm, v in quantize_query_impacts(q, scale).items()}
             b = [h.id for h in qs.search(qi, 10)]
             same += a == b
+            same_set += set(a) == set(b)
             ov.append(len(set(a) & set(b)) / max(1, len(a)))
-        print(f"| {scale:g} | {100 * same / len(queries):.1f}% | {np.mean(ov):.4f} | {dropped} |")
+        print(f"| {scale:g} | {100 * same / len(queries):.1f}% | {100 * same_set / len(queries):.1f}% | {np.mean(ov):.4f} | {dropped} |")
     searcher.close()
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
