@@ -72,7 +72,8 @@ class LuceneImpactIndexSearcher(Searcher):
         self._pages = [r.get("page") for r in rows] if rows else None
         self._stored = None
         self._escaped: dict[str, str] = {}
-        self._local = threading.local()
+        self._parser = J.QueryParser(CONTENTS_FIELD, J.WhitespaceAnalyzer())
+        self._parse_lock = threading.Lock()
         self._closed = False
 
     # -- queries ----------------------------------------------------------------------------
@@ -90,16 +91,18 @@ class LuceneImpactIndexSearcher(Searcher):
             parts.append(f"{e}^{q}")
         return " ".join(parts)
 
-    def _parser(self):
-        p = getattr(self._local, "parser", None)
-        if p is None:  # QueryParser is not thread-safe: one per thread
-            J = jvm.classes()
-            p = self._local.parser = J.QueryParser(CONTENTS_FIELD, J.WhitespaceAnalyzer())
-        return p
+    def _parse(self, qs: str):
+        # QueryParser is not thread-safe, and one parser per thread is not safe either under
+        # pyjnius: a Java method's Python object is shared by every instance of the class and
+        # rebound to `self` on each attribute access (kivy/pyjnius#287, #563), so two threads
+        # calling parse() on two parsers can run one parser twice. One parser, one lock; the
+        # search itself (one shared IndexSearcher) runs in parallel.
+        with self._parse_lock:
+            return self._parser.parse(qs)
 
     def lucene_query(self, query: Mapping[str, float]):
         qs = self.query_string(query)
-        return self._parser().parse(qs) if qs else None
+        return self._parse(qs) if qs else None
 
     # -- search -----------------------------------------------------------------------------
 
@@ -112,7 +115,7 @@ class LuceneImpactIndexSearcher(Searcher):
         qs = self.query_string(query, impacts)
         if not qs:
             return []
-        lq = self._parser().parse(qs)
+        lq = self._parse(qs)
         top = self._searcher.search(lq, int(k))
         hits = [self._hit(sd.doc, sd.score) for sd in top.scoreDocs]
         if explain:
