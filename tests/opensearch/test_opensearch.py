@@ -51,8 +51,8 @@ def random_queries(vocab, n: int, seed: int = 1, size: int = 12) -> list[dict[st
 
 
 def server_arithmetic(flavour: str, query: dict, row: dict, vocab) -> np.float32 | None:
-    """The score each local server computes, to the last bit (measured, see the module doc of
-    benchmarks/results/opensearch.md): both take float32 boost x 9-bit float32 value;
+    """The score each local server computes, to the last bit (measured, see
+    benchmarks/RESULTS.md, OpenSearch section): both take float32 boost x 9-bit float32 value;
     osmem multiplies and sums in float64 and rounds once; noida multiplies in float32 and sums
     in float32 in clause order."""
     terms = [t for t in query if vocab.id_of(t) in row]
