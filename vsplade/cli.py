@@ -139,6 +139,7 @@ def index(
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k largest weights per page (neural encoder)."),
     threshold: Optional[float] = typer.Option(None, help="Drop weights below this value (neural encoder)."),
     recreate: bool = typer.Option(False, help="Drop the index first instead of resuming / refusing."),
+    scale: Optional[float] = typer.Option(None, help="lucene: integer impact = round(w * scale), fixed when the index is created [default: 100; 1000 ranks closer to float scores]."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Encode pages (or take an encoded dir) and write them into a search engine index."""
@@ -147,7 +148,7 @@ def index(
     from .pipeline import index_encoded, index_pages, is_encoded_input
 
     eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
-                       ca_certs=ca_certs, insecure=insecure)
+                       ca_certs=ca_certs, insecure=insecure, scale=scale)
     open_writer = lambda info: eng.writer(info, recreate=recreate)  # noqa: E731
     try:
         if is_encoded_input(inputs):

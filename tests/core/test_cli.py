@@ -71,6 +71,8 @@ def test_usage_errors_exit_2(tmp_path, good_inputs):
     assert r.exit_code == 2 and "missing" in r.output
     r = run("index", good_inputs, "--model", "/no/such/checkpoint", "--engine", "memory", "--index", tmp_path / "x")
     assert r.exit_code == 2, r.output
+    r = run("index", good_inputs, "--model", "lexical", "--engine", "memory", "--index", tmp_path / "x", "--scale", "10")
+    assert r.exit_code == 2 and "--scale applies to the lucene engine" in r.output
 
 
 def test_bundle_and_inspect(tmp_path, pdf_dir):

@@ -120,6 +120,28 @@ def test_cli_index_pdfs_default_engine_and_resume(tmp_path, pdf_dir):
     assert r.exit_code == 0 and "matched:" in r.output, r.output
 
 
+def test_cli_index_scale_is_kept_and_searched_with(tmp_path, pdf_dir):
+    """--scale 1000: the index keeps it, and search quantizes queries with it (not the default 100)."""
+    from vsplade.cli import app
+    from vsplade.encoded import EncodedDir
+    from vsplade.encoders import load_query_encoder
+
+    runner = CliRunner()
+    enc_dir, idx = tmp_path / "enc", tmp_path / "idx"
+    runner.invoke(app, ["encode", str(pdf_dir), "--model", "lexical", "--out", str(enc_dir)])
+    r = runner.invoke(app, ["index", str(enc_dir), "--index", str(idx), "--scale", "1000", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((idx / "vsplade-lucene.json").read_text())["scale"] == 1000
+    ref = QuantizedReference(EncodedDir(enc_dir).load(), scale=1000)
+    text = "stub code generation for COM interfaces"
+    r = runner.invoke(app, ["search", text, "--index", str(idx), "-k", "5", "--json"])
+    assert r.exit_code == 0, r.output
+    hits = json.loads(r.stdout.strip().splitlines()[-1])["hits"]
+    want = ref.search(load_query_encoder("lexical").encode(text), 5)
+    assert [h["id"] for h in hits] == [h.id for h in want]
+    assert hits[0]["score"] == pytest.approx(want[0].score, rel=1e-6)
+
+
 def test_cli_export_jsonvector(tmp_path, pdf_dir):
     from vsplade.cli import app
 

@@ -105,6 +105,8 @@ class MemoryEngine(Engine):
     name = "memory"
 
     def __init__(self, index: str | None = None, **options: Any):
+        if options.get("scale"):
+            raise EngineError("--scale applies to the lucene engine; the memory engine keeps the float weights")
         super().__init__(index, **options)
         if not index:
             raise EngineError("the memory engine needs --index DIR (an encoded dir)")
