@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-core demo bench clean
+.PHONY: install test test-core demo bench jar clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/query_encode.py
 	$(BIN)/python benchmarks/lucene.py --docs 20000 --queries 200 --skip-jsonvector --skip-seismic
+
+# Rebuild the Lucene connector's helper jar after editing connectors/lucene/java (needs javac;
+# the jar is committed, so nobody else needs a JDK, and tests/lucene fails on a stale jar).
+jar: $(STAMP)
+	PYTHON=$(abspath $(BIN)/python) connectors/lucene/java/build.sh
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

@@ -107,7 +107,7 @@ def main() -> None:
         for s in range(0, args.docs, 1024):
             w.add(corpus.select(range(s, min(s + 1024, args.docs))))
     secs = time.perf_counter() - t
-    rows.append(("direct (ours, 1 writer thread)", secs, args.docs / secs))
+    rows.append((f"direct (ours: Java ImpactIndexer, {args.threads} threads)", secs, args.docs / secs))
     print(f"direct: {secs:.1f}s", file=sys.stderr, flush=True)
     if not args.skip_jsonvector:
         from vsplade_lucene.jsonvector import export, index_collection
@@ -211,7 +211,7 @@ def main() -> None:
         agree += [h.id for h in searcher.search(q, 10)] == [h.id for h in qexact.search(qi, 10)]
     print(f"\nLucene top-10 == exact scorer on the same integer impacts: {agree}/{min(100, len(queries))} queries")
     print(f"\n## Integer quantization vs float (exact scorer), top-10\n\n| scale | identical top-10 (order) | same top-10 set | mean overlap@10 | weights dropped |\n|---:|---:|---:|---:|---:|")
-    for scale in (10.0, args.scale, 1000.0):
+    for scale in sorted({10.0, 100.0, 1000.0, 10000.0, args.scale}):
         ints, dropped = quantize_impacts(corpus.matrix, scale)
         qs = ExactScorer(SparseBatch(ints.astype(np.float32), ids, meta), vocab)
         same, same_set, ov = 0, 0, []

@@ -55,10 +55,10 @@ def direct_index(tmp_path_factory, corpus):
     from vsplade_lucene import LuceneEngine
 
     path = tmp_path_factory.mktemp("lucene") / "direct"
-    eng = LuceneEngine(str(path))
+    # small chunks on several Java threads and a small commit interval: the segments must
+    # still join in order (doc id = insertion order) and background commits must not lose any
+    eng = LuceneEngine(str(path), chunk_docs=50, threads=3, commit_every=100)
     with eng.writer(INFO) as w:
-        # several batches and a small commit interval: exercises the commit path too
-        w.commit_every = 100
         for start in range(0, len(corpus), 64):
             w.add(corpus.select(range(start, min(start + 64, len(corpus)))))
     return path

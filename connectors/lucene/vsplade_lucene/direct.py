@@ -1,24 +1,30 @@
 """The direct indexing path: SparseBatch -> Lucene impact index, impacts written as term frequencies.
 
 Pyserini's JsonVectorCollection route repeats every term ``impact`` times in a pseudo-text
-(cost grows with the SUM of the impacts). Here each non-zero becomes ONE token ``term|impact``
-and Lucene's ``DelimitedTermFrequencyTokenFilter`` (analysis-common, inside the Anserini jar)
-turns it into the term with that term frequency, so the cost grows with the number of
-non-zeros. The resulting postings (term, doc, freq) are what the JsonVectorCollection route
-produces, in the same field (``contents``, DOCS_AND_FREQS, norms from ImpactSimilarity), with
-the same ``id`` fields (stored + BINARY doc values, as Anserini 1.7 writes them), so Pyserini's ``LuceneImpactSearcher`` reads it unchanged.
+(cost grows with the SUM of the impacts). Here each non-zero becomes ONE token whose term is
+the term name and whose term frequency (Lucene's TermFrequencyAttribute) is the impact, so the
+cost grows with the number of non-zeros. The postings (term, doc, freq) are what the
+JsonVectorCollection route produces, in the same field (``contents``, DOCS_AND_FREQS, norms
+from ImpactSimilarity), with the same ``id`` fields (stored + BINARY doc values, as Anserini
+1.7 writes them), so Pyserini's ``LuceneImpactSearcher`` reads it unchanged.
 
-Delimiter safety: the filter splits each token at its FIRST '|', and term names never contain
-'|' (nor whitespace, which the tokenizer splits on): vsplade.vocab percent-escapes both.
+The Lucene side runs in Java, in our helper jar (``vsplade.lucene.ImpactIndexer``, source in
+connectors/lucene/java/): Python quantizes a chunk of pages with numpy and hands it over as a
+few int32/UTF-8 byte arrays in ONE JNI call; Java worker threads build each chunk into an
+in-memory segment on every core, and one appender adds the segments to the index in
+submission order. (Driving ``addDocument`` per page from Python kept indexing on one core:
+the GIL and a JNI round trip per field; the term bytes come from the vocabulary, so no
+``term|impact`` text is built or parsed and no delimiter can clash with a term name.)
 
-Doc ids: one Java thread adds documents and merges only touch adjacent segments
-(LogByteSizeMergePolicy), so Lucene doc ids are the insertion order. Ties therefore break by
+Doc ids: segments join the index in submission order and LogByteSizeMergePolicy merges only
+adjacent segments, so Lucene doc ids are the insertion order. Ties therefore break by
 indexing order, as in the exact scorer, and vsplade-docs.jsonl is aligned with doc ids.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -46,70 +52,55 @@ from .store import (
 
 log = logging.getLogger(__name__)
 
-DELIMITER = "|"
-_CHARSEQ_FIELD = "(Ljava/lang/String;Ljava/lang/CharSequence;Lorg/apache/lucene/index/IndexableFieldType;)V"
+DEFAULT_CHUNK_DOCS = 16384
+# per worker: a chunk of 16384 V-SPLADE pages needs ~300 MB of indexing buffer; past this a
+# chunk flushes two segments (still in order), which bounds the heap a worker can take
+_CHUNK_RAM_MB = 512.0
 
 
-def impact_analyzer():
-    """whitespace tokenizer + delimitedTermFrequency('|'): 'term|7' -> term with freq 7."""
+def open_index_writer(path: Path, create: bool):
     J = jvm.classes()
-    b = J.CustomAnalyzer.builder()
-    tok = J.HashMap()
-    tok.put("maxTokenLen", "1024")  # term names are <= 128 chars; never split a token
-    b.withTokenizer("whitespace", tok)
-    flt = J.HashMap()
-    flt.put("delimiter", DELIMITER)
-    b.addTokenFilter("delimitedTermFrequency", flt)
-    return b.build()
-
-
-def contents_field_type():
-    """Anserini's DefaultLuceneDocumentGenerator field type for a non-positional impact index."""
-    J = jvm.classes()
-    ft = J.FieldType()
-    ft.setStored(False)
-    ft.setTokenized(True)
-    ft.setIndexOptions(J.IndexOptions.DOCS_AND_FREQS)
-    ft.freeze()
-    return ft
-
-
-def open_index_writer(path: Path, analyzer, ram_buffer_mb: float, create: bool):
-    J = jvm.classes()
-    cfg = J.IndexWriterConfig(analyzer)
+    cfg = J.IndexWriterConfig()
     # Anserini indexes impact collections with ImpactSimilarity (norm = 1 for every doc)
     cfg.setSimilarity(J.ImpactSimilarity())
-    cfg.setRAMBufferSizeMB(float(ram_buffer_mb))
     cfg.setMergePolicy(J.LogByteSizeMergePolicy())  # adjacent merges keep doc ids in insertion order
     cfg.setOpenMode(J.OpenMode.CREATE if create else J.OpenMode.CREATE_OR_APPEND)
     directory = J.FSDirectory.open(J.Paths.get(str(path.resolve())))
     return J.IndexWriter(directory, cfg), directory
 
 
-class TermStrings:
-    """'term|' prefixes and 'impact ' suffixes as numpy object arrays, so a page's contents
-    string is two fancy-indexing gathers and one join (C loops; ~2x faster than a list
-    comprehension over the mostly non-ASCII term names)."""
+def _utf8_with_lengths(strings) -> tuple[bytes, bytes]:
+    encoded = [s.encode("utf-8") for s in strings]
+    return b"".join(encoded), np.fromiter(map(len, encoded), dtype="<i4", count=len(encoded)).tobytes()
 
-    NUMBERS = 4096
 
-    def __init__(self, vocab: Vocabulary):
-        self.prefix = np.array([t + DELIMITER for t in vocab.terms], dtype=object)
-        self.numbers = np.array([f"{i} " for i in range(self.NUMBERS)], dtype=object)
+class _Chunk:
+    """Pages waiting to be handed to Java, kept as the arrays ImpactIndexer.submit takes."""
 
-    def contents(self, idx: np.ndarray, vals: np.ndarray) -> str:
-        if len(vals) == 0:
-            return ""
-        if vals.max() >= self.NUMBERS:  # huge impacts (large scale): rare, plain path
-            return " ".join(f"{t}{v}" for t, v in zip(self.prefix[idx], vals.tolist()))
-        parts = np.empty(2 * len(idx), dtype=object)
-        parts[0::2] = self.prefix[idx]
-        parts[1::2] = self.numbers[vals]
-        return "".join(parts)
+    def __init__(self) -> None:
+        self.meta: list[bytes] = []
+        self.counts: list[np.ndarray] = []
+        self.term_ids: list[np.ndarray] = []
+        self.impacts: list[np.ndarray] = []
+        self.docs = 0
+
+    def arrays(self) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+        meta_lengths = np.fromiter(map(len, self.meta), dtype="<i4", count=len(self.meta))
+        return (
+            b"".join(self.meta),
+            meta_lengths.tobytes(),
+            np.concatenate(self.counts).astype("<i4").tobytes(),
+            np.concatenate(self.term_ids).astype("<i4").tobytes(),
+            np.concatenate(self.impacts).astype("<i4").tobytes(),
+        )
 
 
 class DirectImpactWriter(IndexWriter):
-    """Streaming, resumable writer. Commits every `commit_every` docs and on close."""
+    """Streaming, resumable writer. Java commits every `commit_every` docs and close commits.
+
+    threads: Java threads building segments (default: every core); chunk_docs: pages per
+    hand-over to Java (memory is bounded by about threads + 2 chunks in flight).
+    """
 
     def __init__(
         self,
@@ -118,17 +109,22 @@ class DirectImpactWriter(IndexWriter):
         scale: float = 100.0,
         recreate: bool = False,
         vocab: Vocabulary | None = None,
-        ram_buffer_mb: float = 256.0,
+        threads: int | None = None,
+        chunk_docs: int = DEFAULT_CHUNK_DOCS,
         commit_every: int = 20000,
         progress: bool = False,
     ):
         if not scale > 0:
             raise EngineError(f"impact scale must be > 0, got {scale}")
+        threads = int(threads or os.cpu_count() or 1)
+        if threads < 1 or chunk_docs < 1:
+            raise EngineError(f"threads and chunk_docs must be >= 1, got {threads} and {chunk_docs}")
         self.path = Path(path)
         self.info = dict(info)
         self.scale = float(scale)
         self.vocab = vocab or default_vocabulary()
         self.commit_every = int(commit_every)
+        self.chunk_docs = int(chunk_docs)
         self.summary = IndexSummary()
         self._closed = False
 
@@ -147,32 +143,21 @@ class DirectImpactWriter(IndexWriter):
             self.config = new_config(self.info, self.scale, build="direct")
         write_config(self.path, self.config)
 
-        self._strings = TermStrings(self.vocab)
-        self._analyzer = impact_analyzer()
-        create = old is None
-        self._writer, self._directory = open_index_writer(self.path, self._analyzer, ram_buffer_mb, create)
+        J = jvm.classes()
+        self._writer, self._directory = open_index_writer(self.path, create=old is None)
+        names, lengths = _utf8_with_lengths(self.vocab.terms)
+        self._indexer = J.ImpactIndexer(
+            self._writer, J.ImpactSimilarity(), names, lengths, ID_FIELD, RAW_FIELD, CONTENTS_FIELD,
+            threads, threads + 2, _CHUNK_RAM_MB, self.commit_every,
+        )
         committed = int(self._writer.getDocStats().maxDoc)
         self._docs = DocsFile(self.path)
         rows = self._docs.truncate_to(committed) if (committed or self._docs.path.exists()) else []
         self._done: set[str] = {r["id"] for r in rows}
         self._num_docs = committed
-        self._pending: list[dict] = []
-        self._build_doc()
+        self._pending: list[dict] = []  # doc lines of the chunk being filled
+        self._chunk = _Chunk()
         self._t0 = time.perf_counter()
-
-    def _build_doc(self) -> None:
-        # One Document with reusable fields: per page only the values change, which keeps the
-        # number of Python->Java calls per page at five.
-        J = jvm.classes()
-        self._doc = J.Document()
-        self._f_id = J.StringField(ID_FIELD, "", J.Store.YES)
-        # Anserini 1.7 stores the id as BINARY doc values and sorts on them to break score ties
-        self._f_sort = J.BinaryDocValuesField(ID_FIELD, J.BytesRef(b""))
-        self._f_raw = J.StoredField(RAW_FIELD, "{}")
-        self._f_contents = J.Field(CONTENTS_FIELD, J.String(""), contents_field_type(), signature=_CHARSEQ_FIELD)
-        for f in (self._f_id, self._f_sort, self._f_raw, self._f_contents):
-            self._doc.add(f)
-        self._BytesRef = J.BytesRef
 
     # -- IndexWriter API -------------------------------------------------------------------
 
@@ -195,25 +180,40 @@ class DirectImpactWriter(IndexWriter):
             batch = batch.select(keep)
         impacts, dropped = quantize_impacts(batch.matrix, self.scale)
         self.summary.dropped_weights += dropped
-        indptr, indices, data = impacts.indptr, impacts.indices, impacts.data
-        contents = self._strings.contents
-        f_id, f_sort, f_raw, f_contents = self._f_id, self._f_sort, self._f_raw, self._f_contents
-        BytesRef, add_doc, doc = self._BytesRef, self._writer.addDocument, self._doc
+        counts = np.diff(impacts.indptr)
+        self.summary.empty += int((counts == 0).sum())
+        chunk = self._chunk
         for r, doc_id in enumerate(batch.ids):
-            s, e = indptr[r], indptr[r + 1]
-            if s == e:
-                self.summary.empty += 1
             line = meta_line(doc_id, batch.meta[r])
-            f_id.setStringValue(doc_id)
-            f_sort.setBytesValue(BytesRef(doc_id.encode("utf-8")))
-            f_raw.setStringValue(orjson.dumps(line).decode())
-            f_contents.setStringValue(contents(indices[s:e], data[s:e]))
-            add_doc(doc)
+            chunk.meta.append(doc_id.encode("utf-8"))
+            chunk.meta.append(orjson.dumps(line))
             self._pending.append(line)
             self._done.add(doc_id)
-            self.summary.indexed += 1
-        if len(self._pending) >= self.commit_every:
-            self.commit()
+        chunk.counts.append(counts)
+        chunk.term_ids.append(impacts.indices)
+        chunk.impacts.append(impacts.data)
+        chunk.docs += len(batch)
+        self.summary.indexed += len(batch)
+        if chunk.docs >= self.chunk_docs:
+            self._submit()
+
+    def _submit(self) -> None:
+        if self._chunk.docs == 0:
+            return
+        arrays = self._chunk.arrays()
+        # doc lines go to disk before Java may commit their pages: a resume truncates the file
+        # to the committed doc count, never the other way round
+        self._docs.append(self._pending)
+        self._num_docs += len(self._pending)
+        self._pending = []
+        self._chunk = _Chunk()
+        self._java(self._indexer.submit, *arrays)
+
+    def _java(self, call, *args):
+        try:
+            return call(*args)
+        except Exception as e:  # JavaException: name the index, keep Java's message
+            raise EngineError(f"lucene indexing into {self.path} failed: {e}") from e
 
     def _keep_rows(self, batch: SparseBatch) -> list[int]:
         bad = set(bad_rows(batch.matrix).tolist())
@@ -234,15 +234,16 @@ class DirectImpactWriter(IndexWriter):
 
     def commit(self) -> None:
         """Make everything added so far durable (doc lines first, then the Lucene commit)."""
-        self._docs.append(self._pending)
-        self._num_docs += len(self._pending)
-        self._pending = []
+        self._submit()
+        self._java(self._indexer.flush)
         self._writer.commit()
 
     def close(self) -> IndexSummary:
         if self._closed:
             return self.summary
         self.commit()
+        build_s, append_s = float(self._indexer.buildSeconds()), float(self._indexer.appendSeconds())
+        self._indexer.close()
         self._writer.close()
         self._closed = True
         self.config["state"] = "ready"
@@ -251,7 +252,8 @@ class DirectImpactWriter(IndexWriter):
         secs = time.perf_counter() - self._t0
         self.summary.extra.update(
             engine="lucene", index=str(self.path), num_docs=self._num_docs, scale=self.scale,
-            seconds=round(secs, 3),
+            seconds=round(secs, 3), java_build_thread_seconds=round(build_s, 3),
+            java_append_seconds=round(append_s, 3),
         )
         return self.summary
 
@@ -260,6 +262,7 @@ class DirectImpactWriter(IndexWriter):
         if self._closed:
             return
         self._closed = True
+        self._indexer.close()
         try:
             self._writer.rollback()
         except Exception as e:  # rollback also closes; a second failure must not hide the first

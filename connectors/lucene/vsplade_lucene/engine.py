@@ -3,8 +3,8 @@
 Options (keyword arguments / CLI): ``index`` (the dir, required), ``scale`` (impact =
 round(w * scale), default 100, fixed when the index is created), ``build`` ("direct", the
 default fast path, or "jsonvector", Pyserini's JsonVectorCollection + IndexCollection route),
-``heap`` (JVM -Xmx, or VSPLADE_LUCENE_HEAP), ``threads`` (batch search / IndexCollection),
-``ram_buffer_mb`` and ``commit_every`` (direct path). Network/credential options of other
+``heap`` (JVM -Xmx, or VSPLADE_LUCENE_HEAP), ``threads`` (batch search; indexing threads,
+default every core), ``chunk_docs`` and ``commit_every`` (direct path). Network/credential options of other
 engines are rejected by name.
 """
 
@@ -20,7 +20,7 @@ from vsplade.sparse import SparseBatch
 from . import jvm
 
 _FOREIGN = ("url", "user", "password", "api_key", "ca_certs", "insecure")
-_KNOWN = {"scale", "build", "heap", "threads", "ram_buffer_mb", "commit_every", "vocab"}
+_KNOWN = {"scale", "build", "heap", "threads", "chunk_docs", "commit_every", "vocab"}
 
 
 class LuceneEngine(Engine):
@@ -57,7 +57,7 @@ class LuceneEngine(Engine):
                                     threads=max(2, self.threads), heap=self.options.get("heap"))
         from .direct import DirectImpactWriter
 
-        kw = {k: self.options[k] for k in ("ram_buffer_mb", "commit_every") if self.options.get(k)}
+        kw = {k: int(self.options[k]) for k in ("threads", "chunk_docs", "commit_every") if self.options.get(k)}
         return DirectImpactWriter(self.path, info, scale=self.scale, recreate=recreate, vocab=self.vocab, **kw)
 
     def searcher(self):

