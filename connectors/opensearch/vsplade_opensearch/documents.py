@@ -5,12 +5,18 @@ finite float32 values. A page holding NaN, an infinity or a negative weight is n
 is reported as a failure naming the page (the rest of the batch goes on). Zero and subnormal
 weights carry no score and are dropped from the document, counted in `dropped`.
 
+Values are sent in the form the cluster stores them: FeatureField keeps 9 significant bits
+(bits >>> 15), so each value goes out as the shortest JSON number of its stored float32. Scores
+are unchanged (the cluster would drop the same bits), `_source` shows what is scored, and a
+page is ~11.4 KB instead of ~16.3 KB with float64 expansions of float32s.
+
 Term names come from the core vocabulary only (`Vocabulary.terms`), never built here.
 Document ids are the page ids, so writing the same page twice overwrites it (idempotent).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -48,6 +54,12 @@ def encoder_fields(info: Mapping[str, Any] | None) -> dict:
     return {"encoder": str(name) if name is not None else None, "encoder_version": str(version)}
 
 
+@functools.lru_cache(maxsize=4096)
+def _stem(source: str) -> str:
+    # pages of one PDF arrive together: parsing the path once per file, not per page
+    return PurePath(source).stem
+
+
 def _reason(values: np.ndarray) -> str:
     if np.isnan(values).any():
         return "weight is NaN"
@@ -69,7 +81,21 @@ class DocumentBuilder:
         snippet_chars: int = 500,
     ):
         self.vocab = vocab or default_vocabulary()
-        self._terms = np.asarray(self.vocab.terms, dtype=object)
+        # Each term's JSON key, escaped once: '"term":' starts a vector, ',"term":' continues
+        # it, so a page's rank_features object is one bytes join (no dict, no per-key escaping)
+        # One read-only table of every piece a line is made of, so building a batch is one
+        # gather: [",term":]*V  ["term":]*V (a page's first key)  [value]*2**16  [}}\n]
+        first = [orjson.dumps(t) + b":" for t in self.vocab.terms]
+        self._pieces = np.concatenate([
+            np.asarray([b"," + k for k in first], dtype=object),
+            np.asarray(first, dtype=object),
+            _VALUES.json,
+            np.asarray([b"}}\n"], dtype=object),
+        ])
+        self._first_key_at = self.vocab.size
+        self._value_at = 2 * self.vocab.size
+        self._tail_at = len(self._pieces) - 1
+        self._vector_head = b"," + orjson.dumps(field) + b":{"
         self.field = field
         self.snippet_chars = snippet_chars
         self._encoder = {k: v for k, v in encoder_fields(info).items() if v is not None}
@@ -79,7 +105,7 @@ class DocumentBuilder:
 
     def header(self, doc_id: str, meta: Mapping[str, Any]) -> dict:
         source = meta.get("source")
-        title = meta.get("title") or (PurePath(str(source)).stem if source else None)
+        title = meta.get("title") or (_stem(str(source)) if source else None)
         text = meta.get("text")
         doc = {
             "id": doc_id,
@@ -96,32 +122,70 @@ class DocumentBuilder:
         m = batch.matrix
         if m.shape[1] != self.vocab.size:
             raise ValueError(f"vectors have {m.shape[1]} columns, the vocabulary {self.vocab.size}")
-        data, indices, indptr = m.data, m.indices, m.indptr
-        bad = set(bad_rows(m).tolist())
-        keep = data >= MIN_NORMAL  # False for NaN, negatives, zeros, subnormals
-        if not keep.all():
-            row_of = np.repeat(np.arange(m.shape[0]), np.diff(indptr))
-            bad_mask = np.isin(row_of, list(bad)) if bad else np.zeros(len(data), bool)
-            out.dropped = int((~keep & ~bad_mask).sum())
-            counts = np.bincount(row_of[keep], minlength=m.shape[0])
-            indptr = np.concatenate(([0], np.cumsum(counts)))
-            data, indices = data[keep], indices[keep]
-        terms = self._terms[indices].tolist()
-        values = data.tolist()
-        ip = indptr.tolist()
-        ids, metas, field = batch.ids, batch.meta, self.field
-        for r, doc_id in enumerate(ids):
-            if r in bad:
+        bad = bad_rows(m)
+        good = np.arange(m.shape[0])
+        if len(bad):
+            for r in bad.tolist():
                 s, e = m.indptr[r], m.indptr[r + 1]
-                out.failures.append((doc_id, _reason(m.data[s:e])))
-                continue
-            s, e = ip[r], ip[r + 1]
-            if s == e:
-                out.empty += 1
-            doc = self.header(doc_id, metas[r])
-            doc[field] = dict(zip(terms[s:e], values[s:e]))
+                out.failures.append((batch.ids[r], _reason(m.data[s:e])))
+            good = np.setdiff1d(good, bad)
+            m = m[good]
+        if len(good) == 0:
+            return out
+        data, indices, indptr = np.asarray(m.data, dtype=np.float32), m.indices, m.indptr
+        keep = data >= MIN_NORMAL  # only zeros and subnormals are left to drop here
+        if not keep.all():
+            out.dropped = int((~keep).sum())
+            row_of = np.repeat(np.arange(len(good)), np.diff(indptr))
+            indptr = np.concatenate(([0], np.cumsum(np.bincount(row_of[keep], minlength=len(good)))))
+            data, indices = data[keep], indices[keep]
+        counts = np.diff(indptr)
+        out.empty = int((counts == 0).sum())
+
+        # One object array holds [head, key, value, key, value, ..., tail] for every page of
+        # the batch (numpy gathers, no per-value Python work); each line is then one join
+        # over its slice. (One join over the whole batch is 4x slower: its two passes over a
+        # million scattered objects miss the cache; a page's slice stays in it.)
+        heads = []
+        for r in good.tolist():
+            doc_id = batch.ids[r]
+            head = orjson.dumps(self.header(doc_id, batch.meta[r]))
+            heads.append(b"".join((self._action_head, orjson.dumps(doc_id), b"}}\n", head[:-1], self._vector_head)))
             out.ids.append(doc_id)
-            out.lines.append(
-                self._action_head + orjson.dumps(doc_id) + b"}}\n" + orjson.dumps(doc) + b"\n"
-            )
+        pages = len(good)
+        key_code = indices.astype(np.int64)
+        key_code[indptr[:-1][counts > 0]] += self._first_key_at  # no comma before a first key
+        head_at = 2 * indptr[:-1] + 2 * np.arange(pages)
+        key_at = 2 * np.arange(len(indices)) + 2 * np.repeat(np.arange(pages), counts) + 1
+        code = np.full(2 * len(indices) + 2 * pages, self._tail_at, dtype=np.int64)
+        code[key_at] = key_code
+        code[key_at + 1] = self._value_at + feature_buckets(data)
+        parts = self._pieces[code]  # heads' slots hold the tail for now
+        parts[head_at] = heads
+        parts = parts.tolist()
+        bounds = np.append(head_at, len(parts)).tolist()
+        out.lines = [b"".join(parts[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
         return out
+
+
+class _FeatureValueTable:
+    """JSON text of every value a rank_features field can hold.
+
+    Lucene's FeatureField keeps 9 significant bits of the float32 (it indexes bits >>> 15), so
+    a positive value has one of 2**16 stored forms. Sending that form (the shortest JSON
+    number that parses back to it) changes no score, needs no per-value formatting (a table
+    lookup), and is a third shorter than the float64 expansion of a float32."""
+
+    def __init__(self) -> None:
+        stored = (np.arange(1 << 16, dtype=np.uint32) << np.uint32(15)).view(np.float32)
+        stored[~np.isfinite(stored)] = 0  # NaN/inf buckets: never looked up (validated first)
+        text = orjson.dumps(stored, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
+        self.json = np.asarray(text, dtype=object)
+
+
+def feature_buckets(values: np.ndarray) -> np.ndarray:
+    """The FeatureField bucket (bits >>> 15) of each positive float32 value."""
+    return np.ascontiguousarray(values, dtype=np.float32).view(np.uint32) >> np.uint32(15)
+
+
+_VALUES = _FeatureValueTable()
