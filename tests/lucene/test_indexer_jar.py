@@ -82,3 +82,20 @@ def test_malformed_chunks_are_refused_on_submit(tmp_path):
         with pytest.raises(JavaException, match="meta lengths add up to 4, got 3"):
             w._indexer.submit(b"p1{", lens, one, one, one)
     assert w.close().indexed == 0
+
+
+def test_lucene_checkindex_finds_no_problem(direct_index):
+    # Lucene's own verifier, slow mode: postings, freqs, norms, stored fields and doc values of
+    # the segments written from ChunkReader through addIndexes
+    J = jvm.classes()
+    CheckIndex = jvm.jclass("org.apache.lucene.index.CheckIndex")
+    directory = J.FSDirectory.open(J.Paths.get(str(direct_index.resolve())))
+    checker = CheckIndex(directory)
+    try:
+        checker.setDoSlowChecks(True)
+        status = checker.checkIndex()
+        assert status.clean
+        assert status.numSegments >= 2  # 50-page chunks: several segments joined in order
+    finally:
+        checker.close()
+        directory.close()

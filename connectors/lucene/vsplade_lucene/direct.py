@@ -53,9 +53,6 @@ from .store import (
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_DOCS = 16384
-# per worker: a chunk of 16384 V-SPLADE pages needs ~300 MB of indexing buffer; past this a
-# chunk flushes two segments (still in order), which bounds the heap a worker can take
-_CHUNK_RAM_MB = 512.0
 
 
 def open_index_writer(path: Path, create: bool):
@@ -148,7 +145,7 @@ class DirectImpactWriter(IndexWriter):
         names, lengths = _utf8_with_lengths(self.vocab.terms)
         self._indexer = J.ImpactIndexer(
             self._writer, J.ImpactSimilarity(), names, lengths, ID_FIELD, RAW_FIELD, CONTENTS_FIELD,
-            threads, threads + 2, _CHUNK_RAM_MB, self.commit_every,
+            threads, threads + 2, self.commit_every,
         )
         committed = int(self._writer.getDocStats().maxDoc)
         self._docs = DocsFile(self.path)

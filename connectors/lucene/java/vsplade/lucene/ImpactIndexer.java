@@ -5,7 +5,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.IntBuffer;
-import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -18,19 +18,18 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 
-import org.apache.lucene.analysis.TokenStream;
-import org.apache.lucene.analysis.tokenattributes.BytesTermAttribute;
-import org.apache.lucene.analysis.tokenattributes.TermFrequencyAttribute;
 import org.apache.lucene.document.BinaryDocValuesField;
 import org.apache.lucene.document.Document;
 import org.apache.lucene.document.Field;
 import org.apache.lucene.document.FieldType;
 import org.apache.lucene.document.StoredField;
 import org.apache.lucene.document.StringField;
+import org.apache.lucene.index.DirectoryReader;
+import org.apache.lucene.index.FieldInfos;
 import org.apache.lucene.index.IndexOptions;
 import org.apache.lucene.index.IndexWriter;
 import org.apache.lucene.index.IndexWriterConfig;
-import org.apache.lucene.index.NoMergePolicy;
+import org.apache.lucene.index.SlowCodecReaderWrapper;
 import org.apache.lucene.search.similarities.Similarity;
 import org.apache.lucene.store.ByteBuffersDirectory;
 import org.apache.lucene.store.Directory;
@@ -47,10 +46,12 @@ import org.apache.lucene.util.BytesRef;
  * the insertion order (vsplade-docs.jsonl row = doc id, and score ties break by it), as long as
  * the writer's merge policy only merges adjacent segments (LogByteSizeMergePolicy).
  *
- * <p>Each non-zero becomes one token whose term bytes are the term name and whose term
- * frequency is the integer impact: the postings are exactly those of Pyserini's
- * JsonVectorCollection route (which repeats a term {@code impact} times), without building or
- * parsing any text.
+ * <p>A chunk is not indexed document by document: {@link ChunkReader} presents it as a
+ * segment (postings by a counting sort over term ids, term = term name bytes, freq = integer
+ * impact) and {@code addIndexes} writes it through the codec's merge path, which skips
+ * Lucene's per-token inversion (hashing every term, growing byte slices). The postings are
+ * exactly those of Pyserini's JsonVectorCollection route, which repeats a term {@code impact}
+ * times in a text.
  *
  * <p>Encoding of a chunk of n pages (all integers little-endian int32):
  * {@code meta}: UTF-8 bytes of id_0, raw_0, id_1, raw_1, ...; {@code metaLengths}: 2n byte
@@ -64,14 +65,14 @@ public final class ImpactIndexer implements Closeable {
   private final String idField;
   private final String rawField;
   private final String contentsField;
-  private final double chunkRamBufferMb;
   private final int commitEveryDocs;
   private int uncommittedDocs; // appender thread only
   private final ExecutorService workers;
   private final ExecutorService appender;
   private final Semaphore inFlight;
   private final AtomicReference<Throwable> failure = new AtomicReference<>();
-  private final ThreadLocal<PageDocument> documents;
+  private final FieldInfos fieldInfos;
+  private final int[] termsInByteOrder;
   private final AtomicLong buildNanos = new AtomicLong();
   private final AtomicLong appendNanos = new AtomicLong();
   private Future<?> last = CompletableFuture.completedFuture(null);
@@ -82,7 +83,6 @@ public final class ImpactIndexer implements Closeable {
    * @param termLengths their byte lengths, int32 little-endian
    * @param threads worker threads building chunk segments
    * @param maxChunksInFlight chunks held in memory at once (submit blocks beyond it)
-   * @param chunkRamBufferMb indexing buffer of each chunk's in-memory writer
    * @param commitEveryDocs the appender commits the writer after this many docs (0: never;
    *     the caller commits), so a long job is durable without draining the pipeline
    */
@@ -96,8 +96,8 @@ public final class ImpactIndexer implements Closeable {
       String contentsField,
       int threads,
       int maxChunksInFlight,
-      double chunkRamBufferMb,
-      int commitEveryDocs) {
+      int commitEveryDocs)
+      throws IOException {
     if (threads < 1) throw new IllegalArgumentException("threads must be >= 1, got " + threads);
     if (maxChunksInFlight < 1) {
       throw new IllegalArgumentException("maxChunksInFlight must be >= 1, got " + maxChunksInFlight);
@@ -107,7 +107,6 @@ public final class ImpactIndexer implements Closeable {
     this.idField = idField;
     this.rawField = rawField;
     this.contentsField = contentsField;
-    this.chunkRamBufferMb = chunkRamBufferMb;
     this.commitEveryDocs = commitEveryDocs;
     IntBuffer lengths = ints(termLengths);
     this.terms = new BytesRef[lengths.remaining()];
@@ -124,7 +123,12 @@ public final class ImpactIndexer implements Closeable {
     this.workers = Executors.newFixedThreadPool(threads, daemon("vsplade-impact-worker"));
     this.appender = Executors.newSingleThreadExecutor(daemon("vsplade-impact-appender"));
     this.inFlight = new Semaphore(maxChunksInFlight);
-    this.documents = ThreadLocal.withInitial(PageDocument::new);
+    this.fieldInfos = templateFieldInfos(similarity, idField, rawField, contentsField);
+    Integer[] order = new Integer[terms.length];
+    for (int t = 0; t < order.length; t++) order[t] = t;
+    Arrays.sort(order, (x, y) -> terms[x].compareTo(terms[y])); // the order a terms dict needs
+    this.termsInByteOrder = new int[order.length];
+    for (int t = 0; t < order.length; t++) termsInByteOrder[t] = order[t];
   }
 
   /** Queues one chunk; blocks while maxChunksInFlight chunks are pending. */
@@ -222,33 +226,48 @@ public final class ImpactIndexer implements Closeable {
   }
 
   private Directory buildSegment(Chunk chunk) throws IOException {
+    ChunkReader reader = new ChunkReader(fieldInfos, idField, rawField, contentsField, similarity, terms,
+        termsInByteOrder, chunk.meta, chunk.metaLengths, chunk.counts, chunk.termIds, chunk.impacts);
     ByteBuffersDirectory dir = new ByteBuffersDirectory();
     IndexWriterConfig cfg = new IndexWriterConfig();
-    cfg.setSimilarity(similarity); // norms are computed at index time
+    cfg.setSimilarity(similarity);
     cfg.setOpenMode(IndexWriterConfig.OpenMode.CREATE);
-    cfg.setMergePolicy(NoMergePolicy.INSTANCE);
-    cfg.setRAMBufferSizeMB(chunkRamBufferMb);
-    cfg.setCommitOnClose(true);
     cfg.setUseCompoundFile(false); // the segment is copied once more by addIndexes anyway
+    cfg.setCommitOnClose(true);
     boolean ok = false;
     try (IndexWriter w = new IndexWriter(dir, cfg)) {
-      PageDocument doc = documents.get();
-      int pos = 0;
-      int metaPos = 0;
-      for (int d = 0; d < chunk.counts.remaining(); d++) {
-        int idLen = chunk.metaLengths.get(2 * d);
-        int rawLen = chunk.metaLengths.get(2 * d + 1);
-        int n = chunk.counts.get(d);
-        doc.set(chunk.meta, metaPos, idLen, rawLen, chunk, pos, pos + n);
-        w.addDocument(doc.document);
-        metaPos += idLen + rawLen;
-        pos += n;
-      }
+      w.addIndexes(SlowCodecReaderWrapper.wrap(reader));
       ok = true;
     } finally {
       if (!ok) dir.close();
     }
     return dir;
+  }
+
+  /** Field infos of a real one-page index with the page fields: Lucene's own schema for them. */
+  private static FieldInfos templateFieldInfos(
+      Similarity similarity, String idField, String rawField, String contentsField) throws IOException {
+    try (ByteBuffersDirectory dir = new ByteBuffersDirectory()) {
+      IndexWriterConfig cfg = new IndexWriterConfig();
+      cfg.setSimilarity(similarity);
+      try (IndexWriter w = new IndexWriter(dir, cfg)) {
+        FieldType type = new FieldType();
+        type.setStored(false);
+        type.setTokenized(true);
+        type.setIndexOptions(IndexOptions.DOCS_AND_FREQS);
+        type.freeze();
+        Document doc = new Document();
+        doc.add(new StringField(idField, "template", Field.Store.YES));
+        // Anserini 1.7 stores the id as BINARY doc values too and sorts on them to break ties
+        doc.add(new BinaryDocValuesField(idField, new BytesRef("template")));
+        doc.add(new StoredField(rawField, "{}"));
+        doc.add(new Field(contentsField, "template", type));
+        w.addDocument(doc);
+      }
+      try (DirectoryReader r = DirectoryReader.open(dir)) {
+        return r.leaves().get(0).reader().getFieldInfos();
+      }
+    }
   }
 
   private static IntBuffer ints(byte[] bytes) {
@@ -309,65 +328,6 @@ public final class ImpactIndexer implements Closeable {
           throw new IllegalArgumentException("impact " + impacts.get(i) + " < 1 for term id " + t);
         }
       }
-    }
-  }
-
-  /** One reusable Document per worker thread; only the values change per page. */
-  private final class PageDocument {
-    final Document document = new Document();
-    final StringField id = new StringField(idField, "", Field.Store.YES);
-    // Anserini 1.7 stores the id as BINARY doc values too and sorts on them to break ties
-    final BinaryDocValuesField sortId = new BinaryDocValuesField(idField, new BytesRef());
-    final StoredField raw = new StoredField(rawField, "");
-    final ImpactTokens tokens = new ImpactTokens();
-    final Field contents;
-
-    PageDocument() {
-      FieldType type = new FieldType();
-      type.setStored(false);
-      type.setTokenized(true);
-      type.setIndexOptions(IndexOptions.DOCS_AND_FREQS);
-      type.freeze();
-      contents = new Field(contentsField, tokens, type);
-      document.add(id);
-      document.add(sortId);
-      document.add(raw);
-      document.add(contents);
-    }
-
-    void set(byte[] meta, int off, int idLen, int rawLen, Chunk chunk, int start, int end) {
-      id.setStringValue(new String(meta, off, idLen, StandardCharsets.UTF_8));
-      sortId.setBytesValue(new BytesRef(meta, off, idLen));
-      raw.setStringValue(new String(meta, off + idLen, rawLen, StandardCharsets.UTF_8));
-      tokens.point(chunk.termIds, chunk.impacts, start, end);
-      contents.setTokenStream(tokens);
-    }
-  }
-
-  /** Emits (term, impact) pairs: term bytes from the vocabulary, impact as term frequency. */
-  private final class ImpactTokens extends TokenStream {
-    private final BytesTermAttribute term = addAttribute(BytesTermAttribute.class);
-    private final TermFrequencyAttribute freq = addAttribute(TermFrequencyAttribute.class);
-    private IntBuffer termIds;
-    private IntBuffer impacts;
-    private int pos;
-    private int end;
-
-    void point(IntBuffer termIds, IntBuffer impacts, int start, int end) {
-      this.termIds = termIds;
-      this.impacts = impacts;
-      this.pos = start;
-      this.end = end;
-    }
-
-    @Override
-    public boolean incrementToken() {
-      if (pos >= end) return false;
-      clearAttributes();
-      term.setBytesRef(terms[termIds.get(pos)]);
-      freq.setTermFrequency(impacts.get(pos));
-      pos++;
-      return true;
     }
   }
 }
