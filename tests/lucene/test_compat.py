@@ -85,7 +85,7 @@ def test_every_vocabulary_term_survives_the_analyzer(tmp_path, vocab):
     """One page holding all 50,368 term names: the index must list each exact name with its impact."""
     impacts = {i: (1 + i % 97) / 100 for i in range(vocab.size)}
     batch = SparseBatch.from_dicts([impacts], ["all-terms"])
-    eng = LuceneEngine(str(tmp_path / "all"))
+    eng = LuceneEngine(str(tmp_path / "all"), scale=100)
     with eng.writer(INFO) as w:
         w.add(batch)
     J = jvm.classes()

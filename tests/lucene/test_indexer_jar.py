@@ -46,7 +46,7 @@ def test_doc_ids_follow_insertion_order_across_chunks_and_threads(direct_index, 
 
 def test_background_commits_survive_a_crash_as_a_prefix(tmp_path, corpus, vocab):
     path = tmp_path / "idx"
-    eng = LuceneEngine(str(path), chunk_docs=20, threads=2, commit_every=40)
+    eng = LuceneEngine(str(path), scale=100, chunk_docs=20, threads=2, commit_every=40)
     w = eng.writer(INFO)
     for s in range(0, 150, 30):
         w.add(corpus.select(range(s, s + 30)))

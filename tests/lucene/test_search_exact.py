@@ -70,7 +70,7 @@ def test_query_weights_are_rounded_like_documents(tmp_path, vocab):
     from vsplade.sparse import SparseBatch
 
     batch = SparseBatch.from_dicts([{5000: 1.0}], ["only"])
-    eng = LuceneEngine(str(tmp_path / "idx"))
+    eng = LuceneEngine(str(tmp_path / "idx"), scale=100)
     with eng.writer(INFO) as w:
         w.add(batch)
     with eng.searcher() as s:

@@ -18,7 +18,7 @@ from conftest import INFO
 
 def test_resume_after_crash_equals_one_pass(tmp_path, corpus, vocab):
     path = tmp_path / "idx"
-    eng = LuceneEngine(str(path))
+    eng = LuceneEngine(str(path), scale=100)
     w = eng.writer(INFO)
     w.add(corpus.select(range(0, 120)))
     w.commit()
@@ -83,7 +83,9 @@ def test_lexical_pages_equal_exact(tmp_path, pdf_dir):
     batch = EncodedDir(enc_dir).load()
     assert json.loads(r.stdout.strip().splitlines()[-1])["indexed"] == len(batch)
 
-    ref = QuantizedReference(batch)
+    with LuceneEngine(str(idx)).searcher() as s:
+        assert s.scale == 10000  # the direct build's default
+    ref = QuantizedReference(batch, scale=10000)
     qenc = load_query_encoder("lexical")
     texts = ["install a package with apt", "stub code generation for COM interfaces", "reference card",
              "the", "camlidl", "interface definition language"]
@@ -152,3 +154,36 @@ def test_cli_export_jsonvector(tmp_path, pdf_dir):
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["scale"] == 50 and res["docs"] > 0 and len(res["files"]) >= 2
+
+
+def test_default_scale_per_build_and_kept_on_append(tmp_path, corpus):
+    direct, jv = tmp_path / "direct", tmp_path / "jv"
+    with LuceneEngine(str(direct)).writer(INFO) as w:
+        w.add(corpus.select(range(5)))
+    with LuceneEngine(str(jv), build="jsonvector").writer(INFO) as w:
+        w.add(corpus.select(range(5)))
+    assert json.loads((direct / "vsplade-lucene.json").read_text())["scale"] == 10000
+    assert json.loads((jv / "vsplade-lucene.json").read_text())["scale"] == 100
+    # appending without --scale keeps the index's scale (no mismatch error)...
+    at100 = tmp_path / "at100"
+    with LuceneEngine(str(at100), scale=100).writer(INFO) as w:
+        w.add(corpus.select(range(5)))
+    with LuceneEngine(str(at100)).writer(INFO) as w:
+        w.add(corpus.select(range(5, 8)))
+    with LuceneEngine(str(at100)).searcher() as s:
+        assert s.num_docs == 8 and s.scale == 100
+    # ...while --recreate without --scale starts over at the build's default
+    with LuceneEngine(str(at100)).writer(INFO, recreate=True) as w:
+        w.add(corpus.select(range(2)))
+    assert json.loads((at100 / "vsplade-lucene.json").read_text())["scale"] == 10000
+
+
+def test_page_whose_impacts_overflow_lucene_fails_alone(tmp_path):
+    # 600 terms of weight 400 at scale 10000: 2.4e9 > 2**31 - 1 summed term frequencies
+    huge = {i: 400.0 for i in range(1000, 1600)}
+    batch = SparseBatch.from_dicts([{1: 0.5}, huge, {3: 2.0}], ["ok1", "huge", "ok2"])
+    with LuceneEngine(str(tmp_path / "i")).writer(INFO) as w:
+        w.add(batch)
+    s = w.close()
+    assert s.indexed == 2 and [f[0] for f in s.failures] == ["huge"]
+    assert "smaller --scale" in s.failures[0][1] and "scale 10000" in s.failures[0][1]

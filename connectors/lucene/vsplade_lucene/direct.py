@@ -53,6 +53,7 @@ from .store import (
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_DOCS = 16384
+MAX_PAGE_IMPACT = 2**31 - 1
 
 
 def open_index_writer(path: Path, create: bool):
@@ -214,8 +215,18 @@ class DirectImpactWriter(IndexWriter):
 
     def _keep_rows(self, batch: SparseBatch) -> list[int]:
         bad = set(bad_rows(batch.matrix).tolist())
+        # Lucene keeps a page's summed term frequencies in an int: at a large scale a page of
+        # huge weights would overflow it (the bound adds 0.5 per non-zero for the rounding)
+        m = batch.matrix
+        totals = np.asarray(abs(m).sum(axis=1), dtype=np.float64).ravel() * self.scale + 0.5 * np.diff(m.indptr)
+        too_big = set(np.flatnonzero(totals > MAX_PAGE_IMPACT).tolist()) - bad
         keep, seen = [], set()
         for r, doc_id in enumerate(batch.ids):
+            if r in too_big:
+                self.summary.failures.append((doc_id, (
+                    f"page {doc_id}: impacts add up to ~{totals[r]:.3g} at scale {self.scale:g}, over "
+                    f"Lucene's per-page limit {MAX_PAGE_IMPACT}; index with a smaller --scale")))
+                continue
             if r in bad:
                 try:
                     batch.select([r]).validate()
