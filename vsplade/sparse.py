@@ -182,11 +182,15 @@ def quantize_query_impacts(query: Mapping[str, float], scale: float = 100.0) -> 
     return out
 
 
+def feature_field_buckets(values: np.ndarray | float) -> np.ndarray:
+    """Lucene FeatureField indexes a float32 by its top 17 bits (bits >>> 15): 9 significant
+    bits; a positive value falls in one of 2**16 buckets."""
+    return np.asarray(values, dtype=np.float32).view(np.uint32) >> np.uint32(15)
+
+
 def feature_field_round(values: np.ndarray | float) -> np.ndarray:
-    """Lucene FeatureField keeps 9 significant bits of a float32: bits >> 15 << 15."""
-    arr = np.asarray(values, dtype=np.float32)
-    bits = arr.view(np.uint32) >> np.uint32(15) << np.uint32(15)
-    return bits.view(np.float32)
+    """The float32 FeatureField stores for each value: bits >> 15 << 15."""
+    return (feature_field_buckets(values) << np.uint32(15)).view(np.float32)
 
 
 @dataclass

@@ -8,7 +8,7 @@ import orjson
 
 from vsplade.sparse import SparseBatch, feature_field_round
 from vsplade.vocab import default_vocabulary
-from vsplade_opensearch.documents import _VALUES, DocumentBuilder
+from vsplade_opensearch.documents import _VALUE_JSON, DocumentBuilder
 
 INFO = {"name": "unit", "version": "1"}
 
@@ -24,9 +24,9 @@ def test_every_feature_bucket_parses_back_to_its_stored_float32():
     # table's text must survive that double rounding for every one of the 2**16 buckets
     stored = (np.arange(1 << 16, dtype=np.uint32) << np.uint32(15)).view(np.float32)
     finite = np.isfinite(stored)
-    parsed = np.array([float(t) for t in _VALUES.json[finite]], dtype=np.float64).astype(np.float32)
+    parsed = np.array([float(t) for t in _VALUE_JSON[finite]], dtype=np.float64).astype(np.float32)
     assert (parsed.view(np.uint32) == stored[finite].view(np.uint32)).all()
-    assert max(len(t) for t in _VALUES.json[finite]) <= 15
+    assert max(len(t) for t in _VALUE_JSON[finite]) <= 15
 
 
 def test_lines_are_json_with_feature_field_values_and_escaped_terms():

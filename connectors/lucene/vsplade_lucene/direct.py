@@ -1,20 +1,22 @@
 """The direct indexing path: SparseBatch -> Lucene impact index, impacts written as term frequencies.
 
 Pyserini's JsonVectorCollection route repeats every term ``impact`` times in a pseudo-text
-(cost grows with the SUM of the impacts). Here each non-zero becomes ONE token whose term is
-the term name and whose term frequency (Lucene's TermFrequencyAttribute) is the impact, so the
-cost grows with the number of non-zeros. The postings (term, doc, freq) are what the
-JsonVectorCollection route produces, in the same field (``contents``, DOCS_AND_FREQS, norms
-from ImpactSimilarity), with the same ``id`` fields (stored + BINARY doc values, as Anserini
-1.7 writes them), so Pyserini's ``LuceneImpactSearcher`` reads it unchanged.
+(cost grows with the SUM of the impacts). Here each non-zero is one posting whose term
+frequency is the impact, so the cost grows with the number of non-zeros and not with the
+scale. The postings (term, doc, freq) are what the JsonVectorCollection route produces, in the
+same field (``contents``, DOCS_AND_FREQS, norms from ImpactSimilarity), with the same ``id``
+fields (stored + BINARY doc values, as Anserini 1.7 writes them), so Pyserini's
+``LuceneImpactSearcher`` reads it unchanged.
 
-The Lucene side runs in Java, in our helper jar (``vsplade.lucene.ImpactIndexer``, source in
-connectors/lucene/java/): Python quantizes a chunk of pages with numpy and hands it over as a
-few int32/UTF-8 byte arrays in ONE JNI call; Java worker threads build each chunk into an
-in-memory segment on every core, and one appender adds the segments to the index in
-submission order. (Driving ``addDocument`` per page from Python kept indexing on one core:
-the GIL and a JNI round trip per field; the term bytes come from the vocabulary, so no
-``term|impact`` text is built or parsed and no delimiter can clash with a term name.)
+The Lucene side runs in Java, in our helper jar (``vsplade.lucene.ImpactIndexer`` and
+``ChunkReader``, source in connectors/lucene/java/): Python quantizes a chunk of pages with
+numpy and hands it over as a few int32/UTF-8 byte arrays in ONE JNI call; Java worker threads
+turn each chunk into a segment on every core (the chunk seen as a segment reader, written by
+``addIndexes`` through the codec, with no per-token inversion), and one appender adds the
+segments to the index in submission order. (Driving ``addDocument`` per page from Python kept
+indexing on one core: the GIL and a JNI round trip per field. Term bytes come from the
+vocabulary, so no ``term|impact`` text is built or parsed and no delimiter can clash with a
+term name.)
 
 Doc ids: segments join the index in submission order and LogByteSizeMergePolicy merges only
 adjacent segments, so Lucene doc ids are the insertion order. Ties therefore break by
@@ -104,7 +106,7 @@ class DirectImpactWriter(IndexWriter):
         self,
         path: Path,
         info: Mapping[str, Any],
-        scale: float = 100.0,
+        scale: float = 10000.0,  # LuceneEngine.DEFAULT_SCALE["direct"]
         recreate: bool = False,
         vocab: Vocabulary | None = None,
         threads: int | None = None,
@@ -121,7 +123,6 @@ class DirectImpactWriter(IndexWriter):
         self.info = dict(info)
         self.scale = float(scale)
         self.vocab = vocab or default_vocabulary()
-        self.commit_every = int(commit_every)
         self.chunk_docs = int(chunk_docs)
         self.summary = IndexSummary()
         self._closed = False
@@ -146,7 +147,7 @@ class DirectImpactWriter(IndexWriter):
         names, lengths = _utf8_with_lengths(self.vocab.terms)
         self._indexer = J.ImpactIndexer(
             self._writer, J.ImpactSimilarity(), names, lengths, ID_FIELD, RAW_FIELD, CONTENTS_FIELD,
-            threads, threads + 2, self.commit_every,
+            threads, threads + 2, int(commit_every),
         )
         committed = int(self._writer.getDocStats().maxDoc)
         self._docs = DocsFile(self.path)

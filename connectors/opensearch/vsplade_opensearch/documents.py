@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import numpy as np
 import orjson
 
-from vsplade.sparse import SparseBatch, bad_rows
+from vsplade.sparse import SparseBatch, bad_rows, feature_field_buckets
 from vsplade.vocab import Vocabulary, default_vocabulary
 
 from .mapping import DEFAULT_FIELD
@@ -81,15 +81,14 @@ class DocumentBuilder:
         snippet_chars: int = 500,
     ):
         self.vocab = vocab or default_vocabulary()
-        # Each term's JSON key, escaped once: '"term":' starts a vector, ',"term":' continues
-        # it, so a page's rank_features object is one bytes join (no dict, no per-key escaping)
-        # One read-only table of every piece a line is made of, so building a batch is one
-        # gather: [",term":]*V  ["term":]*V (a page's first key)  [value]*2**16  [}}\n]
+        # One read-only table of every piece a line is made of, each term's JSON key escaped
+        # once, so building a batch is one gather (no dict, no per-key escaping, no float
+        # formatting): [",term":]*V  ["term":]*V (a page's first key)  [value]*2**16  [}}\n]
         first = [orjson.dumps(t) + b":" for t in self.vocab.terms]
         self._pieces = np.concatenate([
             np.asarray([b"," + k for k in first], dtype=object),
             np.asarray(first, dtype=object),
-            _VALUES.json,
+            _VALUE_JSON,
             np.asarray([b"}}\n"], dtype=object),
         ])
         self._first_key_at = self.vocab.size
@@ -159,7 +158,7 @@ class DocumentBuilder:
         key_at = 2 * np.arange(len(indices)) + 2 * np.repeat(np.arange(pages), counts) + 1
         code = np.full(2 * len(indices) + 2 * pages, self._tail_at, dtype=np.int64)
         code[key_at] = key_code
-        code[key_at + 1] = self._value_at + feature_buckets(data)
+        code[key_at + 1] = self._value_at + feature_field_buckets(data)
         parts = self._pieces[code]  # heads' slots hold the tail for now
         parts[head_at] = heads
         parts = parts.tolist()
@@ -168,24 +167,16 @@ class DocumentBuilder:
         return out
 
 
-class _FeatureValueTable:
-    """JSON text of every value a rank_features field can hold.
+def _feature_value_json() -> np.ndarray:
+    """JSON text of every value a rank_features field can hold, by FeatureField bucket.
 
     Lucene's FeatureField keeps 9 significant bits of the float32 (it indexes bits >>> 15), so
     a positive value has one of 2**16 stored forms. Sending that form (the shortest JSON
     number that parses back to it) changes no score, needs no per-value formatting (a table
     lookup), and is a third shorter than the float64 expansion of a float32."""
-
-    def __init__(self) -> None:
-        stored = (np.arange(1 << 16, dtype=np.uint32) << np.uint32(15)).view(np.float32)
-        stored[~np.isfinite(stored)] = 0  # NaN/inf buckets: never looked up (validated first)
-        text = orjson.dumps(stored, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b",")
-        self.json = np.asarray(text, dtype=object)
+    stored = (np.arange(1 << 16, dtype=np.uint32) << np.uint32(15)).view(np.float32)
+    stored[~np.isfinite(stored)] = 0  # NaN/inf buckets: never looked up (validated first)
+    return np.asarray(orjson.dumps(stored, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].split(b","), dtype=object)
 
 
-def feature_buckets(values: np.ndarray) -> np.ndarray:
-    """The FeatureField bucket (bits >>> 15) of each positive float32 value."""
-    return np.ascontiguousarray(values, dtype=np.float32).view(np.uint32) >> np.uint32(15)
-
-
-_VALUES = _FeatureValueTable()
+_VALUE_JSON = _feature_value_json()
