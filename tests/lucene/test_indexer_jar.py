@@ -99,3 +99,18 @@ def test_lucene_checkindex_finds_no_problem(direct_index):
     finally:
         checker.close()
         directory.close()
+
+
+def test_a_failure_in_a_worker_thread_is_raised_not_lost(tmp_path):
+    from vsplade.engines.base import EngineError
+
+    # two impacts summing past Java's int: passes the submit-time checks, fails in the worker
+    # (the Python writer refuses such pages before they get here; this is the last line)
+    w = LuceneEngine(str(tmp_path / "i"), scale=100).writer(INFO)
+    big = np.array([2**30, 2**30], "<i4").tobytes()
+    w._indexer.submit(b"p1{}", np.array([2, 2], "<i4").tobytes(), np.array([2], "<i4").tobytes(),
+                      np.array([1, 2], "<i4").tobytes(), big)
+    with pytest.raises(EngineError, match="overflow"):
+        w.commit()
+    w.abort()
+    assert LuceneEngine(str(tmp_path / "i")).writer(INFO).done_ids() == set()
