@@ -217,9 +217,11 @@ class DirectImpactWriter(IndexWriter):
     def _keep_rows(self, batch: SparseBatch) -> list[int]:
         bad = set(bad_rows(batch.matrix).tolist())
         # Lucene keeps a page's summed term frequencies in an int: at a large scale a page of
-        # huge weights would overflow it (the bound adds 0.5 per non-zero for the rounding)
+        # huge weights would overflow it (the bound adds 0.5 per non-zero for the rounding).
+        # Rows with negative weights are in `bad` and excluded, so a plain row sum (no abs
+        # copy of the matrix) bounds every row that can be kept.
         m = batch.matrix
-        totals = np.asarray(abs(m).sum(axis=1), dtype=np.float64).ravel() * self.scale + 0.5 * np.diff(m.indptr)
+        totals = np.asarray(m.sum(axis=1, dtype=np.float64)).ravel() * self.scale + 0.5 * np.diff(m.indptr)
         too_big = set(np.flatnonzero(totals > MAX_PAGE_IMPACT).tolist()) - bad
         keep, seen = [], set()
         for r, doc_id in enumerate(batch.ids):
