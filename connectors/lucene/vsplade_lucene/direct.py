@@ -34,6 +34,7 @@ from typing import Any, Mapping
 import numpy as np
 import orjson
 
+from vsplade.crashpoints import crash_point
 from vsplade.engines.base import EngineError, IndexSummary, IndexWriter
 from vsplade.sparse import SparseBatch, bad_rows, quantize_impacts
 from vsplade.vocab import Vocabulary, default_vocabulary
@@ -45,8 +46,11 @@ from .store import (
     RAW_FIELD,
     DocsFile,
     check_compatible,
+    is_lock_failure,
+    lucene_lock_error,
     meta_line,
     new_config,
+    open_locked,
     prepare_dir,
     read_config,
     write_config,
@@ -59,6 +63,8 @@ MAX_PAGE_IMPACT = 2**31 - 1
 
 
 def open_index_writer(path: Path, create: bool):
+    """Lucene's IndexWriter on DIR. Its write.lock held by another program (or another writer
+    in this JVM) is an IndexLockedError, not a Java traceback."""
     J = jvm.classes()
     cfg = J.IndexWriterConfig()
     # Anserini indexes impact collections with ImpactSimilarity (norm = 1 for every doc)
@@ -66,7 +72,13 @@ def open_index_writer(path: Path, create: bool):
     cfg.setMergePolicy(J.LogByteSizeMergePolicy())  # adjacent merges keep doc ids in insertion order
     cfg.setOpenMode(J.OpenMode.CREATE if create else J.OpenMode.CREATE_OR_APPEND)
     directory = J.FSDirectory.open(J.Paths.get(str(path.resolve())))
-    return J.IndexWriter(directory, cfg), directory
+    try:
+        return J.IndexWriter(directory, cfg), directory
+    except Exception as e:  # JavaException
+        directory.close()
+        if is_lock_failure(e):
+            raise lucene_lock_error(path, e) from None
+        raise EngineError(f"cannot open the Lucene index in {path}: {e}") from None
 
 
 def _utf8_with_lengths(strings) -> tuple[bytes, bytes]:
@@ -126,37 +138,79 @@ class DirectImpactWriter(IndexWriter):
         self.chunk_docs = int(chunk_docs)
         self.summary = IndexSummary()
         self._closed = False
+        self._writer = self._directory = self._indexer = None
 
-        prepare_dir(self.path, recreate)
+        # the lock before anything touches DIR; every exit path below releases it
+        self._lock, lock_created = open_locked(self.path)
+        try:
+            self._open(recreate, lock_created, threads, int(commit_every))
+        except BaseException:
+            self._release(rollback=True)
+            raise
+        self._t0 = time.perf_counter()
+
+    def _open(self, recreate: bool, lock_created: bool, threads: int, commit_every: int) -> None:
+        prepare_dir(self.path, recreate, lock_created)
         old = read_config(self.path)
         if old is not None:
             check_compatible(self.path, old, self.info, self.scale)
-            self.config = old
             if old.get("build") != "direct":
                 raise EngineError(
                     f"{self.path} was built through JsonVectorCollection; add pages with the same "
                     "route or --recreate"
                 )
+            self.config = old
             self.config["state"] = "writing"
         else:
             self.config = new_config(self.info, self.scale, build="direct")
-        write_config(self.path, self.config)
+        # Lucene's write lock (another Lucene program on DIR fails here) before our config
+        # changes; a new dir with only Lucene's lock file and no commit point is still new
+        self._writer, self._directory = open_index_writer(self.path, create=old is None)
+        crash_point("lucene.writer.opened")
+        write_config(self.path, self.config, step="open")
 
         J = jvm.classes()
-        self._writer, self._directory = open_index_writer(self.path, create=old is None)
         names, lengths = _utf8_with_lengths(self.vocab.terms)
-        self._indexer = J.ImpactIndexer(
-            self._writer, J.ImpactSimilarity(), names, lengths, ID_FIELD, RAW_FIELD, CONTENTS_FIELD,
-            threads, threads + 2, int(commit_every),
+        self._indexer = self._java(
+            J.ImpactIndexer, self._writer, J.ImpactSimilarity(), names, lengths, ID_FIELD, RAW_FIELD,
+            CONTENTS_FIELD, threads, threads + 2, commit_every,
         )
         committed = int(self._writer.getDocStats().maxDoc)
         self._docs = DocsFile(self.path)
-        rows = self._docs.truncate_to(committed) if (committed or self._docs.path.exists()) else []
+        rows = []
+        if committed or self._docs.path.exists():
+            # lines past the last commit (pages a killed run handed over, never committed) go
+            rows = self._docs.truncate_to(committed)
+            crash_point("lucene.docs.truncated")
         self._done: set[str] = {r["id"] for r in rows}
         self._num_docs = committed
         self._pending: list[dict] = []  # doc lines of the chunk being filled
         self._chunk = _Chunk()
-        self._t0 = time.perf_counter()
+
+    def _release(self, rollback: bool) -> None:
+        """Let go of Java and the locks; with rollback, uncommitted work is dropped. Never raises
+        over an error already on its way."""
+        try:
+            if self._indexer is not None:
+                try:
+                    self._indexer.close()
+                except Exception as e:
+                    log.warning("lucene indexer close failed: %s", e)
+                self._indexer = None
+            if self._writer is not None and rollback:
+                try:
+                    self._writer.rollback()  # also closes it and frees Lucene's write.lock
+                except Exception as e:
+                    log.warning("lucene rollback failed: %s", e)
+                self._writer = None
+            if self._directory is not None:
+                try:
+                    self._directory.close()
+                except Exception:
+                    pass
+                self._directory = None
+        finally:
+            self._lock.release()
 
     # -- IndexWriter API -------------------------------------------------------------------
 
@@ -181,20 +235,27 @@ class DirectImpactWriter(IndexWriter):
         self.summary.dropped_weights += dropped
         counts = np.diff(impacts.indptr)
         self.summary.empty += int((counts == 0).sum())
-        chunk = self._chunk
-        for r, doc_id in enumerate(batch.ids):
-            line = meta_line(doc_id, batch.meta[r])
-            chunk.meta.append(doc_id.encode("utf-8"))
-            chunk.meta.append(orjson.dumps(line))
-            self._pending.append(line)
-            self._done.add(doc_id)
-        chunk.counts.append(counts)
-        chunk.term_ids.append(impacts.indices)
-        chunk.impacts.append(impacts.data)
-        chunk.docs += len(batch)
         self.summary.indexed += len(batch)
-        if chunk.docs >= self.chunk_docs:
-            self._submit()
+        # fill chunks of exactly chunk_docs pages (a big batch becomes several hand-overs)
+        start = 0
+        while start < len(batch):
+            chunk = self._chunk
+            end = min(len(batch), start + self.chunk_docs - chunk.docs)
+            lo, hi = impacts.indptr[start], impacts.indptr[end]
+            for r in range(start, end):
+                doc_id = batch.ids[r]
+                line = meta_line(doc_id, batch.meta[r])
+                chunk.meta.append(doc_id.encode("utf-8"))
+                chunk.meta.append(orjson.dumps(line))
+                self._pending.append(line)
+                self._done.add(doc_id)
+            chunk.counts.append(counts[start:end])
+            chunk.term_ids.append(impacts.indices[lo:hi])
+            chunk.impacts.append(impacts.data[lo:hi])
+            chunk.docs += end - start
+            start = end
+            if chunk.docs >= self.chunk_docs:
+                self._submit()
 
     def _submit(self) -> None:
         if self._chunk.docs == 0:
@@ -203,10 +264,12 @@ class DirectImpactWriter(IndexWriter):
         # doc lines go to disk before Java may commit their pages: a resume truncates the file
         # to the committed doc count, never the other way round
         self._docs.append(self._pending)
+        crash_point("lucene.docs-appended")
         self._num_docs += len(self._pending)
         self._pending = []
         self._chunk = _Chunk()
         self._java(self._indexer.submit, *arrays)
+        crash_point("lucene.submitted")
 
     def _java(self, call, *args):
         try:
@@ -245,21 +308,33 @@ class DirectImpactWriter(IndexWriter):
 
     def commit(self) -> None:
         """Make everything added so far durable (doc lines first, then the Lucene commit)."""
+        if self._closed:
+            raise EngineError("writer is closed")
         self._submit()
         self._java(self._indexer.flush)
-        self._writer.commit()
+        crash_point("lucene.commit.before")
+        self._java(self._writer.commit)
+        crash_point("lucene.commit.after")
 
     def close(self) -> IndexSummary:
         if self._closed:
             return self.summary
-        self.commit()
-        build_s, append_s = float(self._indexer.buildSeconds()), float(self._indexer.appendSeconds())
-        self._indexer.close()
-        self._writer.close()
+        try:
+            self.commit()
+            build_s, append_s = float(self._indexer.buildSeconds()), float(self._indexer.appendSeconds())
+            self._indexer.close()
+            self._indexer = None
+            self._java(self._writer.close)
+            self._writer = None
+            crash_point("lucene.close.writer-closed")
+            self.config["state"] = "ready"
+            self.config["num_docs"] = self._num_docs
+            write_config(self.path, self.config, step="close")
+        except BaseException:
+            self.abort()  # committed pages stay for a resume; the locks go
+            raise
         self._closed = True
-        self.config["state"] = "ready"
-        self.config["num_docs"] = self._num_docs
-        write_config(self.path, self.config)
+        self._release(rollback=False)
         secs = time.perf_counter() - self._t0
         self.summary.extra.update(
             engine="lucene", index=str(self.path), num_docs=self._num_docs, scale=self.scale,
@@ -269,12 +344,8 @@ class DirectImpactWriter(IndexWriter):
         return self.summary
 
     def abort(self) -> None:
-        """Drop what was not committed; committed pages stay for a resume."""
+        """Drop what was not committed; committed pages stay for a resume. Releases the locks."""
         if self._closed:
             return
         self._closed = True
-        self._indexer.close()
-        try:
-            self._writer.rollback()
-        except Exception as e:  # rollback also closes; a second failure must not hide the first
-            log.warning("lucene rollback failed: %s", e)
+        self._release(rollback=True)

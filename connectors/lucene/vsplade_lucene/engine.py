@@ -5,13 +5,18 @@ round(w * scale), fixed when the index is created; default: the existing index's
 10000 for the direct build and 100 for the JsonVectorCollection route), ``build`` ("direct",
 the default fast path, or "jsonvector", Pyserini's JsonVectorCollection + IndexCollection route),
 ``heap`` (JVM -Xmx, or VSPLADE_LUCENE_HEAP), ``threads`` (batch search; indexing threads,
-default every core), ``chunk_docs`` and ``commit_every`` (direct path). Network/credential options of other
-engines are rejected by name.
+default every core), ``chunk_docs`` and ``commit_every`` (direct path; also from the environment,
+VSPLADE_LUCENE_CHUNK_DOCS / VSPLADE_LUCENE_COMMIT_EVERY, as the CLI has no flags for these
+tuning knobs). Network/credential options of other engines are rejected by name.
+
+Writers take the index's exclusive lock (vsplade.locking) before touching the dir: a second
+writer, or ``--recreate`` while another process writes, fails with IndexLockedError.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -29,6 +34,7 @@ DEFAULT_SCALE = {"direct": 10000.0, "jsonvector": 100.0}
 # an index without our config (built by Pyserini) is searched with its customary scale
 FOREIGN_INDEX_SCALE = 100.0
 _KNOWN = {"scale", "build", "heap", "threads", "chunk_docs", "commit_every", "vocab"}
+_ENV = {"chunk_docs": "VSPLADE_LUCENE_CHUNK_DOCS", "commit_every": "VSPLADE_LUCENE_COMMIT_EVERY"}
 
 
 class LuceneEngine(Engine):
@@ -78,7 +84,14 @@ class LuceneEngine(Engine):
                                     threads=max(2, self.threads), heap=self.options.get("heap"))
         from .direct import DirectImpactWriter
 
-        kw = {k: int(self.options[k]) for k in ("threads", "chunk_docs", "commit_every") if self.options.get(k)}
+        kw = {}
+        for k in ("threads", "chunk_docs", "commit_every"):
+            value = self.options.get(k) or os.environ.get(_ENV.get(k, ""))
+            if value:
+                try:
+                    kw[k] = int(value)
+                except ValueError:
+                    raise EngineError(f"{k} must be an integer, got {value!r}") from None
         return DirectImpactWriter(self.path, info, scale=self.scale, recreate=recreate, vocab=self.vocab, **kw)
 
     def searcher(self):

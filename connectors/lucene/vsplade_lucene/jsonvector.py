@@ -19,13 +19,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import orjson
 
+from vsplade.crashpoints import crash_point
 from vsplade.engines.base import EngineError, IndexSummary, IndexWriter
+from vsplade.locking import IndexLockedError
 from vsplade.sparse import SparseBatch, bad_rows, quantize_impacts
 from vsplade.vocab import Vocabulary, default_vocabulary
 
@@ -33,13 +34,20 @@ from . import jvm
 from .store import (
     DocsFile,
     ID_FIELD,
+    LUCENE_LOCK,
     check_compatible,
+    clear_index_dir,
     meta_line,
     new_config,
+    open_locked,
     prepare_dir,
     read_config,
     write_config,
 )
+
+# the collection is staged INSIDE the index dir (under our lock, cleared with it; Lucene
+# ignores names outside its own patterns), never next to it where a killed run would litter
+STAGING_DIR = ".vsplade-jsonvector.tmp"
 
 DEFAULT_SHARDS = max(2, os.cpu_count() or 2)
 
@@ -146,6 +154,11 @@ def index_collection(collection: Path, index: Path, threads: int = 2, heap: str 
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr)[-2000:]
+        if "LockObtainFailedException" in proc.stdout + proc.stderr:
+            raise IndexLockedError(
+                f"{index} is being written by another Lucene program ({LUCENE_LOCK} is held); "
+                "wait for it to finish or stop it, then re-run"
+            )
         raise EngineError(f"Anserini IndexCollection failed (exit {proc.returncode}):\n{tail}")
     return proc
 
@@ -154,8 +167,10 @@ class JsonVectorWriter(IndexWriter):
     """Engine writer through the compatibility route: export, then IndexCollection on close.
 
     Not resumable page by page (IndexCollection builds the index in one go): a re-run with
-    the same info over a finished index refuses unless recreate. Pages whose vector is empty
-    are skipped by Anserini and reported as failures, so counts stay honest.
+    the same info over a finished index refuses unless recreate; over a build that was killed
+    before it finished (config state "writing") it starts that build over. Pages whose vector
+    is empty are skipped by Anserini and reported as failures, so counts stay honest. Holds
+    the index's writer lock from the constructor to close/abort.
     """
 
     def __init__(self, path: Path, info: Mapping[str, Any], scale: float = 100.0, recreate: bool = False,
@@ -165,19 +180,32 @@ class JsonVectorWriter(IndexWriter):
         self.scale = float(scale)
         self.threads = threads
         self.heap = heap
-        prepare_dir(self.path, recreate)
-        old = read_config(self.path)
-        if old is not None:
-            check_compatible(self.path, old, self.info, self.scale)
-            raise EngineError(f"{self.path} already holds a JsonVectorCollection-built index; use --recreate")
-        self.config = new_config(self.info, self.scale, build="jsonvector")
-        self._tmp = Path(tempfile.mkdtemp(prefix="vsplade-jsonvector-", dir=self.path.parent))
-        self._pages_path = self._tmp / "pages.jsonl"
-        self._exporter = JsonVectorExporter(self._tmp / "collection", scale=scale, shards=max(2, threads),
-                                            vocab=vocab, pages_file=self._pages_path)
-        self._seen: set[str] = set()
         self.summary = IndexSummary()
         self._closed = False
+        self._lock, lock_created = open_locked(self.path)
+        try:
+            prepare_dir(self.path, recreate, lock_created)
+            old = read_config(self.path)
+            if old is not None:
+                check_compatible(self.path, old, self.info, self.scale)
+                if old.get("build") != "jsonvector":
+                    raise EngineError(
+                        f"{self.path} holds a direct-built index; add pages with the direct build or --recreate"
+                    )
+                if old.get("state") != "writing":
+                    raise EngineError(f"{self.path} already holds a JsonVectorCollection-built index; use --recreate")
+                clear_index_dir(self.path)  # a killed build of this route: start it over
+            self.config = new_config(self.info, self.scale, build="jsonvector")
+            write_config(self.path, self.config, step="open")
+            self._tmp = self.path / STAGING_DIR
+            self._tmp.mkdir()
+            self._pages_path = self._tmp / "pages.jsonl"
+            self._exporter = JsonVectorExporter(self._tmp / "collection", scale=scale, shards=max(2, threads),
+                                                vocab=vocab, pages_file=self._pages_path)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._seen: set[str] = set()
 
     def done_ids(self) -> set[str]:
         return set()
@@ -198,13 +226,20 @@ class JsonVectorWriter(IndexWriter):
             result = self._exporter.close()
             self.summary.failures.extend((f["id"], f["error"]) for f in result["failures"])
             self.summary.dropped_weights += result["dropped_weights"]
+            crash_point("lucene.jsonvector.exported")
             index_collection(self._tmp / "collection", self.path, threads=self.threads, heap=self.heap)
+            crash_point("lucene.jsonvector.indexed")
             self._write_docs_file()
-        finally:
+            crash_point("lucene.jsonvector.docs-written")
             shutil.rmtree(self._tmp, ignore_errors=True)
-        self.config["state"] = "ready"
-        self.config["num_docs"] = self.summary.indexed
-        write_config(self.path, self.config)
+            self.config["state"] = "ready"
+            self.config["num_docs"] = self.summary.indexed
+            write_config(self.path, self.config, step="close")
+        except BaseException:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
+        finally:
+            self._lock.release()
         self.summary.extra.update(engine="lucene", index=str(self.path), build="jsonvector", scale=self.scale)
         return self.summary
 
@@ -229,7 +264,7 @@ class JsonVectorWriter(IndexWriter):
                 # Anserini skips documents whose contents are empty (EmptyDocumentException)
                 self.summary.failures.append((doc_id, "empty vector: skipped by JsonVectorCollection indexing"))
         self.summary.indexed = len(rows)
-        DocsFile(self.path).append(rows)
+        DocsFile(self.path).write(rows)  # whole and atomic: never appended to a killed run's lines
 
     def abort(self) -> None:
         if not self._closed:
@@ -238,3 +273,4 @@ class JsonVectorWriter(IndexWriter):
                 self._exporter.close()
             finally:
                 shutil.rmtree(self._tmp, ignore_errors=True)
+                self._lock.release()

@@ -11,6 +11,15 @@ Lucene only manages files with its own name patterns, so these two files are lef
 IndexWriter. Crash safety: doc lines are appended and fsynced BEFORE each Lucene commit; on
 re-open the doc file is cut back to the committed Lucene doc count. So the committed ids are
 exactly the first ``maxDoc`` lines, and a resumed run re-adds the rest.
+
+One writer at a time: every writer takes `open_locked` (vsplade.locking.WriterLock, a flock on
+``DIR/.vsplade-write.lock``) before it touches DIR and holds it until close/abort; Lucene's
+own ``write.lock`` held by another program (Pyserini/Anserini IndexCollection) is reported
+the same way (`IndexLockedError`). ``--recreate`` empties DIR only under that lock, in an
+order a SIGKILL cannot turn into a dir vsplade refuses: the commit point (``segments_N``)
+first, so Lucene sees no index at once, our config last, so DIR stays ours until it is empty.
+Files a killed first run can leave before the config exists (the lock file, a config temp)
+do not make a dir foreign.
 """
 
 from __future__ import annotations
@@ -23,7 +32,9 @@ from typing import Any, Mapping
 
 import orjson
 
+from vsplade.crashpoints import crash_point
 from vsplade.engines.base import EngineError, IndexMismatchError
+from vsplade.locking import LOCK_FILE, IndexLockedError, WriterLock
 from vsplade.vocab import TERM_NAMING, VOCAB_SIZE
 
 FORMAT = "vsplade-lucene"
@@ -32,6 +43,12 @@ DOCS_FILE = "vsplade-docs.jsonl"
 CONTENTS_FIELD = "contents"  # Anserini's Constants.CONTENTS
 ID_FIELD = "id"  # Anserini's Constants.ID (stored + sorted doc values, for Pyserini's tie-break)
 RAW_FIELD = "raw"  # Anserini's Constants.RAW: we store the page metadata as JSON there
+LUCENE_LOCK = "write.lock"  # Lucene's IndexWriter lock (NativeFSLockFactory)
+CONFIG_TMP = CONFIG_FILE + ".tmp"
+# what a run killed before its first config write can leave in a new dir
+# what a run killed before its first config write can leave in a new dir (Lucene's lock file
+# without a commit point is no index)
+_LEFTOVERS = {LOCK_FILE, CONFIG_TMP, LUCENE_LOCK}
 
 
 def is_lucene_dir(path: Path) -> bool:
@@ -48,10 +65,16 @@ def read_config(path: Path) -> dict | None:
         raise EngineError(f"{cfg}: invalid JSON ({e})") from None
 
 
-def write_config(path: Path, config: Mapping[str, Any]) -> None:
-    tmp = path / (CONFIG_FILE + ".tmp")
-    tmp.write_text(json.dumps(config, indent=1, sort_keys=True))
+def write_config(path: Path, config: Mapping[str, Any], step: str = "config") -> None:
+    """Atomic config write; `step` names its crash points (lucene.STEP.config-tmp / -written)."""
+    tmp = path / CONFIG_TMP
+    with open(tmp, "w") as f:
+        f.write(json.dumps(config, indent=1, sort_keys=True))
+        f.flush()
+        os.fsync(f.fileno())
+    crash_point(f"lucene.{step}.config-tmp")
     os.replace(tmp, path / CONFIG_FILE)
+    crash_point(f"lucene.{step}.config-written")
 
 
 def new_config(info: Mapping[str, Any], scale: float, build: str) -> dict:
@@ -84,18 +107,85 @@ def check_compatible(path: Path, old: Mapping[str, Any], info: Mapping[str, Any]
         raise IndexMismatchError(f"{path} uses term naming {old.get('term_naming')!r}, not {TERM_NAMING!r}")
 
 
-def prepare_dir(path: Path, recreate: bool) -> None:
-    """Create DIR, or empty it for --recreate; refuse to touch a dir that is not ours."""
+def open_locked(path: Path) -> tuple[WriterLock, bool]:
+    """Take the exclusive writer lock on DIR (creating DIR) before anything else touches it.
+    Returns the lock and whether its lock file is new (removed again if DIR is refused)."""
     if path.exists() and not path.is_dir():
         raise EngineError(f"--index {path} exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()):
+    created = not (path / LOCK_FILE).exists()
+    try:
+        lock = WriterLock(path).acquire()
+    except OSError as e:  # a parent that is a file, no permission, read-only fs...
+        raise EngineError(f"--index {path}: cannot create or lock it ({e.strerror or e})") from None
+    crash_point("lucene.lock.acquired")
+    return lock, created
+
+
+def is_lock_failure(e: BaseException) -> bool:
+    return "LockObtainFailedException" in f"{getattr(e, 'classname', '')} {e}"
+
+
+def lucene_lock_error(path: Path, e: BaseException) -> IndexLockedError:
+    """Lucene's LockObtainFailedException (another program's IndexWriter on DIR) as one line."""
+    text = str(e).strip()
+    msg = text.splitlines()[0] if text else type(e).__name__
+    return IndexLockedError(
+        f"{path} is being written by another Lucene program ({LUCENE_LOCK} is held: {msg}); "
+        "wait for it to finish or stop it, then re-run"
+    )
+
+
+def prepare_dir(path: Path, recreate: bool, lock_created: bool = False) -> None:
+    """Check DIR (the caller holds its writer lock), or empty it for --recreate; refuse to
+    touch a dir that is not ours (and then remove the lock file if we just created it)."""
+    if not path.is_dir():
+        raise EngineError(f"--index {path} is not a directory")
+    if any(p.name not in _LEFTOVERS for p in path.iterdir()):
         ours = (path / CONFIG_FILE).is_file()
         if not ours:
             what = "a Lucene index not built by vsplade" if is_lucene_dir(path) else "not a vsplade Lucene index"
+            if lock_created:
+                (path / LOCK_FILE).unlink(missing_ok=True)
             raise IndexMismatchError(f"--index {path} is {what}; choose a new or empty dir")
         if recreate:
-            shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
+            clear_index_dir(path)
+
+
+def clear_index_dir(path: Path) -> None:
+    """--recreate under our writer lock. Lucene's write lock is taken too, so an index another
+    Lucene program is writing is refused, never deleted. Order: the commit point first (Lucene
+    then sees no index at all), every other file next, our config last: a kill in between
+    leaves a dir that is still ours and that the same command finishes clearing. The lock
+    files stay (vsplade.locking.clear_dir's rule)."""
+    from . import jvm
+
+    J = jvm.classes()
+    directory = J.FSDirectory.open(J.Paths.get(str(path.resolve())))
+    try:
+        try:
+            lucene_lock = directory.obtainLock(LUCENE_LOCK)
+        except Exception as e:
+            if is_lock_failure(e):
+                raise lucene_lock_error(path, e) from None
+            raise EngineError(f"--recreate {path}: cannot lock the Lucene index ({e})") from None
+        try:
+            for p in sorted(path.glob("segments*")):
+                p.unlink()
+            crash_point("lucene.recreate.commit-deleted")
+            for child in path.iterdir():
+                if child.name in (LOCK_FILE, LUCENE_LOCK, CONFIG_FILE):
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+            crash_point("lucene.recreate.files-deleted")
+            (path / CONFIG_FILE).unlink(missing_ok=True)
+            crash_point("lucene.recreate.done")
+        finally:
+            lucene_lock.close()
+    finally:
+        directory.close()
 
 
 def meta_line(doc_id: str, meta: Mapping[str, Any]) -> dict:
@@ -128,13 +218,17 @@ class DocsFile:
                 f"{self.path} lists {len(rows)} pages but the Lucene index holds {n}; "
                 "the index was modified outside vsplade: rebuild it with --recreate"
             )
+        self.write(rows)
+        return rows
+
+    def write(self, rows: list[dict]) -> None:
+        """Replace the whole file atomically (the JsonVectorCollection route writes it once)."""
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "wb") as f:
             f.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
-        return rows
 
     def append(self, rows: list[dict]) -> None:
         if not rows:
