@@ -41,3 +41,17 @@ jar: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache
+
+# ---- OpenSearch (connectors/opensearch/server): a real node for tests, demo and benchmarks.
+# The server jars of both lines (server/lines.tsv: 3.x and 2.19.x) come from Maven Central
+# (server/pom.xml), the launcher is compiled against each (needs mvn and javac 17 / 21+).
+# Fetched once by install/test; tests/opensearch then starts nodes offline from them.
+OS_SERVER := connectors/opensearch/server
+OS_BUILT := $(OS_SERVER)/jars/.built
+.PHONY: opensearch-jars demo-opensearch
+install: $(OS_BUILT)
+test: $(OS_BUILT)
+opensearch-jars: $(OS_BUILT)
+$(OS_BUILT): $(OS_SERVER)/pom.xml $(OS_SERVER)/lines.tsv $(OS_SERVER)/build.sh $(wildcard $(OS_SERVER)/launcher/*.java $(OS_SERVER)/launcher/*/*.java)
+	bash $(OS_SERVER)/build.sh
+	touch $@

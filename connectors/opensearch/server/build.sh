@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Fetch the OpenSearch server jars of each line in lines.tsv from Maven Central (pom.xml) into
+# jars/VERSION/ and compile the launcher against them into jars/launcher-VERSION/.
+# Run by `make opensearch-jars`; needs mvn and a JDK (javac) per line: 17+ for 2.x, 21+ for 3.x.
+# vsplade_opensearch.testnode refuses a launcher whose SOURCE_HASH no longer matches the sources.
+set -euo pipefail
+cd "$(dirname "$0")"
+JARS=jars
+mkdir -p "$JARS"
+
+# smallest JDK (with javac) whose major version is >= $1: JAVA_HOME first, then /usr/lib/jvm
+find_jdk() {
+  local min=$1 best="" best_major=999 home major
+  for home in ${JAVA_HOME:-} /usr/lib/jvm/*; do
+    [ -x "$home/bin/javac" ] && [ -f "$home/release" ] || continue
+    major=$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$home/release")
+    [ -n "$major" ] && [ "$major" -ge "$min" ] && [ "$major" -lt "$best_major" ] || continue
+    best=$home best_major=$major
+  done
+  [ -n "$best" ] || { echo "build.sh: no JDK >= $min with javac (JAVA_HOME or /usr/lib/jvm)" >&2; return 1; }
+  echo "$best"
+}
+
+source_hash() {  # what the compiled launcher of line $1 depends on
+  cat pom.xml lines.tsv launcher/VspladeTestNode.java "launcher/v$1/LineNode.java" | sha256sum | cut -d' ' -f1
+}
+
+grep -v '^#' lines.tsv | while read -r line version log4j java; do
+  [ -n "$line" ] || continue
+  hash=$(source_hash "$line")
+  if [ -f "$JARS/$version/.complete" ] && [ "$(cat "$JARS/launcher-$version/SOURCE_HASH" 2>/dev/null)" = "$hash" ]; then
+    echo "opensearch $version: up to date"
+    continue
+  fi
+  echo "opensearch $version: fetching jars (maven) and compiling the launcher"
+  rm -rf "$JARS/$version" "$JARS/launcher-$version"
+  mvn -q -B dependency:copy-dependencies -Dopensearch.version="$version" -Dlog4j.version="$log4j" \
+      -DoutputDirectory="$JARS/$version"
+  touch "$JARS/$version/.complete"
+  jdk=$(find_jdk "$java")
+  "$jdk/bin/javac" -nowarn --release "$java" -d "$JARS/launcher-$version" -cp "$JARS/$version/*" \
+      launcher/VspladeTestNode.java "launcher/v$line/LineNode.java"
+  echo "$hash" > "$JARS/launcher-$version/SOURCE_HASH"
+done
