@@ -42,3 +42,53 @@ def assert_same_hits(got, want, rel=1e-6):
     assert [h.id for h in got] == [h.id for h in want], (got, want)
     for g, w in zip(got, want):
         assert abs(g.score - w.score) <= rel * max(1.0, abs(w.score)), (g, w)
+
+
+def write_encoded_dir(path, batch: SparseBatch):
+    """An encoded dir in the official layout (sparse_docs.npz + doc_ids.json + pages.jsonl),
+    written directly so these tests do not depend on the encoded-dir writer."""
+    import json
+    from pathlib import Path
+
+    import orjson
+    import scipy.sparse as sp
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    sp.save_npz(path / "sparse_docs.npz", sp.csr_matrix(batch.matrix, dtype=np.float32), compressed=False)
+    (path / "doc_ids.json").write_text(json.dumps(list(batch.ids)))
+    (path / "pages.jsonl").write_bytes(b"".join(orjson.dumps(m) + b"\n" for m in batch.meta))
+    return path
+
+
+def stored_ids(path) -> list[str]:
+    """The `id` of every doc of the last commit, in Lucene doc-id order (raw Lucene reader)."""
+    from pathlib import Path
+
+    from vsplade_lucene import jvm
+
+    J = jvm.classes()
+    directory = J.FSDirectory.open(J.Paths.get(str(Path(path).resolve())))
+    try:
+        reader = J.DirectoryReader.open(directory)
+        try:
+            fields = reader.storedFields()
+            return [fields.document(i).get("id") for i in range(reader.maxDoc())]
+        finally:
+            reader.close()
+    finally:
+        directory.close()
+
+
+def dir_snapshot(path) -> dict:
+    """name -> sha256 of every file under path (to show that nothing was touched). Lock files
+    only by name: whoever takes our lock writes its pid there, and Lucene's write.lock must
+    never be opened here (closing any descriptor of a file drops every POSIX lock this process
+    holds on it, so reading it would release the lock of an IndexWriter in this JVM)."""
+    import hashlib
+    from pathlib import Path
+
+    from vsplade.locking import LOCK_FILE
+
+    return {str(p.relative_to(path)): "" if p.name in (LOCK_FILE, "write.lock") else hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(path).rglob("*")) if p.is_file()}
