@@ -1,27 +1,47 @@
-"""The encoded dir: page vectors on disk, seed-compatible.
+"""The encoded dir: page vectors on disk, seed-compatible, crash-safe and single-writer.
 
-Layout::
+Layout when finished (what the official ``encode_sparse_documents.py`` writes, plus ours)::
 
-    sparse_docs.npz   scipy CSR float32 [N, V] (the official encode_sparse_documents.py output)
+    sparse_docs.npz   scipy CSR float32 [N, V]
     doc_ids.json      list of str, aligned to rows
     pages.jsonl       one {"id", "source", "page", "sha256"} per row
-    vsplade.json      {"format": "vsplade-encoded", "encoder": {...}, "vocab_size", "num_docs", ...}
+    vsplade.json      the manifest: {"format": "vsplade-encoded", "version": 2, "encoder": {...},
+                      "state": "writing" | "complete", "parts": [...], "num_docs", "nnz", ...}
+    shards/           while writing (or for corpora too big to merge): immutable parts
 
-While writing, rows go to ``shards/part-NNNNN.{npz,ids.json,pages.jsonl}`` (each shard
-written to a temp name and renamed, so a crash never leaves half a shard). A re-run skips
-the ids already in shards. On close the shards are merged into ``sparse_docs.npz`` unless the
-corpus is larger than `merge_max_nnz`; then they stay and ``vsplade.json`` lists them, and
-readers stream them one at a time (bounded memory).
+The manifest is the single source of truth: ``parts`` lists, in row order, exactly the files
+that form the dir (``{"npz", "ids", "pages", "rows", "nnz"}`` per part, paths relative to the
+dir). Readers read only what it lists; nothing is found by globbing. The rules that make a
+crash at any moment (SIGKILL included) harmless:
 
-A directory with only ``sparse_docs.npz`` + ``doc_ids.json`` (the official output) loads
-too; its vocabulary is assumed to be the default one.
+- every file is written under a hidden temp name (``.tmp-...``) that no reader looks at, then
+  renamed into place; a part's files are never modified once named;
+- a shard is acknowledged when the manifest that lists it has been renamed into place (the
+  manifest rename is the commit point); pages of a shard that never reached the manifest
+  are not acknowledged and a re-run encodes them again;
+- when the writer opens a dir (holding the lock) it deletes what the manifest does not
+  reference: temp files, unlisted shards, and a stale top-level trio;
+- the final merge writes the merged part as a shard, commits a manifest that points at it,
+  then swaps the top-level trio (hard links to the merged files) and commits a manifest that
+  points at the trio. Every manifest in that sequence describes the same rows, so a reader
+  sees the last good state throughout.
+
+An append (new pages into a finished dir) leaves the existing parts as they are and adds
+shards; a failed append keeps every acknowledged page readable. One writer at a time
+(`vsplade.locking.WriterLock`); readers never wait.
+
+A directory with only ``sparse_docs.npz`` + ``doc_ids.json`` (the official output) loads too;
+its vocabulary is assumed to be the default one. Page ids are checked on every load: a null,
+empty, non-string or duplicate id is refused with the offending ids named.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -29,18 +49,23 @@ import numpy as np
 import orjson
 import scipy.sparse as sp
 
+from .crashpoints import crash_point
 from .engines.base import IndexMismatchError, IndexSummary
-from .sparse import SparseBatch, concat
+from .locking import LOCK_FILE, WriterLock, clear_dir
+from .sparse import InvalidIdsError, SparseBatch, check_ids, concat
 from .vocab import TERM_NAMING, VOCAB_SIZE
 
 ENCODED_FORMAT = "vsplade-encoded"
+FORMAT_VERSION = 2
 MATRIX_FILE = "sparse_docs.npz"
 IDS_FILE = "doc_ids.json"
 PAGES_FILE = "pages.jsonl"
 CONFIG_FILE = "vsplade.json"
 SHARD_DIR = "shards"
+TMP_PREFIX = ".tmp-"
 DEFAULT_SHARD_DOCS = 4096
 DEFAULT_MERGE_MAX_NNZ = 200_000_000  # ~1.6 GB of CSR in memory at merge time
+TOP_PART = {"npz": MATRIX_FILE, "ids": IDS_FILE, "pages": PAGES_FILE}
 
 
 class EncodedDirError(ValueError):
@@ -49,55 +74,228 @@ class EncodedDirError(ValueError):
 
 def is_encoded_dir(path: str | Path) -> bool:
     p = Path(path)
-    return p.is_dir() and ((p / MATRIX_FILE).is_file() or (p / CONFIG_FILE).is_file()) and (
-        (p / IDS_FILE).is_file() or (p / SHARD_DIR).is_dir()
-    )
+    return p.is_dir() and ((p / CONFIG_FILE).is_file() or ((p / MATRIX_FILE).is_file() and (p / IDS_FILE).is_file()))
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+# -- durable, atomic file writes --------------------------------------------------------------
+
+_tmp_counter = 0
 
 
-def _save_npz(path: Path, matrix: sp.csr_matrix) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    sp.save_npz(tmp, sp.csr_matrix(matrix, dtype=np.float32), compressed=False)
-    os.replace(tmp, path)
+def _tmp_path(final: Path) -> Path:
+    """A hidden sibling name no reader or resume logic ever matches; ends like `final` so
+    libraries that append suffixes (numpy/scipy add '.npz') keep it as is."""
+    global _tmp_counter
+    _tmp_counter += 1
+    return final.with_name(f"{TMP_PREFIX}{os.getpid()}-{_tmp_counter}-{final.name}")
 
 
-def _write_jsonl(path: Path, rows) -> None:
-    _atomic_write_bytes(path, b"".join(orjson.dumps(r) + b"\n" for r in rows))
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+def _write_file(final: Path, write) -> None:
+    """write(f) into a temp file, fsync it, rename it to `final` (atomic on POSIX)."""
+    tmp = _tmp_path(final)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        crash_point("encoded.file.tmp-written")
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_bytes(final: Path, data: bytes) -> None:
+    _write_file(final, lambda f: f.write(data))
+
+
+def _write_npz(final: Path, matrix: sp.csr_matrix) -> None:
+    m = sp.csr_matrix(matrix, dtype=np.float32)
+    _write_file(final, lambda f: sp.save_npz(f, m, compressed=False))
+
+
+def _jsonl(rows) -> bytes:
+    return b"".join(orjson.dumps(r) + b"\n" for r in rows)
+
+
+def _read_jsonl(data: bytes, where: Path) -> list[dict]:
+    try:
+        return [orjson.loads(line) for line in data.splitlines() if line.strip()]
+    except orjson.JSONDecodeError as e:
+        raise EncodedDirError(f"{where}: invalid JSON line ({e})") from None
+
+
+def _link_or_copy(src: Path, final: Path) -> None:
+    """Make `final` a new name for src's content without touching whatever `final` was."""
+    tmp = _tmp_path(final)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, final)
+
+
+def _npz_shape_nnz(path: Path) -> tuple[int, int]:
+    with np.load(path) as z:
+        return int(z["shape"][0]), int(z["data"].shape[0])
+
+
+# -- read side --------------------------------------------------------------------------------
+
+
+def _load_manifest(path: Path) -> dict | None:
+    cfg_path = path / CONFIG_FILE
+    try:
+        raw = cfg_path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise EncodedDirError(f"{cfg_path}: cannot read ({e.strerror or e})") from None
+    try:
+        config = json.loads(raw)
+    except ValueError as e:
+        raise EncodedDirError(f"{cfg_path}: invalid JSON ({e})") from None
+    if not isinstance(config, dict) or config.get("format") != ENCODED_FORMAT:
+        fmt = config.get("format") if isinstance(config, dict) else None
+        raise EncodedDirError(f"{cfg_path}: not an encoded dir (format={fmt!r})")
+    if "parts" not in config:
+        config["parts"] = _version1_parts(path, config)
+    return config
+
+
+def _version1_parts(path: Path, config: dict) -> list[dict]:
+    """Manifests written before version 2 named shards (finished, unmerged) or nothing."""
+    if config.get("state") == "writing":
+        raise EncodedDirError(
+            f"{path}: an unfinished encoded dir from an older vsplade; re-run with --recreate"
+        )
+    if config.get("shards"):
+        return [{"npz": f"{SHARD_DIR}/{n}.npz", "ids": f"{SHARD_DIR}/{n}.ids.json",
+                 "pages": f"{SHARD_DIR}/{n}.pages.jsonl"} for n in config["shards"]]
+    return [dict(TOP_PART)]
+
+
+class _Vanished(EncodedDirError):
+    """A listed file disappeared between reading the manifest and opening it: a writer
+    committed a newer state meanwhile. Reading the manifest again gives a consistent view."""
+
+
+class _Part:
+    """One listed part: its ids and pages read at open, its matrix file held open (parts are
+    immutable and the top-level trio is only ever replaced by rename, so an open descriptor
+    keeps the state this reader opened), the matrix read on demand."""
+
+    def __init__(self, root: Path, spec: Mapping[str, Any], hold: bool = True):
+        self.spec = dict(spec)
+        self.npz = root / spec["npz"]
+        self._fh = None
+        if hold:
+            try:
+                self._fh = open(self.npz, "rb")
+            except FileNotFoundError:
+                raise _Vanished(f"{self.npz}: missing (the dir was changed while being read, or damaged)") from None
+        ids_path = root / spec["ids"]
+        try:
+            ids = orjson.loads(ids_path.read_bytes())
+        except FileNotFoundError:
+            raise _Vanished(f"{ids_path}: missing (the dir was changed while being read, or damaged)") from None
+        except orjson.JSONDecodeError as e:
+            raise EncodedDirError(f"{ids_path}: invalid JSON ({e})") from None
+        if not isinstance(ids, list):
+            raise EncodedDirError(f"{ids_path}: expected a JSON list of page ids, got {type(ids).__name__}")
+        self.ids = ids
+        pages_path = root / spec["pages"] if spec.get("pages") else None
+        self.pages = None
+        if pages_path is not None and pages_path.is_file():
+            self.pages = _read_jsonl(pages_path.read_bytes(), pages_path)
+            if len(self.pages) != len(ids):
+                raise EncodedDirError(f"{pages_path}: {len(self.pages)} lines but {len(ids)} ids in {ids_path.name}")
+        if "rows" in spec and int(spec["rows"]) != len(ids):
+            raise EncodedDirError(f"{ids_path}: {len(ids)} ids but the manifest lists {spec['rows']} rows")
+
+    def matrix(self, vocab_size: int) -> sp.csr_matrix:
+        try:
+            if self._fh is not None:
+                self._fh.seek(0)
+                matrix = sp.load_npz(self._fh).tocsr()
+            else:
+                matrix = sp.load_npz(self.npz).tocsr()
+        except FileNotFoundError:
+            raise EncodedDirError(f"{self.npz}: missing (the dir was changed while being read; open it again)") from None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise EncodedDirError(f"{self.npz}: cannot read ({type(e).__name__}: {e})") from None
+        if matrix.shape[0] != len(self.ids):
+            raise EncodedDirError(f"{self.npz}: {matrix.shape[0]} rows but {len(self.ids)} ids")
+        if matrix.shape[1] != vocab_size:
+            raise EncodedDirError(f"{self.npz}: {matrix.shape[1]} columns, expected vocabulary size {vocab_size}")
+        return matrix
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _iter_parts(parts: list[_Part], vocab_size: int) -> Iterator[SparseBatch]:
+    for part in parts:
+        if part.ids:
+            yield SparseBatch(part.matrix(vocab_size), part.ids, part.pages or [])
+
+
+def _concat_parts(parts: list[_Part], vocab_size: int) -> SparseBatch:
+    return concat(_iter_parts(parts, vocab_size), vocab_size)
 
 
 class EncodedDir:
-    """Read side."""
+    """Read side: the state the manifest described when the dir was opened."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.is_dir():
-            raise EncodedDirError(f"{self.path}: no such encoded dir")
-        cfg_path = self.path / CONFIG_FILE
-        if cfg_path.is_file():
+            what = "is not a directory" if self.path.exists() else "no such encoded dir"
+            raise EncodedDirError(f"{self.path}: {what}")
+        for attempt in range(5):
             try:
-                self.config = json.loads(cfg_path.read_text())
-            except ValueError as e:
-                raise EncodedDirError(f"{cfg_path}: invalid JSON ({e})") from None
-            if self.config.get("format") != ENCODED_FORMAT:
-                raise EncodedDirError(f"{cfg_path}: not an encoded dir (format={self.config.get('format')!r})")
-        elif (self.path / MATRIX_FILE).is_file() and (self.path / IDS_FILE).is_file():
+                self._open()
+                break
+            except _Vanished:
+                if attempt == 4:
+                    raise
+        try:
+            check_ids([i for p in self.parts for i in p.ids])
+        except InvalidIdsError as e:
+            raise EncodedDirError(f"{self.path}: {e}") from None
+
+    def _open(self) -> None:
+        config = _load_manifest(self.path)
+        if config is None:
+            if not ((self.path / MATRIX_FILE).is_file() and (self.path / IDS_FILE).is_file()):
+                raise EncodedDirError(
+                    f"{self.path}: not an encoded dir (expected {MATRIX_FILE} + {IDS_FILE}, or {CONFIG_FILE})"
+                )
             # the official encoder's output: default vocabulary, unknown settings
-            self.config = {"format": ENCODED_FORMAT, "encoder": {"name": "unknown"}, "vocab_size": VOCAB_SIZE}
-        else:
-            raise EncodedDirError(
-                f"{self.path}: not an encoded dir (expected {MATRIX_FILE} + {IDS_FILE}, or {CONFIG_FILE})"
-            )
-        if self.config.get("state") == "writing":
-            raise EncodedDirError(f"{self.path}: encoding did not finish; re-run `vsplade encode` to resume")
+            config = {"format": ENCODED_FORMAT, "encoder": {"name": "unknown"}, "vocab_size": VOCAB_SIZE,
+                      "state": "complete", "parts": [dict(TOP_PART)]}
+        self.config = config
+        specs = config["parts"]
+        # hold every matrix file open unless there are very many (a huge unmerged corpus)
+        self.parts = [_Part(self.path, spec, hold=len(specs) <= 256) for spec in specs]
+
+    @property
+    def complete(self) -> bool:
+        """False while a writer is adding pages, or after one was interrupted (a re-run resumes)."""
+        return self.config.get("state") != "writing"
 
     @property
     def encoder_info(self) -> dict:
@@ -107,45 +305,33 @@ class EncodedDir:
     def vocab_size(self) -> int:
         return int(self.config.get("vocab_size", VOCAB_SIZE))
 
-    def _parts(self) -> list[tuple[Path, list[str], list[dict] | None]]:
-        shards = self.config.get("shards")
-        if shards:
-            parts = []
-            for name in shards:
-                base = self.path / SHARD_DIR / name
-                ids = orjson.loads(Path(f"{base}.ids.json").read_bytes())
-                pages_path = Path(f"{base}.pages.jsonl")
-                parts.append((Path(f"{base}.npz"), ids, _read_jsonl(pages_path) if pages_path.is_file() else None))
-            return parts
-        ids = orjson.loads((self.path / IDS_FILE).read_bytes())
-        pages_path = self.path / PAGES_FILE
-        return [(self.path / MATRIX_FILE, [str(i) for i in ids], _read_jsonl(pages_path) if pages_path.is_file() else None)]
-
     def iter_batches(self) -> Iterator[SparseBatch]:
         """One SparseBatch per stored part (a whole merged corpus, or one shard)."""
-        for npz, ids, pages in self._parts():
-            try:
-                matrix = sp.load_npz(npz).tocsr()
-            except (OSError, ValueError) as e:
-                raise EncodedDirError(f"{npz}: cannot read ({e})") from None
-            if matrix.shape[0] != len(ids):
-                raise EncodedDirError(f"{npz}: {matrix.shape[0]} rows but {len(ids)} ids")
-            if matrix.shape[1] != self.vocab_size:
-                raise EncodedDirError(f"{npz}: {matrix.shape[1]} columns, expected vocabulary size {self.vocab_size}")
-            yield SparseBatch(matrix, ids, pages or [])
+        return _iter_parts(self.parts, self.vocab_size)
+
+    def close(self) -> None:
+        for part in self.parts:
+            part.close()
 
     def load(self) -> SparseBatch:
         return concat(self.iter_batches(), self.vocab_size)
 
     def ids(self) -> list[str]:
-        return [i for _, ids, _ in self._parts() for i in ids]
+        return [i for p in self.parts for i in p.ids]
 
     def __len__(self) -> int:
-        return int(self.config.get("num_docs", len(self.ids())))
+        return sum(len(p.ids) for p in self.parts)
+
+
+# -- write side -------------------------------------------------------------------------------
 
 
 class EncodedDirWriter:
-    """Write side: streaming, sharded, resumable. Use as a context manager or call close()."""
+    """Streaming, sharded, resumable, exclusive. Use as a context manager or call close().
+
+    Pages whose ids the dir already holds are skipped (counted in ``summary.skipped``); pages
+    with a NaN, infinite or negative weight are refused one by one (``summary.failures``),
+    the rest are written."""
 
     def __init__(
         self,
@@ -159,126 +345,176 @@ class EncodedDirWriter:
         self.info = dict(info)
         self.shard_docs = shard_docs
         self.merge_max_nnz = merge_max_nnz
-        if recreate and self.path.exists():
-            shutil.rmtree(self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._shard_dir = self.path / SHARD_DIR
-        self._check_or_start()
+        self.summary = IndexSummary()
         self._buffer: list[SparseBatch] = []
         self._buffered = 0
-        self.summary = IndexSummary()
         self._closed = False
-
-    def _check_or_start(self) -> None:
-        cfg_path = self.path / CONFIG_FILE
-        if cfg_path.is_file():
-            old = json.loads(cfg_path.read_text())
-            if old.get("encoder") != self.info:
-                raise IndexMismatchError(
-                    f"{self.path} holds vectors from encoder {old.get('encoder')}, not {self.info}; "
-                    "use a new --out dir or --recreate"
-                )
-            if old.get("state") != "writing" and (self.path / MATRIX_FILE).is_file():
-                # A finished merged dir: split it back into a shard so new pages can be added.
-                self._shard_dir.mkdir(exist_ok=True)
-                if not list(self._shard_dir.glob("*.npz")):
-                    d = EncodedDir(self.path)
-                    batch = d.load()
-                    self._write_shard(batch)
-                for name in (MATRIX_FILE, IDS_FILE, PAGES_FILE):
-                    (self.path / name).unlink(missing_ok=True)
-        elif any(self.path.iterdir()) and not self._shard_dir.is_dir():
+        if self.path.exists() and not self.path.is_dir():
+            raise EncodedDirError(f"{self.path} exists and is not a directory")
+        if not recreate and self.path.is_dir() and not is_encoded_dir(self.path) and _has_foreign_files(self.path):
             raise EncodedDirError(f"{self.path} exists and is not an encoded dir; choose an empty --out dir")
-        self._write_config(state="writing")
+        self._lock = WriterLock(self.path).acquire()
+        try:
+            crash_point("encoded.open.locked")
+            if recreate:
+                clear_dir(self.path)
+            self._open()
+        except BaseException:
+            self._lock.release()
+            raise
 
-    def _config(self, **extra) -> dict:
+    def _open(self) -> None:
+        old = _load_manifest(self.path)
+        if old is None and (self.path / MATRIX_FILE).is_file() and (self.path / IDS_FILE).is_file():
+            old = {"encoder": {"name": "unknown"}, "parts": [dict(TOP_PART)]}  # official output
+        if old is not None and old.get("encoder") != self.info:
+            raise IndexMismatchError(
+                f"{self.path} holds vectors from encoder {old.get('encoder')}, not {self.info}; "
+                "use a new --out dir or --recreate"
+            )
+        self._parts: list[dict] = [dict(p) for p in (old or {}).get("parts", [])]
+        self._collect_garbage()
+        self._done: set[str] = set()
+        for spec in self._parts:
+            part = _Part(self.path, spec, hold=False)
+            spec.setdefault("rows", len(part.ids))
+            self._done.update(part.ids)
+        self._next_shard = 1 + max((_shard_number(p["npz"]) for p in self._parts), default=-1)
+        self._commit(state="writing")
+
+    def _collect_garbage(self) -> None:
+        """Delete what no manifest lists: temp files, unlisted shards, a stale top trio (the
+        trio is stale only when a manifest of ours exists and does not list it)."""
+        listed = {self.path / p[k] for p in self._parts for k in ("npz", "ids", "pages") if p.get(k)}
+        for child in self.path.iterdir():
+            if child.name.startswith(TMP_PREFIX):
+                child.unlink(missing_ok=True)
+        shard_dir = self.path / SHARD_DIR
+        if shard_dir.is_dir():
+            for child in shard_dir.iterdir():
+                if child not in listed and child.is_file():
+                    child.unlink()
+        if (self.path / CONFIG_FILE).is_file():
+            for name in TOP_PART.values():
+                if self.path / name not in listed:
+                    (self.path / name).unlink(missing_ok=True)
+
+    def _manifest(self, state: str) -> dict:
         return {
             "format": ENCODED_FORMAT,
-            "version": 1,
+            "version": FORMAT_VERSION,
             "encoder": self.info,
             "vocab_size": VOCAB_SIZE,
             "term_naming": TERM_NAMING,
-            **extra,
+            "state": state,
+            "num_docs": sum(int(p.get("rows", 0)) for p in self._parts),
+            "nnz": sum(int(p.get("nnz", 0)) for p in self._parts),
+            "parts": self._parts,
         }
 
-    def _write_config(self, **extra) -> None:
-        _atomic_write_bytes(self.path / CONFIG_FILE, json.dumps(self._config(**extra), indent=2).encode() + b"\n")
-
-    def _shard_names(self) -> list[str]:
-        if not self._shard_dir.is_dir():
-            return []
-        return sorted(p.name[: -len(".npz")] for p in self._shard_dir.glob("part-*.npz"))
+    def _commit(self, state: str) -> None:
+        """Atomically replace the manifest: what it lists is now the dir."""
+        data = json.dumps(self._manifest(state), indent=1).encode() + b"\n"
+        crash_point("encoded.manifest.before")
+        _write_bytes(self.path / CONFIG_FILE, data)
+        _fsync_dir(self.path)
+        crash_point("encoded.manifest.after")
 
     def done_ids(self) -> set[str]:
-        done: set[str] = set()
-        for name in self._shard_names():
-            ids_path = self._shard_dir / f"{name}.ids.json"
-            if ids_path.is_file():
-                done.update(orjson.loads(ids_path.read_bytes()))
-        return done
+        return set(self._done)
 
     def add(self, batch: SparseBatch) -> None:
+        if self._closed:
+            raise EncodedDirError(f"{self.path}: writer is closed")
         if not len(batch):
             return
-        batch.validate()
-        self._buffer.append(batch)
-        self._buffered += len(batch)
-        nnz = np.diff(batch.matrix.indptr)
-        self.summary.indexed += len(batch)
-        self.summary.empty += int((nnz == 0).sum())
+        good, failures = batch.split_valid()
+        self.summary.failures.extend(failures)
+        keep = [r for r, i in enumerate(good.ids) if i not in self._done]
+        self.summary.skipped += len(good) - len(keep)
+        if len(keep) != len(good):
+            good = good.select(keep)
+        if not len(good):
+            return
+        self._done.update(good.ids)
+        self._buffer.append(good)
+        self._buffered += len(good)
+        self.summary.indexed += len(good)
+        self.summary.empty += int((np.diff(good.matrix.indptr) == 0).sum())
         if self._buffered >= self.shard_docs:
             self.flush()
 
     def flush(self) -> None:
+        """Write the buffered pages as one shard and commit it (they are acknowledged then)."""
         if self._buffer:
-            self._write_shard(concat(self._buffer))
+            batch = concat(self._buffer)
             self._buffer, self._buffered = [], 0
+            self._parts.append(self._write_part(batch, f"part-{self._next_shard:05d}"))
+            self._next_shard += 1
+            self._commit(state="writing")
+            crash_point("encoded.shard.committed")
 
-    def _write_shard(self, batch: SparseBatch) -> None:
-        self._shard_dir.mkdir(exist_ok=True)
-        names = self._shard_names()
-        n = int(names[-1].split("-")[1]) + 1 if names else 0
-        base = self._shard_dir / f"part-{n:05d}"
-        _write_jsonl(Path(f"{base}.pages.jsonl"), batch.meta)
-        _atomic_write_bytes(Path(f"{base}.ids.json"), orjson.dumps(batch.ids))
-        # the npz is written last: a shard counts as done only once its matrix exists
-        _save_npz(Path(f"{base}.npz"), batch.matrix)
+    def _write_part(self, batch: SparseBatch, name: str) -> dict:
+        shard_dir = self.path / SHARD_DIR
+        shard_dir.mkdir(exist_ok=True)
+        spec = {"npz": f"{SHARD_DIR}/{name}.npz", "ids": f"{SHARD_DIR}/{name}.ids.json",
+                "pages": f"{SHARD_DIR}/{name}.pages.jsonl", "rows": len(batch), "nnz": int(batch.matrix.nnz)}
+        _write_bytes(self.path / spec["pages"], _jsonl(batch.meta))
+        _write_bytes(self.path / spec["ids"], orjson.dumps(batch.ids))
+        _write_npz(self.path / spec["npz"], batch.matrix)
+        _fsync_dir(shard_dir)
+        crash_point("encoded.shard.written")
+        return spec
 
     def close(self) -> IndexSummary:
         if self._closed:
             return self.summary
-        self.flush()
-        names = [n for n in self._shard_names() if (self._shard_dir / f"{n}.ids.json").is_file()]
-        total_nnz = 0
-        num_docs = 0
-        for name in names:
-            with np.load(self._shard_dir / f"{name}.npz") as z:
-                total_nnz += int(z["data"].shape[0])
-                num_docs += int(z["shape"][0])
-        if total_nnz <= self.merge_max_nnz:
-            parts = []
-            ids: list[str] = []
-            pages: list[dict] = []
-            for name in names:
-                parts.append(sp.load_npz(self._shard_dir / f"{name}.npz").tocsr())
-                ids.extend(orjson.loads((self._shard_dir / f"{name}.ids.json").read_bytes()))
-                pages.extend(_read_jsonl(self._shard_dir / f"{name}.pages.jsonl"))
-            matrix = sp.vstack(parts, format="csr") if parts else sp.csr_matrix((0, VOCAB_SIZE), dtype=np.float32)
-            _save_npz(self.path / MATRIX_FILE, matrix)
-            _atomic_write_bytes(self.path / IDS_FILE, orjson.dumps(ids))
-            _write_jsonl(self.path / PAGES_FILE, pages)
-            self._write_config(num_docs=num_docs, nnz=total_nnz)
-            shutil.rmtree(self._shard_dir, ignore_errors=True)
-        else:
-            ids = [i for n in names for i in orjson.loads((self._shard_dir / f"{n}.ids.json").read_bytes())]
-            _atomic_write_bytes(self.path / IDS_FILE, orjson.dumps(ids))
-            self._write_config(num_docs=num_docs, nnz=total_nnz, shards=names)
-        self._closed = True
+        try:
+            self.flush()
+            total_nnz = sum(int(p.get("nnz") if "nnz" in p else _npz_shape_nnz(self.path / p["npz"])[1])
+                            for p in self._parts)
+            merged = len(self._parts) == 1 and self._parts[0]["npz"] == MATRIX_FILE
+            if total_nnz <= self.merge_max_nnz and not merged:
+                self._merge()
+            else:
+                self._commit(state="complete")
+        finally:
+            self._closed = True
+            self._lock.release()
         return self.summary
 
+    def _merge(self) -> None:
+        """Make the top-level trio hold every row, switching manifests so that each one a
+        reader may see describes all acknowledged rows."""
+        if len(self._parts) == 1 and self._parts[0]["npz"] != MATRIX_FILE:
+            merged = self._parts[0]  # one shard already holds everything
+        else:
+            whole = _concat_parts([_Part(self.path, p, hold=False) for p in self._parts], VOCAB_SIZE)
+            merged = self._write_part(whole, f"part-{self._next_shard:05d}")
+            self._next_shard += 1
+            crash_point("encoded.merge.written")
+            self._parts = [merged]
+            self._commit(state="writing")
+        for key in ("pages", "ids", "npz"):
+            _link_or_copy(self.path / merged[key], self.path / TOP_PART[key])
+            crash_point("encoded.merge.trio-linked")
+        self._parts = [{**TOP_PART, "rows": merged["rows"], "nnz": merged["nnz"]}]
+        self._commit(state="complete")
+        shutil.rmtree(self.path / SHARD_DIR, ignore_errors=True)
+        crash_point("encoded.merge.cleaned")
+
     def abort(self) -> None:
-        # keep the shards already written; the next run resumes from them
-        self._closed = True
+        """After an error: commit what was buffered if possible (so a re-run does not redo
+        it), keep everything acknowledged, release the lock."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        except Exception:
+            pass
+        finally:
+            self._closed = True
+            self._lock.release()
 
     def __enter__(self):
         return self
@@ -288,3 +524,17 @@ class EncodedDirWriter:
             self.close()
         else:
             self.abort()
+
+
+def _shard_number(npz: str) -> int:
+    name = Path(npz).name
+    if name.startswith("part-") and name.endswith(".npz"):
+        try:
+            return int(name[len("part-"):-len(".npz")])
+        except ValueError:
+            return -1
+    return -1
+
+
+def _has_foreign_files(path: Path) -> bool:
+    return any(c.name not in (LOCK_FILE, SHARD_DIR) and not c.name.startswith(TMP_PREFIX) for c in path.iterdir())

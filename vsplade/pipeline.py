@@ -80,7 +80,7 @@ def index_pages(
         report.summary = writer.close()
         report.summary.skipped += reader.skipped
         report.page_failures = reader.failures
-    report.warnings = list(getattr(encoder, "warnings", []))
+    report.warnings = list(getattr(reader, "warnings", [])) + list(getattr(encoder, "warnings", []))
     return report
 
 
@@ -92,6 +92,11 @@ def index_encoded(
     """Index vectors encoded elsewhere (an encoded dir), resuming like index_pages."""
     src = EncodedDir(encoded_dir)
     report = RunReport()
+    if not src.complete:
+        report.warnings.append(
+            f"{encoded_dir} is still being written, or its writer was interrupted: indexing the "
+            f"{len(src)} pages it has acknowledged (re-run the encode to finish it, then index again)"
+        )
     writer = open_writer(src.encoder_info)
     with writer:
         done = writer.done_ids()
@@ -107,6 +112,7 @@ def index_encoded(
         skipped = report.summary.skipped
         report.summary = writer.close()
         report.summary.skipped += skipped
+    src.close()
     return report
 
 

@@ -25,6 +25,29 @@ class InvalidVectorError(ValueError):
         self.reason = reason
 
 
+class InvalidIdsError(ValueError):
+    """Page ids that no engine can store faithfully: null, empty, not a string, or repeated."""
+
+
+def check_ids(ids: Sequence) -> None:
+    """Raise InvalidIdsError naming the offending ids. Every entry point runs this (batches,
+    encoded dirs), so every engine refuses the same ids the same way: a repeated id would be
+    kept once by Lucene, twice by the exact scorer and last-wins by OpenSearch."""
+    bad = [i for i in ids if not isinstance(i, str) or not i.strip()]
+    if bad:
+        shown = ", ".join(repr(b) for b in bad[:5]) + (f" (and {len(bad) - 5} more)" if len(bad) > 5 else "")
+        raise InvalidIdsError(f"{len(bad)} page id(s) null, empty or not a string: {shown}")
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        dups: dict[str, None] = {}
+        for i in ids:
+            if i in seen:
+                dups[i] = None
+            seen.add(i)
+        shown = ", ".join(repr(d) for d in list(dups)[:5]) + (f" (and {len(dups) - 5} more)" if len(dups) > 5 else "")
+        raise InvalidIdsError(f"{len(dups)} page id(s) appear more than once: {shown}")
+
+
 @dataclass
 class SparseBatch:
     """Rows of `matrix` are pages; `ids[i]` names row i; `meta[i]` is its page metadata
@@ -43,6 +66,8 @@ class SparseBatch:
         self.matrix = sp.csr_matrix(m)
         if self.matrix.shape[0] != len(self.ids):
             raise ValueError(f"{self.matrix.shape[0]} rows but {len(self.ids)} ids")
+        self.ids = list(self.ids)
+        check_ids(self.ids)
         if not self.meta:
             self.meta = [{"id": i} for i in self.ids]
         elif len(self.meta) != len(self.ids):
@@ -109,6 +134,21 @@ class SparseBatch:
                 reason = f"negative weight {float(val.min())}"
             raise InvalidVectorError(self.ids[r], reason)
         return self
+
+    def split_valid(self) -> tuple["SparseBatch", list[tuple[str, str]]]:
+        """(the rows every engine can store, [(id, reason)] for the others): one bad page
+        never sinks its batch."""
+        bad = bad_rows(self.matrix)
+        if not len(bad):
+            return self, []
+        failures = []
+        for r in bad.tolist():
+            try:
+                self.select([r]).validate()
+            except InvalidVectorError as e:
+                failures.append((e.doc_id, str(e)))
+        keep = np.setdiff1d(np.arange(len(self)), bad)
+        return self.select(keep), failures
 
     def pruned(self, top_k: int | None = None, threshold: float | None = None) -> "SparseBatch":
         m = self.matrix

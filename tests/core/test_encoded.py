@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from vsplade.encoded import EncodedDir, EncodedDirError, EncodedDirWriter, is_encoded_dir
 from vsplade.engines import IndexMismatchError
-from vsplade.sparse import InvalidVectorError, SparseBatch
+from vsplade.sparse import SparseBatch
 
 V = 50368
 INFO = {"name": "test", "model": "unit"}
@@ -60,13 +60,14 @@ def test_large_corpora_stay_sharded_and_stream(tmp_path):
 def test_resume_skips_done_shards_and_rejects_another_encoder(tmp_path):
     w = EncodedDirWriter(tmp_path / "enc", INFO, shard_docs=10)
     w.add(random_batch(10))
-    w.add(random_batch(5, start=10))  # buffered, not yet on disk: lost in the "crash"
+    w.add(random_batch(5, start=10))  # buffered: abort (an exception in the run) commits it
     w.abort()
-    with pytest.raises(EncodedDirError, match="did not finish"):
-        EncodedDir(tmp_path / "enc")
+    partial = EncodedDir(tmp_path / "enc")  # readable, and says it is unfinished
+    assert not partial.complete and len(partial) == 15
     w2 = EncodedDirWriter(tmp_path / "enc", INFO, shard_docs=10)
-    assert w2.done_ids() == {f"doc-{i}" for i in range(10)}
-    w2.add(random_batch(5, start=10))
+    assert w2.done_ids() == {f"doc-{i}" for i in range(15)}
+    w2.add(random_batch(5, start=10))  # already there: skipped, not duplicated
+    assert w2.summary.skipped == 5
     w2.close()
     assert EncodedDir(tmp_path / "enc").ids() == [f"doc-{i}" for i in range(15)]
     with pytest.raises(IndexMismatchError, match="encoder"):
@@ -79,11 +80,60 @@ def test_resume_skips_done_shards_and_rejects_another_encoder(tmp_path):
     assert len(EncodedDir(tmp_path / "enc")) == 16
 
 
-def test_invalid_weights_are_refused_naming_the_page(tmp_path):
-    b = SparseBatch.from_dicts([{1: 1.0}, {2: float("nan")}], ["fine", "nan-page"])
-    with pytest.raises(InvalidVectorError, match="nan-page"):
-        with EncodedDirWriter(tmp_path / "enc", INFO) as w:
-            w.add(b)
+def test_invalid_weights_are_refused_per_page_naming_it(tmp_path):
+    b = SparseBatch.from_dicts([{1: 1.0}, {2: float("nan")}, {3: -1.0}, {4: 2.0}], ["fine", "nan-page", "neg-page", "ok"])
+    with EncodedDirWriter(tmp_path / "enc", INFO) as w:
+        w.add(b)
+    assert [(i, r) for i, r in w.summary.failures] == [
+        ("nan-page", "page nan-page: weight is NaN"), ("neg-page", "page neg-page: negative weight -1.0")]
+    assert EncodedDir(tmp_path / "enc").ids() == ["fine", "ok"]
+
+
+def test_a_failed_append_keeps_the_last_good_state_searchable(tmp_path):
+    """Before: one NaN row in an append left a finished dir in state 'writing', unreadable."""
+    from vsplade.engines.memory import MemoryEngine
+
+    with EncodedDirWriter(tmp_path / "enc", INFO) as w:
+        w.add(random_batch(20))
+    with pytest.raises(RuntimeError):
+        with EncodedDirWriter(tmp_path / "enc", INFO, shard_docs=5) as w:
+            w.add(random_batch(5, start=20))  # a committed shard
+            w.add(SparseBatch.from_dicts([{1: float("nan")}], ["bad"]))
+            raise RuntimeError("the encoder died")
+    hits = MemoryEngine(index=str(tmp_path / "enc")).searcher().search({"Ġthe": 1.0}, k=100)
+    assert len(EncodedDir(tmp_path / "enc")) == 25 and "bad" not in EncodedDir(tmp_path / "enc").ids()
+    assert all(h.id.startswith("doc-") for h in hits)
+
+
+@pytest.mark.parametrize("ids, named", [
+    (["a", "b", "a"], "appear more than once: 'a'"),
+    (["a", None, "c"], "null, empty or not a string: None"),
+    (["a", "", "c"], "null, empty or not a string: ''"),
+    (["a", 7, "c"], "null, empty or not a string: 7"),
+])
+def test_bad_page_ids_in_an_official_dir_are_refused_naming_them(tmp_path, ids, named):
+    """Before: null became the string 'None', duplicates were kept twice by memory."""
+    d = tmp_path / "official"
+    d.mkdir()
+    sp.save_npz(d / "sparse_docs.npz", random_batch(3).matrix)
+    (d / "doc_ids.json").write_text(json.dumps(ids))
+    with pytest.raises(EncodedDirError, match=f"{d}: 1 page id.*{named}".replace("(", r"\(").replace(")", r"\)")):
+        EncodedDir(d)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "sparse_docs.npz").write_bytes((d / "sparse_docs.npz").read_bytes()[:100]), "sparse_docs.npz: cannot read"),
+    (lambda d: (d / "doc_ids.json").write_text("[\"doc-0\", "), "doc_ids.json: invalid JSON"),
+    (lambda d: (d / "doc_ids.json").write_text("{}"), "doc_ids.json: expected a JSON list"),
+    (lambda d: (d / "vsplade.json").write_text("{"), "vsplade.json: invalid JSON"),
+])
+def test_damaged_files_are_one_clear_error(tmp_path, damage, message):
+    d = tmp_path / "enc"
+    with EncodedDirWriter(d, INFO) as w:
+        w.add(random_batch(3))
+    damage(d)
+    with pytest.raises(EncodedDirError, match=message):
+        EncodedDir(d).load()
 
 
 def test_not_an_encoded_dir(tmp_path):

@@ -73,7 +73,10 @@ class ExactScorer:
 class MemorySearcher(Searcher):
     def __init__(self, path: Path):
         self.encoded = EncodedDir(path)
-        self.scorer = ExactScorer(self.encoded.load())
+        try:
+            self.scorer = ExactScorer(self.encoded.load())
+        finally:
+            self.encoded.close()
 
     def search(self, query: Mapping[str, float], k: int = 10, explain: bool = False) -> list[Hit]:
         return self.scorer.search(query, k, explain=explain)
