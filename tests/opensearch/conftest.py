@@ -1,18 +1,28 @@
-"""Real OpenSearch-API servers for the connector tests, started on 127.0.0.1 (no mocks).
+"""Real OpenSearch for the connector tests, on 127.0.0.1, no mocks.
 
-- osmem: `osmem-server` (OpenSearch 3.x API, in memory: a restart loses the data);
-- noida: `noida-db` with only its Elasticsearch-8 service (data kept in --data-dir across
-  restarts; rejects dotted feature names like Elasticsearch).
+- os3 / os2: real OpenSearch nodes of both lines (server/lines.tsv: the newest 3.x that resolved
+  and 2.19.x), from the jars `make opensearch-jars` fetched, started once per session each by
+  `python -m vsplade_opensearch.testnode` (the command users run). Every test that takes
+  `server` runs against both.
+- own_node: a node per line for the tests that stop and restart a server (vsplade_opensearch.
+  testnode.TestCluster, module-scoped: started again only when a test left it stopped).
+- cluster3 (test_cluster.py): a real 3-node 3.x cluster for the fault tests.
+- noida: `noida-db` (Elasticsearch-8 flavour) is kept for the one thing no OpenSearch node
+  shows: that the connector's documents and queries also suit an Elasticsearch-style server,
+  which rejects dotted feature names. Tests marked `es_flavour` run against it too.
+  osmem-server (an OpenSearch emulator) is no longer used: the real nodes cover what it did.
 With VSPLADE_OPENSEARCH_URL set (and optional VSPLADE_OPENSEARCH_USER / _PASSWORD /
-_API_KEY), the same tests run against that cluster instead ("cluster"), each in its own
-throw-away index; the stop/restart tests need a local server and are skipped there.
+_API_KEY), the `server` tests run against that cluster instead ("cluster"), each in its own
+throw-away index; the tests that start or stop servers are skipped there.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -21,6 +31,23 @@ from pathlib import Path
 import pytest
 
 CLUSTER_URL = os.environ.get("VSPLADE_OPENSEARCH_URL")
+REAL = ["os3", "os2"]
+LINE = {"os3": "3", "os2": "2"}
+NODE_START_TIMEOUT = 240.0  # both JVMs start at once on 2 cores; ~20-40 s is usual
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "es_flavour: also run against noida-db (Elasticsearch-8 flavour)")
+
+
+def pytest_generate_tests(metafunc):
+    if "server" not in metafunc.fixturenames:
+        return
+    if CLUSTER_URL:
+        flavours = ["cluster"]
+    else:
+        flavours = REAL + (["noida"] if metafunc.definition.get_closest_marker("es_flavour") else [])
+    metafunc.parametrize("server", flavours, indirect=True, scope="session")
 
 
 def free_port() -> int:
@@ -41,39 +68,79 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
             time.sleep(0.1)
 
 
-class LocalServer:
-    """One server process on a fixed port, so a test can stop it and start it again."""
+class Server:
+    def __init__(self, flavour: str, url: str, version: str = ""):
+        self.flavour, self.url, self.version = flavour, url, version
 
-    def __init__(self, flavour: str, workdir: Path):
-        self.flavour = flavour
+    def __repr__(self):
+        return f"Server({self.flavour} {self.version} {self.url})"
+
+
+class TestnodeProcess:
+    """`python -m vsplade_opensearch.testnode --nodes 1 --line L --http-port 0`, as a user runs it:
+    the first stdout line is the URL; SIGTERM stops it."""
+
+    __test__ = False
+
+    def __init__(self, line: str, data: Path):
+        self.line = line
+        self.log = open(data.with_suffix(".testnode.log"), "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vsplade_opensearch.testnode", "--nodes", "1", "--line", line,
+             "--http-port", "0", "--data", str(data)],
+            stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
+        )
+        self.url: str | None = None
+
+    def wait_url(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        buf = b""
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if self.proc.poll() is not None or left <= 0:
+                self.stop()
+                err = Path(self.log.name).read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"testnode --line {self.line} gave no URL (rc {self.proc.returncode}):\n{err}")
+            ready, _, _ = select.select([self.proc.stdout], [], [], min(left, 1.0))
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                buf += chunk
+        self.url = buf.split(b"\n", 1)[0].decode().strip()
+        return self.url
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(90)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(30)
+        self.log.close()
+
+
+class NoidaServer:
+    """noida-db with only its Elasticsearch-8 service, on a fixed port."""
+
+    def __init__(self, workdir: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.data_dir = workdir / f"{flavour}-{self.port}"
+        self.data_dir = workdir / f"noida-{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def command(self) -> list[str]:
-        if self.flavour == "osmem":
-            from osmem_server import resolve_binary
-
-            return [resolve_binary(), "--addr", f"127.0.0.1:{self.port}", "--no-ja", "--parent-pid", str(os.getpid())]
+    def start(self) -> "NoidaServer":
         import noida_db
 
         binary = Path(noida_db.__file__).with_name("noida-db")
         os.chmod(binary, 0o755)
-        return [str(binary), "start", "--data-dir", str(self.data_dir), "--only", "elasticsearch",
-                "--elasticsearch-port", str(self.port)]
-
-    def start(self) -> "LocalServer":
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir.with_suffix(".log"), "ab")
-        # stdin stays open (a pipe): osmem exits when its stdin closes
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=log, stderr=log)
+        self.proc = subprocess.Popen([str(binary), "start", "--data-dir", str(self.data_dir), "--only", "elasticsearch",
+                                      "--elasticsearch-port", str(self.port)], stdin=subprocess.PIPE, stdout=log, stderr=log)
         wait_http(self.url)
         return self
 
     def stop(self) -> None:
-        """SIGTERM, as a node shutdown does. noida saves its data then (a SIGKILL right after
-        writes loses them: it saves periodically); osmem keeps nothing either way."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -84,34 +151,66 @@ class LocalServer:
         self.proc = None
 
 
-FLAVOURS = ["cluster"] if CLUSTER_URL else ["osmem", "noida"]
+@pytest.fixture(scope="session")
+def real_nodes(tmp_path_factory):
+    """Both lines' single nodes, launched together on first use (their JVM starts overlap)."""
+    if CLUSTER_URL:
+        pytest.skip("VSPLADE_OPENSEARCH_URL is set: tests use that cluster")
+    root = tmp_path_factory.mktemp("opensearch")
+    procs = {f: TestnodeProcess(LINE[f], root / f) for f in REAL}
+    nodes: dict[str, Server] = {}
+    try:
+        from vsplade_opensearch.testnode import lines
+
+        versions = {f: lines()[LINE[f]].version for f in REAL}
+        for f, p in procs.items():
+            nodes[f] = Server(f, p.wait_url(NODE_START_TIMEOUT), versions[f])
+        yield nodes
+    finally:
+        for p in procs.values():
+            p.stop()
 
 
 @pytest.fixture(scope="session")
-def _servers(tmp_path_factory):
-    started: dict[str, LocalServer] = {}
-    yield started
-    for s in started.values():
-        s.stop()
+def _noida(tmp_path_factory):
+    holder: dict = {}
+    yield holder
+    if "s" in holder:
+        holder["s"].stop()
 
 
-@pytest.fixture(scope="session", params=FLAVOURS)
-def server(request, _servers, tmp_path_factory):
+@pytest.fixture(scope="session")
+def server(request, tmp_path_factory, _noida):
     """A shared server of each flavour (tests use their own index names)."""
     flavour = request.param
     if flavour == "cluster":
-        return type("Cluster", (), {"flavour": "cluster", "url": CLUSTER_URL})()
-    if flavour not in _servers:
-        _servers[flavour] = LocalServer(flavour, tmp_path_factory.mktemp("servers")).start()
-    return _servers[flavour]
+        return Server("cluster", CLUSTER_URL)
+    if flavour == "noida":
+        if "s" not in _noida:
+            _noida["s"] = NoidaServer(tmp_path_factory.mktemp("noida")).start()
+        return Server("noida", _noida["s"].url)
+    return request.getfixturevalue("real_nodes")[flavour]
 
 
-@pytest.fixture(params=[f for f in FLAVOURS if f != "cluster"] or [pytest.param("none", marks=pytest.mark.skip("needs a local server"))])
-def own_server(request, tmp_path):
-    """A server for this test alone, which the test may stop and restart (same port)."""
-    s = LocalServer(request.param, tmp_path).start()
-    yield s
-    s.stop()
+@pytest.fixture(scope="module", params=REAL)
+def _own_cluster(request, tmp_path_factory):
+    if CLUSTER_URL:
+        pytest.skip("needs a local server (VSPLADE_OPENSEARCH_URL is set)")
+    from vsplade_opensearch.testnode import TestCluster
+
+    c = TestCluster(nodes=1, line=LINE[request.param], data=tmp_path_factory.mktemp(f"own-{request.param}"))
+    c.flavour = request.param
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def own_node(_own_cluster):
+    """A node that the test may stop and start again (same port, same data)."""
+    node = _own_cluster.members[0]
+    if not node.alive():
+        _own_cluster.start()
+    return _own_cluster
 
 
 @pytest.fixture
@@ -119,8 +218,6 @@ def index_name(server):
     name = f"vsplade-test-{uuid.uuid4().hex[:10]}"
     yield name
     try:  # leave a real cluster as it was
-        from opensearchpy import OpenSearch
-
         from vsplade_opensearch.connection import Connection
 
         Connection.from_options({"url": server.url}).client().indices.delete(index=name, ignore=[404])

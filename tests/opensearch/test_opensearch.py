@@ -1,6 +1,8 @@
-"""vsplade-opensearch against real OpenSearch-API servers (osmem-server, noida-db), or a real
-cluster when VSPLADE_OPENSEARCH_URL is set. Expected scores are computed from the inputs by
-the exact scorer (vsplade.engines.memory) over FeatureField-rounded page weights."""
+"""vsplade-opensearch against real OpenSearch nodes of both lines (os3, os2; see conftest.py),
+noida-db (Elasticsearch flavour) for the tests marked es_flavour, or a real cluster when
+VSPLADE_OPENSEARCH_URL is set. Expected scores are computed from the inputs by the exact scorer
+(vsplade.engines.memory) over FeatureField-rounded page weights, and to the last bit by
+`server_arithmetic` on local servers."""
 
 from __future__ import annotations
 
@@ -51,18 +53,21 @@ def random_queries(vocab, n: int, seed: int = 1, size: int = 12) -> list[dict[st
 
 
 def server_arithmetic(flavour: str, query: dict, row: dict, vocab) -> np.float32 | None:
-    """The score each local server computes, to the last bit (measured, see
-    benchmarks/RESULTS.md, OpenSearch section): both take float32 boost x 9-bit float32 value;
-    osmem multiplies and sums in float64 and rounds once; noida multiplies in float32 and sums
-    in float32 in clause order."""
+    """The score each local server computes, to the last bit (measured on 3.9.0 and 2.19.6:
+    2000 of 2000 top-10 hits equal; see benchmarks/RESULTS.md, OpenSearch section).
+    Real OpenSearch (Lucene FeatureField, `linear`): each clause scores float32 boost x the
+    stored 9-bit float32 value, rounded to float32; the boolean query adds the clauses in a
+    double and rounds once to float32 (a float32 running sum matched only 67% of the hits).
+    noida multiplies in float32 and sums in float32 in clause order."""
     terms = [t for t in query if vocab.id_of(t) in row]
     boosts = np.asarray([query[t] for t in terms], dtype=np.float32)
     values = feature_field_round(np.asarray([row[vocab.id_of(t)] for t in terms], dtype=np.float32))
-    if flavour == "osmem":
-        return np.float32((boosts.astype(np.float64) * values.astype(np.float64)).sum())
+    products = (boosts * values).astype(np.float32)
+    if flavour in ("os3", "os2"):
+        return np.float32(products.astype(np.float64).sum())
     if flavour == "noida":
         acc = np.float32(0)
-        for p in (boosts * values).astype(np.float32):
+        for p in products:
             acc = np.float32(acc + p)
         return acc
     return None
@@ -134,6 +139,7 @@ def test_foreign_index_is_refused(engine_factory):
 # ---- bulk -----------------------------------------------------------------------------------
 
 
+@pytest.mark.es_flavour
 def test_scores_equal_exact_scorer_after_feature_field_rounding(engine_factory, server, vocab):
     batch = make_batch(120, seed=3)
     eng = engine_factory(threads=2, chunk_docs=17)
@@ -251,17 +257,16 @@ def test_resume_after_a_crashed_writer_restores_refresh(engine_factory):
     assert count(eng) == 20
 
 
-def test_server_goes_away_mid_bulk_and_the_job_resumes(own_server):
-    """Stop the server process between bulk requests, start it again on the same port.
-    noida keeps its data: the running job retries and finishes. osmem comes back empty: the
-    job stops with a clear error (no silent auto-created index), and re-running rebuilds."""
+def test_server_goes_away_mid_bulk_and_the_job_resumes(own_node):
+    """Stop the node (SIGTERM) between bulk requests, start it again on the same port and data:
+    the running job retries, the node recovers the index from disk, the job finishes."""
     first, second = make_batch(20), make_batch(20, start=20)
-    eng = OpenSearchEngine(index="outage", url=own_server.url, chunk_docs=5, threads=2,
-                           backoff_initial=0.2, backoff_max=1.0, max_retries=30, progress=False)
-    w = eng.writer(INFO)
+    eng = OpenSearchEngine(index="outage", url=own_node.url, chunk_docs=5, threads=2,
+                           backoff_initial=0.2, backoff_max=2.0, max_retries=60, progress=False)
+    w = eng.writer(INFO, recreate=True)
     w.add(first)
     w.sender.flush()
-    own_server.stop()
+    own_node.members[0].stop()
     outcome: dict = {}
 
     def rest():
@@ -274,27 +279,20 @@ def test_server_goes_away_mid_bulk_and_the_job_resumes(own_server):
 
     t = threading.Thread(target=rest)
     t.start()
-    time.sleep(1.5)
-    assert t.is_alive()  # retrying, not failed
-    own_server.start()
-    t.join(60)
+    own_node.start()  # blocks until the node is yellow again
+    t.join(120)
     assert not t.is_alive()
-    if own_server.flavour == "noida":
-        summary = outcome["summary"]
-        assert summary.indexed == 40 and not summary.failures and summary.extra["bulk_retries"] > 0
-        assert summary.extra["docs_in_index"] == 40
-    else:
-        assert "disappeared" in str(outcome["error"])
-        assert not eng.conn.client().indices.exists(index="outage")  # no auto-created mapping-less index
-        summary = index_batches(eng, first, second)
-        assert summary.indexed == 40 and count(eng) == 40
+    assert "error" not in outcome, outcome.get("error")
+    summary = outcome["summary"]
+    assert summary.indexed == 40 and not summary.failures and summary.extra["bulk_retries"] > 0
+    assert summary.extra["docs_in_index"] == 40
 
 
-def test_server_down_for_good_is_a_clear_error(own_server):
-    eng = OpenSearchEngine(index="gone", url=own_server.url, chunk_docs=5, backoff_initial=0.05,
+def test_server_down_for_good_is_a_clear_error(own_node):
+    eng = OpenSearchEngine(index="gone", url=own_node.url, chunk_docs=5, backoff_initial=0.05,
                            backoff_max=0.1, max_retries=3, progress=False)
-    w = eng.writer(INFO)
-    own_server.stop()
+    w = eng.writer(INFO, recreate=True)
+    own_node.members[0].stop()
     with pytest.raises(EngineError, match="unreachable after 3 retries"):
         w.add(make_batch(10))
         w.close()
@@ -345,7 +343,7 @@ def test_neural_sparse_mode(engine_factory, server, vocab):
     body = s.body(q, 3, sources=["/data/doc0.pdf"])
     assert body["query"]["bool"]["must"][0]["neural_sparse"]["vector"]["query_tokens"] == q
     assert sorted(iter_terms(body)) == sorted(q)
-    if server.flavour in ("osmem", "noida"):  # no neural-search plugin there: a clear error
+    if server.flavour in ("os3", "os2", "noida"):  # no neural-search plugin there: a clear error
         with pytest.raises(EngineError, match="neural_sparse"):
             s.search(q, 3)
 
@@ -378,6 +376,7 @@ def test_export_bulk_file_loads_into_the_server(server, index_name, tmp_path, vo
     assert [h.id for h in eng.searcher().search(q, 3)] == [h.id for h in exact]
 
 
+@pytest.mark.es_flavour
 def test_cli_index_and_search_equal_memory_engine(server, index_name, pdf_dir, tmp_path):
     import json
 

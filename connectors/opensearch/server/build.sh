@@ -28,15 +28,20 @@ source_hash() {  # what the compiled launcher of line $1 depends on
 grep -v '^#' lines.tsv | while read -r line version log4j java; do
   [ -n "$line" ] || continue
   hash=$(source_hash "$line")
-  if [ -f "$JARS/$version/.complete" ] && [ "$(cat "$JARS/launcher-$version/SOURCE_HASH" 2>/dev/null)" = "$hash" ]; then
+  jars_hash=$(cat pom.xml lines.tsv | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$JARS/$version/.complete" 2>/dev/null)" != "$jars_hash" ]; then
+    echo "opensearch $version: fetching the server jars (maven)"
+    rm -rf "$JARS/$version"
+    mvn -q -B dependency:copy-dependencies -Dopensearch.version="$version" -Dlog4j.version="$log4j" \
+        -DoutputDirectory="$JARS/$version"
+    echo "$jars_hash" > "$JARS/$version/.complete"
+  fi
+  if [ "$(cat "$JARS/launcher-$version/SOURCE_HASH" 2>/dev/null)" = "$hash" ]; then
     echo "opensearch $version: up to date"
     continue
   fi
-  echo "opensearch $version: fetching jars (maven) and compiling the launcher"
-  rm -rf "$JARS/$version" "$JARS/launcher-$version"
-  mvn -q -B dependency:copy-dependencies -Dopensearch.version="$version" -Dlog4j.version="$log4j" \
-      -DoutputDirectory="$JARS/$version"
-  touch "$JARS/$version/.complete"
+  echo "opensearch $version: compiling the launcher"
+  rm -rf "$JARS/launcher-$version"
   jdk=$(find_jdk "$java")
   "$jdk/bin/javac" -nowarn --release "$java" -d "$JARS/launcher-$version" -cp "$JARS/$version/*" \
       launcher/VspladeTestNode.java "launcher/v$line/LineNode.java"

