@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -16,6 +17,7 @@ from . import __version__
 
 app = typer.Typer(
     no_args_is_help=True,
+    pretty_exceptions_enable=False,
     add_completion=False,
     help="V-SPLADE page vectors into search engines: encode PDFs/images, index, search.",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -28,8 +30,24 @@ class UsageError(Exception):
     """A configuration problem: printed as one line, exit code 2."""
 
 
+# user:password@ inside any URL-ish text, with or without a scheme
+_USERINFO = re.compile(r"(?P<pre>(?:[a-zA-Z][a-zA-Z0-9+.-]*://)?[^\s:/@'\"]+):(?P<secret>[^\s/@'\"]+)@")
+_SECRET_ENV = ("VSPLADE_OPENSEARCH_PASSWORD", "VSPLADE_OPENSEARCH_API_KEY")
+_secrets: set[str] = set()
+
+
+def _scrub(text: str) -> str:
+    """The CLI's last line of defence: no message it prints carries a credential, whatever
+    the connector said (URL user-info with or without a scheme, or a known secret value)."""
+    text = _USERINFO.sub(lambda m: f"{m.group('pre')}:***@", text)
+    for secret in _secrets | {os.environ.get(k) for k in _SECRET_ENV}:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
+
+
 def _fail(msg: str, code: int = EXIT_USAGE):
-    typer.echo(f"error: {msg}", err=True)
+    typer.echo(_scrub(f"error: {msg}"), err=True)
     raise typer.Exit(code)
 
 
@@ -51,6 +69,7 @@ InsecureOpt = typer.Option(False, "--insecure", help="Do not verify TLS certific
 def _open_engine(engine: Optional[str], index: Optional[str], **opts):
     from .engines import EngineError, default_engine_name, get_engine_class
 
+    _secrets.update(v for k, v in opts.items() if k in ("password", "api_key") and isinstance(v, str))
     name = engine or default_engine_name()
     try:
         cls = get_engine_class(name)
@@ -72,6 +91,8 @@ def _report(report, as_json: bool) -> int:
         )
         if s.dropped_weights:
             typer.echo(f"{s.dropped_weights} weights quantized to 0 and dropped", err=True)
+        for w in report.warnings:
+            typer.echo(f"  warning: {w}", err=True)
         for f in report.page_failures:
             typer.echo(f"  failed: {f}", err=True)
         for doc_id, err in s.failures:
@@ -108,7 +129,7 @@ def encode(
 ):
     """Encode pages into an encoded dir (sparse_docs.npz + doc_ids.json + pages.jsonl)."""
     from .encoded import EncodedDirError, EncodedDirWriter
-    from .engines import IndexMismatchError
+    from .engines import EngineError
     from .pipeline import index_pages
 
     enc = _load_encoder(model, batch_size, device, top_k, threshold)
@@ -116,7 +137,7 @@ def encode(
         report = index_pages(
             inputs, enc, lambda info: EncodedDirWriter(out, info, recreate=recreate), model, dpi=dpi
         )
-    except (IndexMismatchError, EncodedDirError) as e:
+    except (EngineError, EncodedDirError) as e:
         _fail(str(e))
     raise typer.Exit(_report(report, as_json))
 
@@ -189,8 +210,9 @@ def search(
         searcher = eng.searcher()
         info = searcher.index_info()
         query_model = model or info.get("model") or info.get("name")
-        if not query_model:
-            _fail("the index does not say which model built it; pass --model")
+        if not query_model or query_model == "unknown":
+            _fail("the index does not say which model built it (vectors from the official encoder carry no "
+                  "model name); pass --model with the checkpoint or bundle that encoded them")
         qenc = load_query_encoder(query_model)
         for text in queries:
             q = qenc.encode(text)
@@ -207,7 +229,7 @@ def search(
                     parts = ", ".join(f"{qenc.vocab.display(qenc.vocab.id_of(t)).strip()}({c:.3f})" for t, c in list(h.explain.items())[:8])
                     typer.echo(f"        matched: {parts}")
         searcher.close()
-    except (EngineError, ModelError, OSError) as e:
+    except (EngineError, ModelError, OSError, ValueError) as e:
         _fail(str(e))
 
 
@@ -327,8 +349,25 @@ def _root(
 
 
 def main():
+    """Entry point. Whatever goes wrong, the user sees one line, never a traceback (-v adds
+    it): errors from input a user can type exit 2, an internal error exits 1."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    app()
+    verbose = any(a in ("-v", "--verbose") for a in sys.argv[1:])
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted: what was acknowledged is kept; re-run to resume", err=True)
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the contract is one line per failure
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        internal = not isinstance(e, (OSError, ValueError, LookupError, RuntimeError))
+        what = f"internal error ({type(e).__name__}), please report it" if internal else type(e).__name__
+        hint = "" if verbose else " (run with -v for details)"
+        typer.echo(_scrub(f"error: {what}: {e}{hint}"), err=True)
+        sys.exit(EXIT_PARTIAL if internal else EXIT_USAGE)
 
 
 if __name__ == "__main__":

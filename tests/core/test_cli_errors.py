@@ -1,0 +1,154 @@
+"""The CLI's error contract, through real `vsplade` processes (what a user's shell sees):
+a usage or configuration problem is one line on stderr and exit 2, a partial failure lists
+what failed and exits 1, never a traceback, never a credential; one writer per index."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from vsplade.encoded import EncodedDir, EncodedDirWriter
+from vsplade.locking import WriterLock
+from vsplade.sparse import SparseBatch
+
+V = 50368
+INFO = {"name": "lexical", "model": "lexical", "k1": 0.9}
+
+
+def vsplade(*args, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vsplade", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+
+
+def assert_one_line_error(p: subprocess.CompletedProcess, code: int, *needles: str) -> None:
+    assert p.returncode == code, (p.returncode, p.stderr)
+    assert "Traceback" not in p.stderr, p.stderr
+    # progress bars (tqdm, on stderr like every tool's) are not messages
+    lines = [line for line in p.stderr.replace("\r", "\n").splitlines()
+             if line.strip() and "page/s" not in line and "page [" not in line]
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def official_dir(path, ids, rows=None):
+    """What the official encode_sparse_documents.py writes: the npz and the id list only."""
+    path.mkdir(parents=True)
+    m = sp.random(len(ids), V, density=0.001, format="csr", random_state=np.random.default_rng(0), dtype=np.float32)
+    if rows is not None:
+        m = rows
+    sp.save_npz(path / "sparse_docs.npz", m)
+    (path / "doc_ids.json").write_text(json.dumps(ids))
+    return path
+
+
+def encoded(path, n=40):
+    rng = np.random.default_rng(1)
+    m = sp.random(n, V, density=0.002, format="csr", random_state=rng, dtype=np.float32)
+    ids = [f"page-{i}" for i in range(n)]
+    with EncodedDirWriter(path, INFO) as w:
+        w.add(SparseBatch(m, ids, [{"id": i, "source": "a.pdf", "page": k + 1} for k, i in enumerate(ids)]))
+    return path
+
+
+def test_a_second_memory_writer_is_refused_with_one_line(tmp_path):
+    """Before: two concurrent runs both exited 0 and left the index with 0 rows."""
+    src, ix = encoded(tmp_path / "src"), tmp_path / "ix"
+    with WriterLock(ix):  # another writer holds the index
+        p = vsplade("index", src, "--engine", "memory", "--index", ix)
+        assert_one_line_error(p, 2, str(ix), "being written by another process", "pid")
+        p = vsplade("index", src, "--engine", "memory", "--index", ix, "--recreate")
+        assert_one_line_error(p, 2, "being written by another process")
+        p = vsplade("encode", "tests/data/pdfs", "--model", "lexical", "--out", ix)
+        assert_one_line_error(p, 2, "being written by another process")
+    assert vsplade("index", src, "--engine", "memory", "--index", ix).returncode == 0
+    assert EncodedDir(ix).ids() == EncodedDir(src).ids()
+
+
+def test_two_concurrent_memory_writers_leave_every_page_once(tmp_path):
+    src, ix = encoded(tmp_path / "src", n=3000), tmp_path / "ix"
+    cmd = [sys.executable, "-m", "vsplade", "index", str(src), "--engine", "memory", "--index", str(ix)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(120), p.stderr.read()) for p in procs]
+    assert sorted(rc for rc, _ in results) in ([0, 0], [0, 2]), results
+    for rc, err in results:
+        if rc == 2:
+            assert "being written by another process" in err and "Traceback" not in err
+    got = EncodedDir(ix).load()
+    assert got.ids == EncodedDir(src).ids()
+    assert (got.matrix != EncodedDir(src).load().matrix).nnz == 0
+
+
+def test_one_bad_row_is_named_and_the_rest_indexed(tmp_path):
+    """Before: memory rejected the whole run for one NaN row where Lucene/OpenSearch skip it."""
+    rows = sp.csr_matrix(np.array([[1.0, 0, 0], [0, np.nan, 0], [0, 0, 2.0]], dtype=np.float32))
+    rows = sp.hstack([rows, sp.csr_matrix((3, V - 3), dtype=np.float32)], format="csr")
+    src = official_dir(tmp_path / "src", ["good-1", "broken", "good-2"], rows)
+    p = vsplade("index", src, "--engine", "memory", "--index", tmp_path / "ix")
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert "failed: page broken: page broken: weight is NaN" in p.stderr or "broken: weight is NaN" in p.stderr
+    assert EncodedDir(tmp_path / "ix").ids() == ["good-1", "good-2"]
+
+
+@pytest.mark.parametrize("ids, named", [
+    (["a", "b", "a"], "'a'"), (["a", None, "c"], "None"), (["a", "", "c"], "''"),
+])
+def test_bad_ids_in_an_encoded_dir_exit_2_naming_them(tmp_path, ids, named):
+    src = official_dir(tmp_path / "src", ids)
+    p = vsplade("index", src, "--engine", "memory", "--index", tmp_path / "ix")
+    assert_one_line_error(p, 2, str(src), named)
+    assert not (tmp_path / "ix" / "vsplade.json").exists()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "sparse_docs.npz").write_bytes((d / "sparse_docs.npz").read_bytes()[:200]), "sparse_docs.npz: cannot read"),
+    (lambda d: (d / "doc_ids.json").write_text('["page-0", '), "doc_ids.json: invalid JSON"),
+])
+def test_damaged_encoded_dirs_exit_2(tmp_path, damage, message):
+    src = encoded(tmp_path / "src")
+    damage(src)
+    assert_one_line_error(vsplade("index", src, "--engine", "memory", "--index", tmp_path / "ix"), 2, message)
+    assert_one_line_error(vsplade("search", "anything", "--engine", "memory", "--index", src), 2, message)
+
+
+def test_index_that_is_a_plain_file_exits_2(tmp_path):
+    f = tmp_path / "plain"
+    f.write_text("not a dir")
+    src = encoded(tmp_path / "src")
+    assert_one_line_error(vsplade("index", src, "--engine", "memory", "--index", f), 2, str(f), "not a directory")
+    assert_one_line_error(vsplade("search", "q", "--engine", "memory", "--index", f), 2, str(f), "not a directory")
+    assert_one_line_error(vsplade("encode", "tests/data/pdfs", "--model", "lexical", "--out", f), 2, "not a directory")
+    assert f.read_text() == "not a dir"
+
+
+def test_official_dir_searched_without_model_exits_2(tmp_path):
+    src = official_dir(tmp_path / "src", ["a", "b"])
+    assert vsplade("index", src, "--engine", "memory", "--index", tmp_path / "ix").returncode == 0
+    p = vsplade("search", "a query", "--engine", "memory", "--index", tmp_path / "ix")
+    assert_one_line_error(p, 2, "pass --model")
+    p = vsplade("search", "a query", "--engine", "memory", "--index", tmp_path / "ix", "--model", "lexical", "--json")
+    assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("url", ["bob:hunter2pw@127.0.0.1:notaport", "http://bob:hunter2pw@127.0.0.1:notaport"])
+def test_credentials_in_a_bad_url_are_never_printed(tmp_path, url):
+    src = encoded(tmp_path / "src")
+    for args in (["search", "q", "--engine", "opensearch", "--index", "x", "--url", url],
+                 ["index", src, "--engine", "opensearch", "--index", "x", "--url", url]):
+        p = vsplade(*args, timeout=60)
+        assert p.returncode == 2, p.stderr
+        assert "hunter2pw" not in p.stderr + p.stdout
+        assert "Traceback" not in p.stderr
+
+
+def test_scrub_masks_userinfo_with_and_without_scheme():
+    from vsplade.cli import _scrub
+
+    assert _scrub("https://u:pw1@h:9200/x") == "https://u:***@h:9200/x"
+    assert _scrub("bad url 'bob:hunter2@host:9x'") == "bad url 'bob:***@host:9x'"
+    assert _scrub("at 10:30 on http://host:9200") == "at 10:30 on http://host:9200"
