@@ -1,0 +1,111 @@
+"""Hostile inputs: peak RSS and wall time of reading each one (issue 18, item 3).
+
+Each case runs in a fresh subprocess (so ru_maxrss is that case's own peak): `PageReader`
+over one hostile file, with render=True (what the neural encoder gets) and render=False (what
+the lexical encoder gets), then the whole hostile dir (every hostile file next to the good
+test files) through the reader and through `vsplade index --model lexical --engine memory`.
+The files are the ones tests/core/test_hostile_inputs.py generates. Prints a markdown table.
+
+    .venv/bin/python benchmarks/hostile_inputs.py [--cases bomb.png,huge-page.pdf,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "core"))
+
+from test_hostile_inputs import make_hostile_dir, write_png  # noqa: E402
+
+READER = r"""
+import json, resource, sys, time
+t = time.perf_counter()
+from vsplade.pages import PageReader
+reader = PageReader([sys.argv[1]], render=sys.argv[2] == "render")
+n = sum(1 for _ in reader)
+print(json.dumps({"pages": n, "failures": len(reader.failures), "warnings": len(getattr(reader, "warnings", [])),
+                  "s": time.perf_counter() - t,
+                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+CLI = r"""
+import atexit, os, resource, runpy, sys
+atexit.register(lambda: open(os.environ["RSS_OUT"], "w").write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))
+sys.argv[0] = "vsplade"
+runpy.run_module("vsplade", run_name="__main__", alter_sys=True)
+"""
+
+
+def run_reader(path: Path, mode: str) -> dict:
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", READER, str(path), mode], capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or ["?"])[-1]
+        return {"result": f"crashed: {last[:90]}", "wall": wall, "maxrss_mb": None}
+    out = json.loads(r.stdout)
+    out["result"] = f"{out['pages']} pages, {out['failures']} failed, {out['warnings']} warnings"
+    out["wall"] = wall
+    return out
+
+
+def run_cli(d: Path, work: Path) -> dict:
+    rss = work / "rss"
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", CLI, "index", str(d), "--model", "lexical", "--engine", "memory",
+                        "--index", str(work / "ix"), "--json"], capture_output=True, text=True,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1", "RSS_OUT": str(rss)})
+    wall = time.perf_counter() - t
+    tb = "Traceback" in r.stderr
+    try:
+        s = json.loads(r.stdout.strip().splitlines()[-1])
+        res = f"exit {r.returncode}, {s.get('indexed')} indexed, {len(s.get('input_failures', []))} failed"
+    except (ValueError, IndexError):
+        res = f"exit {r.returncode}" + (", traceback" if tb else "")
+    return {"result": res, "wall": wall, "maxrss_mb": int(rss.read_text()) / 1024 if rss.exists() else None}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", default="bomb.png,huge-page.pdf,big-rgb.png,gray16.png,multipage.tiff,corrupt.png,"
+                                       "truncated.png,ALL,CLI")
+    args = ap.parse_args()
+    cases = args.cases.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        d = tmp / "hostile"
+        make_hostile_dir(d)
+        extra = tmp / "extra"
+        extra.mkdir()
+        # a valid 8000 x 8000 RGB PNG: 0.2 MB on disk, 192 MB of pixels (under the decode limit)
+        write_png(extra / "big-rgb.png", 8000, 8000, color_type=2, fill=200)
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+              f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; python {platform.python_version()}")
+        print()
+        print("| input | file size | mode | result | peak RSS MB | wall s |")
+        print("|---|---|---|---|---|---|")
+        for case in cases:
+            if case == "CLI":
+                r = run_cli(d, tmp)
+                rows = [("all of the above + good files", "-", "`vsplade index --model lexical`", r)]
+            else:
+                path = d if case == "ALL" else (extra / case if (extra / case).exists() else d / case)
+                size = "-" if case == "ALL" else f"{path.stat().st_size / 1024:.1f} KB"
+                label = "all of the above + good files" if case == "ALL" else case
+                rows = [(label, size, mode, run_reader(path, mode)) for mode in ("render", "no-render")]
+            for label, size, mode, r in rows:
+                rss = "-" if r["maxrss_mb"] is None else f"{r['maxrss_mb']:.0f}"
+                print(f"| {label} | {size} | {mode} | {r['result']} | {rss} | {r['wall']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
