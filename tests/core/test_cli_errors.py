@@ -98,11 +98,15 @@ def test_one_bad_row_is_named_and_the_rest_indexed(tmp_path):
 @pytest.mark.parametrize("ids, named", [
     (["a", "b", "a"], "'a'"), (["a", None, "c"], "None"), (["a", "", "c"], "''"),
 ])
-def test_bad_ids_in_an_encoded_dir_exit_2_naming_them(tmp_path, ids, named):
+@pytest.mark.parametrize("engine", ["memory", "lucene"])
+def test_bad_ids_in_an_encoded_dir_exit_2_naming_them(tmp_path, ids, named, engine):
+    """Before: Lucene kept the first duplicate, memory both, OpenSearch the last; null became
+    'None'. The check lives in core (vsplade.sparse.check_ids), before any engine sees a row."""
     src = official_dir(tmp_path / "src", ids)
-    p = vsplade("index", src, "--engine", "memory", "--index", tmp_path / "ix")
+    p = vsplade("index", src, "--engine", engine, "--index", tmp_path / "ix")
     assert_one_line_error(p, 2, str(src), named)
     assert not (tmp_path / "ix" / "vsplade.json").exists()
+    assert not (tmp_path / "ix" / "vsplade-lucene.json").exists()
 
 
 @pytest.mark.parametrize("damage, message", [
