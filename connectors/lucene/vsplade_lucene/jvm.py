@@ -208,14 +208,26 @@ _CLASS_NAMES = {
 }
 
 
+class _Classes:
+    """Java classes by short name, each loaded on first use: pyjnius' autoclass reflects over
+    every method of a class, and loading all of them cost a CLI run ~1 s it mostly did not need."""
+
+    def __getattr__(self, name: str):
+        try:
+            binary = _CLASS_NAMES[name]
+        except KeyError:
+            raise AttributeError(name) from None
+        from jnius import autoclass
+
+        cls = autoclass(binary)
+        setattr(self, name, cls)  # next time a plain attribute
+        return cls
+
+
 def classes():
-    """The Java classes the connector uses, loaded once (autoclass lookups are slow)."""
+    """The Java classes the connector uses, loaded once each (autoclass lookups are slow)."""
     global _CLASSES
     if _CLASSES is None:
         start()
-        from types import SimpleNamespace
-
-        from jnius import autoclass
-
-        _CLASSES = SimpleNamespace(**{k: autoclass(v) for k, v in _CLASS_NAMES.items()})
+        _CLASSES = _Classes()
     return _CLASSES
