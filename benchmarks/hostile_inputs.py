@@ -57,6 +57,9 @@ runpy.run_module("vsplade", run_name="__main__", alter_sys=True)
 """
 
 
+ALL_LABEL = "hostile dir: bomb, huge page, 16-bit, TIFF, corrupt, truncated + 4 good files"
+
+
 def run_reader(path: Path, mode: str) -> dict:
     t = time.perf_counter()
     r = subprocess.run([sys.executable, "-c", READER, str(path), mode], capture_output=True, text=True,
@@ -83,7 +86,8 @@ def run_cli(d: Path, work: Path) -> dict:
         s = json.loads(r.stdout.strip().splitlines()[-1])
         res = f"exit {r.returncode}, {s.get('indexed')} indexed, {len(s.get('input_failures', []))} failed"
     except (ValueError, IndexError):
-        res = f"exit {r.returncode}" + (", traceback" if tb else "")
+        last = (r.stderr.strip().splitlines() or [""])[-1]
+        res = f"exit {r.returncode}" + (", traceback" if tb else "") + (f": {last[:60]}" if last else "")
     return {"result": res, "wall": wall, "maxrss_mb": int(rss.read_text()) / 1024 if rss.exists() else None}
 
 
@@ -116,11 +120,11 @@ def main():
         for case in cases:
             if case == "CLI":
                 r = run_cli(d, tmp)
-                rows = [("all of the above + good files", "-", "`vsplade index --model lexical`", r)]
+                rows = [(ALL_LABEL, "-", "`vsplade index --model lexical`", r)]
             else:
                 path = d if case == "ALL" else (extra / case if (extra / case).exists() else d / case)
                 size = "-" if case == "ALL" else f"{path.stat().st_size / 1024:.1f} KB"
-                label = "all of the above + good files" if case == "ALL" else case
+                label = ALL_LABEL if case == "ALL" else case
                 rows = [(label, size, mode, run_reader(path, mode)) for mode in ("render", "no-render")]
             for label, size, mode, r in rows:
                 rss = "-" if r["maxrss_mb"] is None else f"{r['maxrss_mb']:.0f}"
