@@ -84,11 +84,19 @@ def _report(report, as_json: bool) -> int:
         typer.echo(json.dumps(data))
     else:
         s = report.summary
-        typer.echo(
-            f"indexed {s.indexed} pages ({s.empty} empty), skipped {s.skipped} already done, "
-            f"{len(report.page_failures) + len(s.failures)} failed",
-            err=True,
-        )
+        if report.nothing_to_do:
+            typer.echo(f"nothing indexed: none of the inputs could be read ({len(report.page_failures)} failed); "
+                       "no index was created or changed", err=True)
+        else:
+            typer.echo(
+                f"indexed {s.indexed} pages ({s.empty} empty), skipped {s.skipped} already done, "
+                f"{len(report.page_failures) + len(s.failures)} failed",
+                err=True,
+            )
+        files = s.extra.get("files")
+        if files and not report.nothing_to_do:
+            extra = f", {s.extra['removed_pages']} pages removed" if "removed_pages" in s.extra else ""
+            typer.echo("files: " + ", ".join(f"{v} {k}" for k, v in files.items()) + extra, err=True)
         if s.dropped_weights:
             typer.echo(f"{s.dropped_weights} weights quantized to 0 and dropped", err=True)
         for w in report.warnings:
@@ -132,10 +140,14 @@ def encode(
     from .engines import EngineError
     from .pipeline import index_pages
 
+    from .encoded import EncodedDir, is_encoded_dir
+
     enc = _load_encoder(model, batch_size, device, top_k, threshold)
     try:
+        props = EncodedDir(out).properties if not recreate and is_encoded_dir(out) else None
         report = index_pages(
-            inputs, enc, lambda info: EncodedDirWriter(out, info, recreate=recreate), model, dpi=dpi
+            inputs, enc, lambda info: EncodedDirWriter(out, info, recreate=recreate), model, dpi=dpi,
+            properties=props,
         )
     except (EngineError, EncodedDirError) as e:
         _fail(str(e))
@@ -160,6 +172,7 @@ def index(
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k largest weights per page (neural encoder)."),
     threshold: Optional[float] = typer.Option(None, help="Drop weights below this value (neural encoder)."),
     recreate: bool = typer.Option(False, help="Drop the index first instead of resuming / refusing."),
+    sync: bool = typer.Option(False, "--sync", help="Make the index hold exactly the files now under INPUTs: add new files, replace changed ones (new pages committed before old ones go), remove pages of vanished files, skip unchanged ones."),
     scale: Optional[float] = typer.Option(None, help="lucene: integer impact = round(w * scale), fixed when the index is created [default: the index's own; a new index: 10000, where top-10 equals float scoring for 99.7% of queries]."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
@@ -173,12 +186,15 @@ def index(
     open_writer = lambda info: eng.writer(info, recreate=recreate)  # noqa: E731
     try:
         if is_encoded_input(inputs):
+            if sync:
+                _fail("--sync applies to files and folders, not to an encoded dir")
             report = index_encoded(inputs[0], open_writer)
         else:
             if not model:
                 _fail("--model is required unless INPUT is an encoded dir (use --model lexical for text layers)")
             enc = _load_encoder(model, batch_size, device, top_k, threshold)
-            report = index_pages(inputs, enc, open_writer, model, dpi=dpi)
+            props = None if recreate else eng.read_properties()
+            report = index_pages(inputs, enc, open_writer, model, dpi=dpi, properties=props, sync=sync)
     except (EngineError, EncodedDirError) as e:
         _fail(str(e))
     raise typer.Exit(_report(report, as_json))
@@ -231,6 +247,97 @@ def search(
         searcher.close()
     except (EngineError, ModelError, OSError, ValueError) as e:
         _fail(str(e))
+
+
+def _lifecycle_engine(engine, index_, url, user, password, api_key, ca_certs, insecure):
+    eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
+                       ca_certs=ca_certs, insecure=insecure)
+    return eng
+
+
+@app.command()
+def delete(
+    source: List[str] = typer.Option([], "--source", "-s", help="A file (or folder) whose pages to delete: its path, or its key as `vsplade info --sources` lists it."),
+    id_: List[str] = typer.Option([], "--id", help="A page id to delete."),
+    engine: Optional[str] = EngineOpt,
+    index_: Optional[str] = IndexOpt,
+    url: Optional[str] = UrlOpt,
+    user: Optional[str] = UserOpt,
+    password: Optional[str] = PasswordOpt,
+    api_key: Optional[str] = ApiKeyOpt,
+    ca_certs: Optional[str] = CaOpt,
+    insecure: bool = InsecureOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+):
+    """Delete pages from an index, by source file or by page id."""
+    from .catalog import match_sources
+    from .encoded import EncodedDirError
+    from .engines import EngineError
+
+    if not source and not id_:
+        _fail("name what to delete: --source PATH... and/or --id ID...")
+    eng = _lifecycle_engine(engine, index_, url, user, password, api_key, ca_certs, insecure)
+    try:
+        props = eng.read_properties()
+        if props is None:
+            _fail(f"{index_ or 'the index'}: no such index")
+        catalog = eng.read_catalog()
+        matched, unmatched = match_sources(catalog, source, Path(props["root"]) if props.get("root") else None)
+        known = {row["id"] for row in catalog}
+        ids = set(matched) | {i for i in id_ if i in known}
+        unmatched += [f"--id {i}" for i in id_ if i not in known]
+        removed = 0
+        if ids:
+            with eng.writer(eng.read_encoder_info()) as w:
+                removed = w.delete(sorted(ids))
+    except (EngineError, EncodedDirError) as e:
+        _fail(str(e))
+    result = {"deleted": removed, "not_found": unmatched}
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        typer.echo(f"deleted {removed} pages", err=True)
+        for u in unmatched:
+            typer.echo(f"  not found: {u}", err=True)
+    raise typer.Exit(EXIT_PARTIAL if unmatched else EXIT_OK)
+
+
+@app.command()
+def info(
+    engine: Optional[str] = EngineOpt,
+    index_: Optional[str] = IndexOpt,
+    url: Optional[str] = UrlOpt,
+    user: Optional[str] = UserOpt,
+    password: Optional[str] = PasswordOpt,
+    api_key: Optional[str] = ApiKeyOpt,
+    ca_certs: Optional[str] = CaOpt,
+    insecure: bool = InsecureOpt,
+    sources: bool = typer.Option(False, "--sources", help="List the indexed files with their page counts."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object ('pages' is the page count)."),
+):
+    """What an index holds: pages, files, encoder, when it was created and updated, its size."""
+    from .catalog import summarize
+    from .encoded import EncodedDirError
+    from .engines import EngineError
+
+    eng = _lifecycle_engine(engine, index_, url, user, password, api_key, ca_certs, insecure)
+    try:
+        props = eng.read_properties()
+        if props is None:
+            _fail(f"{index_ or 'the index'}: no such index")
+        result = summarize(eng.read_catalog(), props, eng.location_info())
+    except (EngineError, EncodedDirError) as e:
+        _fail(str(e))
+    if not sources:
+        result.pop("sources")
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+        return
+    for key in ("engine", "index", "pages", "files", "encoder", "root", "created", "updated", "size_bytes"):
+        if result.get(key) is not None:
+            typer.echo(f"{key + ':':<11} {json.dumps(result[key]) if isinstance(result[key], dict) else result[key]}")
+    for src in result.get("sources", []):
+        typer.echo(f"  {src['pages']:>6}  {src['source']}")
 
 
 @app.command()

@@ -247,14 +247,29 @@ class _Part:
             self._fh = None
 
 
-def _iter_parts(parts: list[_Part], vocab_size: int) -> Iterator[SparseBatch]:
+def _iter_parts(parts: list[_Part], vocab_size: int, deleted: set[str] = frozenset()) -> Iterator[SparseBatch]:
     for part in parts:
-        if part.ids:
-            yield SparseBatch(part.matrix(vocab_size), part.ids, part.pages or [])
+        if not part.ids:
+            continue
+        batch = SparseBatch(part.matrix(vocab_size), part.ids, part.pages or [])
+        if deleted:
+            keep = [r for r, i in enumerate(part.ids) if i not in deleted]
+            if len(keep) != len(part.ids):
+                batch = batch.select(keep)
+        if len(batch):
+            yield batch
 
 
-def _concat_parts(parts: list[_Part], vocab_size: int) -> SparseBatch:
-    return concat(_iter_parts(parts, vocab_size), vocab_size)
+def _concat_parts(parts: list[_Part], vocab_size: int, deleted: set[str] = frozenset()) -> SparseBatch:
+    return concat(_iter_parts(parts, vocab_size, deleted), vocab_size)
+
+
+def _part_catalog(parts: list[_Part], deleted: set[str]) -> list[dict]:
+    out = []
+    for part in parts:
+        pages = part.pages or [{"id": i} for i in part.ids]
+        out.extend(m for m in pages if m.get("id") not in deleted)
+    return out
 
 
 class EncodedDir:
@@ -288,6 +303,7 @@ class EncodedDir:
             config = {"format": ENCODED_FORMAT, "encoder": {"name": "unknown"}, "vocab_size": VOCAB_SIZE,
                       "state": "complete", "parts": [dict(TOP_PART)]}
         self.config = config
+        self.deleted: set[str] = set(config.get("deleted", []))
         specs = config["parts"]
         # hold every matrix file open unless there are very many (a huge unmerged corpus)
         self.parts = [_Part(self.path, spec, hold=len(specs) <= 256) for spec in specs]
@@ -305,9 +321,19 @@ class EncodedDir:
     def vocab_size(self) -> int:
         return int(self.config.get("vocab_size", VOCAB_SIZE))
 
+    @property
+    def properties(self) -> dict:
+        """The collection properties (vsplade.catalog): root, encoder state, timestamps."""
+        return dict(self.config.get("collection", {}))
+
     def iter_batches(self) -> Iterator[SparseBatch]:
-        """One SparseBatch per stored part (a whole merged corpus, or one shard)."""
-        return _iter_parts(self.parts, self.vocab_size)
+        """One SparseBatch per stored part (a whole merged corpus, or one shard), without
+        deleted pages."""
+        return _iter_parts(self.parts, self.vocab_size, self.deleted)
+
+    def catalog(self) -> list[dict]:
+        """The metadata row of every page held (pages.jsonl), in row order."""
+        return _part_catalog(self.parts, self.deleted)
 
     def close(self) -> None:
         for part in self.parts:
@@ -317,10 +343,10 @@ class EncodedDir:
         return concat(self.iter_batches(), self.vocab_size)
 
     def ids(self) -> list[str]:
-        return [i for p in self.parts for i in p.ids]
+        return [i for p in self.parts for i in p.ids if i not in self.deleted]
 
     def __len__(self) -> int:
-        return sum(len(p.ids) for p in self.parts)
+        return sum(len(p.ids) for p in self.parts) - len(self.deleted)
 
 
 # -- write side -------------------------------------------------------------------------------
@@ -373,12 +399,17 @@ class EncodedDirWriter:
                 "use a new --out dir or --recreate"
             )
         self._parts: list[dict] = [dict(p) for p in (old or {}).get("parts", [])]
+        self._deleted: set[str] = set((old or {}).get("deleted", []))
+        self._properties: dict = dict((old or {}).get("collection", {}))
         self._collect_garbage()
         self._done: set[str] = set()
+        self._catalog: list[dict] = []
         for spec in self._parts:
             part = _Part(self.path, spec, hold=False)
             spec.setdefault("rows", len(part.ids))
             self._done.update(part.ids)
+            self._catalog.extend(part.pages or [{"id": i} for i in part.ids])
+        self._done -= self._deleted
         self._next_shard = 1 + max((_shard_number(p["npz"]) for p in self._parts), default=-1)
         self._commit(state="writing")
 
@@ -407,9 +438,11 @@ class EncodedDirWriter:
             "vocab_size": VOCAB_SIZE,
             "term_naming": TERM_NAMING,
             "state": state,
-            "num_docs": sum(int(p.get("rows", 0)) for p in self._parts),
+            "num_docs": sum(int(p.get("rows", 0)) for p in self._parts) - len(self._deleted),
             "nnz": sum(int(p.get("nnz", 0)) for p in self._parts),
             "parts": self._parts,
+            "deleted": sorted(self._deleted),
+            "collection": self._properties,
         }
 
     def _commit(self, state: str) -> None:
@@ -420,8 +453,30 @@ class EncodedDirWriter:
         _fsync_dir(self.path)
         crash_point("encoded.manifest.after")
 
+    supports_lifecycle = True
+
     def done_ids(self) -> set[str]:
         return set(self._done)
+
+    def catalog(self) -> list[dict]:
+        return [m for m in self._catalog if m.get("id") not in self._deleted]
+
+    def commit(self) -> None:
+        self.flush()
+
+    def delete(self, ids) -> int:
+        """Tombstones in the manifest (one atomic commit); the rows go at the next merge."""
+        self.flush()
+        gone = {i for i in ids if i in self._done}
+        if gone:
+            self._deleted |= gone
+            self._done -= gone
+            self._commit(state="writing")
+            crash_point("encoded.delete.committed")
+        return len(gone)
+
+    def set_properties(self, properties) -> None:
+        self._properties = dict(properties)
 
     def add(self, batch: SparseBatch) -> None:
         if self._closed:
@@ -430,13 +485,21 @@ class EncodedDirWriter:
             return
         good, failures = batch.split_valid()
         self.summary.failures.extend(failures)
+        # a deleted page added again (its file came back) is undeleted: its id fixes its
+        # file, content and page, so the stored row is the same page
+        back = [i for i in good.ids if i in self._deleted]
+        if back:
+            self._deleted.difference_update(back)
+            self._done.update(back)
         keep = [r for r, i in enumerate(good.ids) if i not in self._done]
-        self.summary.skipped += len(good) - len(keep)
+        self.summary.skipped += len(good) - len(keep) - len(back)
+        self.summary.indexed += len(back)
         if len(keep) != len(good):
             good = good.select(keep)
         if not len(good):
             return
         self._done.update(good.ids)
+        self._catalog.extend(good.meta)
         self._buffer.append(good)
         self._buffered += len(good)
         self.summary.indexed += len(good)
@@ -473,7 +536,7 @@ class EncodedDirWriter:
             self.flush()
             total_nnz = sum(int(p.get("nnz") if "nnz" in p else _npz_shape_nnz(self.path / p["npz"])[1])
                             for p in self._parts)
-            merged = len(self._parts) == 1 and self._parts[0]["npz"] == MATRIX_FILE
+            merged = len(self._parts) == 1 and self._parts[0]["npz"] == MATRIX_FILE and not self._deleted
             if total_nnz <= self.merge_max_nnz and not merged:
                 self._merge()
             else:
@@ -486,14 +549,14 @@ class EncodedDirWriter:
     def _merge(self) -> None:
         """Make the top-level trio hold every row, switching manifests so that each one a
         reader may see describes all acknowledged rows."""
-        if len(self._parts) == 1 and self._parts[0]["npz"] != MATRIX_FILE:
+        if len(self._parts) == 1 and self._parts[0]["npz"] != MATRIX_FILE and not self._deleted:
             merged = self._parts[0]  # one shard already holds everything
         else:
-            whole = _concat_parts([_Part(self.path, p, hold=False) for p in self._parts], VOCAB_SIZE)
+            whole = _concat_parts([_Part(self.path, p, hold=False) for p in self._parts], VOCAB_SIZE, self._deleted)
             merged = self._write_part(whole, f"part-{self._next_shard:05d}")
             self._next_shard += 1
             crash_point("encoded.merge.written")
-            self._parts = [merged]
+            self._parts, self._deleted = [merged], set()
             self._commit(state="writing")
         for key in ("pages", "ids", "npz"):
             _link_or_copy(self.path / merged[key], self.path / TOP_PART[key])

@@ -41,7 +41,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,13 @@ class Page:
     image: "object | None" = None  # PIL.Image when rendered
     text: str = ""
     sha256: str = ""
+    path: str = ""  # absolute path it was read from ("" when the source is not a local file)
 
     def meta(self) -> dict:
-        return {"id": self.id, "source": self.source, "page": self.page_no, "sha256": self.sha256}
+        meta = {"id": self.id, "source": self.source, "page": self.page_no, "sha256": self.sha256}
+        if self.path:
+            meta["path"] = self.path
+        return meta
 
 
 @dataclass
@@ -156,6 +160,7 @@ class PageReader:
         skip_ids: set[str] | None = None,
         max_edge: int | None = DEFAULT_MAX_EDGE,
         max_decode_pixels: int | None = DEFAULT_MAX_DECODE_PIXELS,
+        identify: "Callable[[Path], tuple[str, str]] | None" = None,
     ):
         if dpi <= 0:
             raise ValueError(f"dpi must be positive, got {dpi}")
@@ -172,6 +177,20 @@ class PageReader:
         self.max_decode_pixels = max_decode_pixels
         self.skipped = 0
         self.warnings: list[str] = []
+        # identify(path) -> (source key, sha256): a collection names its files itself
+        # (vsplade.catalog) and page ids follow from (key, content, page number)
+        self.identify = identify
+        self._key: str | None = None
+
+    def _page_id(self, sha: str, page_no: int) -> str:
+        if self._key is None:
+            return page_id(sha, page_no)
+        from .catalog import page_id as collection_page_id
+
+        return collection_page_id(self._key, sha, page_no)
+
+    def _path(self, path: Path) -> str:
+        return str(path.resolve()) if self.identify is not None else ""
 
     def __iter__(self) -> Iterator[Page]:
         for path in self.files:
@@ -188,6 +207,7 @@ class PageReader:
 
     def _read_file(self, path: Path) -> Iterator[Page]:
         source = str(path)
+        self._key = None
         try:
             size = path.stat().st_size
             with open(path, "rb") as f:
@@ -198,7 +218,15 @@ class PageReader:
         if size == 0:
             self._fail(source, None, "empty file (0 bytes)")
             return
-        sha = file_sha256(path)
+        if self.identify is not None:
+            try:
+                self._key, sha = self.identify(path)
+            except OSError as e:
+                self._fail(source, None, f"cannot read file ({e.strerror or e})")
+                return
+            source = self._key
+        else:
+            sha = file_sha256(path)
         kind = _sniff(path, head)
         if kind == "bad-pdf":
             self._fail(source, None, "not a PDF (no %PDF header)")
@@ -228,7 +256,7 @@ class PageReader:
             if im.format in MULTIPAGE_FORMATS:
                 yield from self._read_frames(im, path, source, sha)
                 return
-            pid = page_id(sha, 1)
+            pid = self._page_id(sha, 1)
             if pid in self.skip_ids:
                 self.skipped += 1
                 return
@@ -246,7 +274,7 @@ class PageReader:
             except Exception as e:
                 self._fail(source, None, _unreadable(e))
                 return
-            yield Page(pid, source, 1, image, "", sha)
+            yield Page(pid, source, 1, image, "", sha, self._path(path))
 
     def _read_frames(self, im, path: Path, source: str, sha: str) -> Iterator[Page]:
         """Every frame of a multi-page image (TIFF) as its own page."""
@@ -261,7 +289,7 @@ class PageReader:
                     self._fail(source, page_no + 1, _unreadable(e))
                     return
             page_no += 1
-            pid = page_id(sha, page_no)
+            pid = self._page_id(sha, page_no)
             if pid in self.skip_ids:
                 self.skipped += 1
                 continue
@@ -270,7 +298,7 @@ class PageReader:
             except Exception as e:
                 self._fail(source, page_no, str(e) if isinstance(e, _TooLarge) else _unreadable(e))
                 continue
-            yield Page(pid, source, page_no, image, "", sha)
+            yield Page(pid, source, page_no, image, "", sha, self._path(path))
 
     def _frame(self, im, path: Path, source: str, page_no: int):
         """The current frame as 8-bit RGB within the render cap, or None when not rendering.
@@ -316,7 +344,7 @@ class PageReader:
                 return
             for i in range(n):
                 page_no = i + 1
-                pid = page_id(sha, page_no)
+                pid = self._page_id(sha, page_no)
                 if pid in self.skip_ids:
                     self.skipped += 1
                     continue
@@ -336,7 +364,7 @@ class PageReader:
                 except Exception as e:  # pdfium raises a variety of errors on damaged pages
                     self._fail(source, page_no, f"cannot render page ({type(e).__name__}: {e})")
                     continue
-                yield Page(pid, source, page_no, image, _clean_text(text), sha)
+                yield Page(pid, source, page_no, image, _clean_text(text), sha, self._path(path))
         finally:
             pdf.close()
 

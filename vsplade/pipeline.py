@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from datetime import datetime, timezone
+
+from .catalog import choose_root, in_scope, plan, source_key
+from .crashpoints import crash_point
 from .encoded import EncodedDir, is_encoded_dir
 from .encoders.base import DocumentEncoder
-from .engines.base import IndexSummary, IndexWriter
-from .pages import DEFAULT_DPI, PageFailure, PageReader
+from .engines.base import EngineError, IndexSummary, IndexWriter
+from .pages import DEFAULT_DPI, PageFailure, PageReader, discover, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -25,23 +29,25 @@ class RunReport:
     summary: IndexSummary = field(default_factory=IndexSummary)
     page_failures: list[PageFailure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    nothing_to_do: bool = False  # no input could be read: no index was created or touched
 
     @property
     def ok(self) -> bool:
-        return not self.page_failures and not self.summary.failures
+        return not self.page_failures and not self.summary.failures and not self.nothing_to_do
 
     def as_dict(self) -> dict:
         return {
             **self.summary.as_dict(),
             "input_failures": [str(f) for f in self.page_failures],
+            **({"nothing_indexed": True} if self.nothing_to_do else {}),
             "warnings": self.warnings,
         }
 
 
-def _progress(desc: str, total: int | None = None, disable: bool | None = None):
+def _progress(desc: str, total: int | None = None, disable: bool | None = None, unit: str = "page"):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="page", dynamic_ncols=True, file=sys.stderr, disable=disable)
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, file=sys.stderr, disable=disable)
 
 
 def encoder_info(encoder: DocumentEncoder, model: str) -> dict:
@@ -58,29 +64,97 @@ def index_pages(
     dpi: int = DEFAULT_DPI,
     batch_size: int | None = None,
     progress: bool | None = None,
+    properties: dict | None = None,
+    sync: bool = False,
 ) -> RunReport:
     """Encode INPUTs (files, folders, globs) and write them through the writer that
-    `open_writer(info)` returns. Pages whose ids the writer already has are skipped."""
+    `open_writer(info)` returns.
+
+    properties: the existing index's collection properties (`Engine.read_properties()`;
+    None when there is no index yet). Files are named and compared as vsplade.catalog says:
+    unchanged files are skipped without re-encoding (pages a crashed run left out are
+    resumed), new files added; a changed file is reported, and with ``sync`` replaced (new
+    pages committed before the old ones are deleted) and vanished files' pages removed.
+    A run that finds nothing to read creates no index."""
     report = RunReport()
+    disable = progress is False
+    files, failures = discover(inputs)
+    report.page_failures = list(failures)
+    exists = properties is not None
+    props = dict(properties or {})
+    root = Path(props["root"]) if props.get("root") else choose_root(inputs)
+
+    ident: dict[Path, tuple[str, str]] = {}
+    with _progress("reading files", total=len(files), disable=disable, unit="file") as bar:
+        for path in files:
+            try:
+                ident[path] = (source_key(path, root), file_sha256(path))
+            except OSError as e:
+                report.page_failures.append(PageFailure(str(path), None, f"cannot read file ({e.strerror or e})"))
+            bar.update(1)
+    if not ident and not (sync and exists):
+        report.nothing_to_do = True
+        return report  # e.g. a typo'd input: no empty index whose statistics block the next run
+
     if encoder.needs_fit:
-        fit_reader = PageReader(inputs, dpi=dpi, render=False, text=True)
-        with _progress("fitting corpus statistics", disable=progress is False) as bar:
-            encoder.fit(_counting(fit_reader, bar))
+        state = props.get("encoder_state")
+        if exists and state:
+            encoder.load_state(state)  # frozen at creation: new pages get the same statistics
+        else:
+            fit_reader = PageReader(list(ident), dpi=dpi, render=False, text=True, identify=ident.__getitem__)
+            with _progress("fitting corpus statistics", disable=disable) as bar:
+                encoder.fit(_counting(fit_reader, bar))
+            if not exists and getattr(encoder, "num_docs", 1) == 0:
+                report.page_failures.extend(fit_reader.failures)
+                report.nothing_to_do = True
+                return report
     info = encoder_info(encoder, model)
     writer = open_writer(info)
     with writer:
-        done = writer.done_ids()
+        lifecycle = writer.supports_lifecycle
+        if sync and not lifecycle:
+            raise EngineError(f"--sync needs an engine that can list and delete pages; {type(writer).__name__} cannot yet")
+        catalog = writer.catalog() if lifecycle else []
+        files_now = {key: sha for key, sha in ident.values()}
+        todo_plan = plan(files_now, catalog, scope=lambda key: in_scope(key, root, inputs), sync=sync)
+        if lifecycle:
+            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            new_props = {**props, "root": str(root), "created": props.get("created") or now, "updated": now}
+            state = encoder.state()
+            if state:
+                new_props["encoder_state"] = state
+            writer.set_properties(new_props)
+        if todo_plan.changed:
+            shown = ", ".join(todo_plan.changed[:5]) + (" ..." if len(todo_plan.changed) > 5 else "")
+            report.warnings.append(
+                f"{len(todo_plan.changed)} file(s) changed since they were indexed and were NOT re-indexed: "
+                f"{shown}; run again with --sync to replace their pages (and remove vanished files)"
+            )
+        todo_keys = set(todo_plan.added) | set(todo_plan.replaced) | set(todo_plan.unchanged)
+        todo = [path for path, (key, _) in ident.items() if key in todo_keys]
         reader = PageReader(
-            inputs, dpi=dpi, render=encoder.needs_image, text=encoder.needs_text, skip_ids=done
+            todo, dpi=dpi, render=encoder.needs_image, text=encoder.needs_text, skip_ids=writer.done_ids(),
+            identify=ident.__getitem__,
         )
-        with _progress("encoding + indexing", disable=progress is False) as bar:
+        with _progress("encoding + indexing", disable=disable) as bar:
             for batch in encoder.encode_stream(_counting(reader, None), batch_size):
                 writer.add(batch)
                 bar.update(len(batch))
+        removed_pages = 0
+        if todo_plan.stale_ids:
+            writer.commit()  # the new versions are searchable before the old ones go
+            crash_point("sync.new-pages-committed")
+            removed_pages = writer.delete(todo_plan.stale_ids)
         report.summary = writer.close()
         report.summary.skipped += reader.skipped
-        report.page_failures = reader.failures
-    report.warnings = list(getattr(reader, "warnings", [])) + list(getattr(encoder, "warnings", []))
+        report.page_failures.extend(reader.failures)
+        report.warnings.extend(reader.warnings)
+    report.warnings.extend(getattr(encoder, "warnings", []))
+    counts = todo_plan.counts()
+    if sync:
+        report.summary.extra.update(files=counts, removed_pages=removed_pages)
+    else:
+        report.summary.extra.update(files={k: counts[k] for k in ("added", "unchanged")}, changed=len(todo_plan.changed))
     return report
 
 

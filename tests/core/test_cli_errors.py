@@ -5,6 +5,7 @@ what failed and exits 1, never a traceback, never a credential; one writer per i
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -30,7 +31,7 @@ def assert_one_line_error(p: subprocess.CompletedProcess, code: int, *needles: s
     assert "Traceback" not in p.stderr, p.stderr
     # progress bars (tqdm, on stderr like every tool's) are not messages
     lines = [line for line in p.stderr.replace("\r", "\n").splitlines()
-             if line.strip() and "page/s" not in line and "page [" not in line]
+             if line.strip() and not re.search(r"(page|file|it)/s|\d+(page|file) \[", line)]
     assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
     for n in needles:
         assert n in lines[0], (n, lines[0])

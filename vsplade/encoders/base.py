@@ -28,6 +28,15 @@ class DocumentEncoder(ABC):
     def fit(self, pages: Iterable[Page]) -> None:
         """Collect corpus statistics (only encoders with needs_fit)."""
 
+    def state(self) -> dict | None:
+        """The fitted corpus statistics as JSON (kept with the index, so that pages added
+        later are encoded with the same statistics); None for encoders without any."""
+        return None
+
+    def load_state(self, state: dict) -> None:
+        """Use statistics that state() returned instead of fitting."""
+        raise ValueError(f"the {self.name} encoder keeps no corpus statistics")
+
     def encode_stream(self, pages: Iterable[Page], batch_size: int | None = None) -> Iterator[SparseBatch]:
         """Encode a stream of pages; encoders with background workers override this."""
         for chunk in batched(pages, batch_size or self.batch_size):

@@ -6,6 +6,13 @@ tokenizer as V-SPLADE, so lexical and neural vectors live in one vocabulary.
 
 With ``idf="corpus"`` the encoder is fitted on the corpus first (df, N, avgdl); with
 ``idf="none"`` idf is 1 and avgdl is a fixed constant, so pages can be encoded one at a time.
+
+Appending: the statistics are frozen when an index is created. `state()` (df of every token
+seen, N, avgdl; df stored as zlib-compressed int32 pairs) is kept in the index's collection
+properties, and a later run that adds files loads it instead of fitting again, so old and
+new pages carry weights from the same statistics and the index accepts them. The cost: the
+idf no longer follows the corpus as it grows (benchmarks/RESULTS.md measures it against
+re-fitting everything); `--recreate` re-fits.
 Queries are the plain sum of query-token counts (li_lsr with a table of ones), so BM25 lives
 entirely on the document side and the query stays a lookup. Text is lowercased and given a
 leading space on both sides, so word-initial and capitalised words match.
@@ -16,9 +23,11 @@ Pages without a text layer (scans, image files) get an empty vector and a warnin
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import re
+import zlib
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -97,8 +106,33 @@ class LexicalEncoder(DocumentEncoder):
             if len(chunk) >= 256:
                 flush()
         flush()
+        self._set_stats(df, n, total_len / n if n and total_len else self.avgdl)
+
+    def state(self) -> dict | None:
+        if self.idf_mode != "corpus" or self.idf is None:
+            return None
+        df = self._df
+        nz = np.flatnonzero(df).astype(np.int32)
+        pairs = np.stack([nz, df[nz].astype(np.int32)], axis=1).astype("<i4")
+        return {"encoder": self.name, "num_docs": self.num_docs, "avgdl": self.avgdl,
+                "df_zlib_b64": base64.b64encode(zlib.compress(pairs.tobytes(), 9)).decode()}
+
+    def load_state(self, state: dict) -> None:
+        if self.idf_mode != "corpus":
+            return
+        try:
+            pairs = np.frombuffer(zlib.decompress(base64.b64decode(state["df_zlib_b64"])), dtype="<i4").reshape(-1, 2)
+            n, avgdl = int(state["num_docs"]), float(state["avgdl"])
+        except (KeyError, ValueError, TypeError, zlib.error) as e:
+            raise ValueError(f"the index's lexical statistics are damaged ({type(e).__name__}: {e}); rebuild with --recreate") from None
+        df = np.zeros(self.vocab.size, dtype=np.int64)
+        df[pairs[:, 0]] = pairs[:, 1]
+        self._set_stats(df, n, avgdl)
+
+    def _set_stats(self, df: np.ndarray, n: int, avgdl: float) -> None:
+        self._df = df
         self.num_docs = n
-        self.avgdl = total_len / n if n and total_len else self.avgdl
+        self.avgdl = avgdl
         self.idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float64)
 
     def info(self) -> dict[str, Any]:

@@ -30,9 +30,12 @@ class Hit:
     source: str | None = None
     page: int | None = None
     explain: dict[str, float] | None = None  # term -> contribution, when asked
+    path: str | None = None  # absolute path the page was read from, when the index knows it
 
     def as_dict(self) -> dict:
         d: dict[str, Any] = {"id": self.id, "score": self.score, "source": self.source, "page": self.page}
+        if self.path:
+            d["path"] = self.path
         if self.explain is not None:
             d["explain"] = self.explain
         return d
@@ -66,7 +69,12 @@ class IndexSummary:
 
 
 class IndexWriter(ABC):
-    """Streaming sink. `done_ids()` lets a re-run skip pages already written."""
+    """Streaming sink. `done_ids()` lets a re-run skip pages already written.
+
+    The collection lifecycle (vsplade.catalog: add, replace, delete, sync) needs four more
+    things of an engine; one that lacks them still indexes, and says so when asked to sync:
+    `catalog()` lists every page held, `commit()` makes what was added durable and visible,
+    `delete(ids)` removes pages, `set_properties()` keeps the collection's small JSON dict."""
 
     @abstractmethod
     def done_ids(self) -> set[str]: ...
@@ -76,6 +84,23 @@ class IndexWriter(ABC):
 
     @abstractmethod
     def close(self) -> IndexSummary: ...
+
+    supports_lifecycle = False
+
+    def catalog(self) -> list[dict]:
+        """{"id", "source", "sha256", "page", ...} of every page the index holds."""
+        raise EngineError(f"{type(self).__name__} cannot list its pages (no --sync / delete on this engine yet)")
+
+    def commit(self) -> None:
+        """Make every page added so far durable and visible to searches."""
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Remove these pages (unknown ids are ignored); returns how many were removed.
+        Takes effect at the next commit/close."""
+        raise EngineError(f"{type(self).__name__} cannot delete pages yet")
+
+    def set_properties(self, properties: Mapping[str, Any]) -> None:
+        """Replace the collection properties (root, encoder state, ...), kept with the index."""
 
     def __enter__(self):
         return self
@@ -134,3 +159,21 @@ class Engine(ABC):
 
     @abstractmethod
     def searcher(self) -> Searcher: ...
+
+    def read_properties(self) -> dict | None:
+        """The collection properties of the existing index, None when there is no index
+        yet ({} for an index without any). Never blocks on, or blocks, a writer."""
+        return None
+
+    def read_encoder_info(self) -> dict:
+        """The encoder `info` the index was built with ({} if unknown)."""
+        with self.searcher() as s:
+            return s.index_info()
+
+    def read_catalog(self) -> list[dict]:
+        """Every page the index holds, as IndexWriter.catalog(); read side, no lock."""
+        raise EngineError(f"the {self.name} engine cannot list its pages yet")
+
+    def location_info(self) -> dict:
+        """What `vsplade info` shows beyond pages and sources: location, size, ..."""
+        return {"engine": self.name, "index": self.index}

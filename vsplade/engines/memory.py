@@ -7,7 +7,6 @@ broken by row order (the order pages were indexed), as Lucene breaks them by doc
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -54,7 +53,7 @@ class ExactScorer:
         hits = []
         for r in top_k(scores, k):
             meta = self.batch.meta[r]
-            hit = Hit(self.batch.ids[r], float(scores[r]), meta.get("source"), meta.get("page"))
+            hit = Hit(self.batch.ids[r], float(scores[r]), meta.get("source"), meta.get("page"), path=meta.get("path"))
             if explain:
                 hit.explain = self.explain(r, query)
             hits.append(hit)
@@ -89,11 +88,25 @@ class MemoryWriter(IndexWriter):
     def __init__(self, writer: EncodedDirWriter):
         self._w = writer
 
+    supports_lifecycle = True
+
     def done_ids(self) -> set[str]:
         return self._w.done_ids()
 
     def add(self, batch: SparseBatch) -> None:
         self._w.add(batch)
+
+    def catalog(self) -> list[dict]:
+        return self._w.catalog()
+
+    def commit(self) -> None:
+        self._w.commit()
+
+    def delete(self, ids) -> int:
+        return self._w.delete(ids)
+
+    def set_properties(self, properties) -> None:
+        self._w.set_properties(properties)
 
     def close(self):
         return self._w.close()
@@ -124,5 +137,30 @@ class MemoryEngine(Engine):
         except EncodedDirError as e:
             raise EngineError(str(e)) from None
 
-    def describe(self) -> str:
-        return json.dumps({"engine": self.name, "index": str(self.path)})
+    def _existing(self) -> EncodedDir | None:
+        if not self.path.exists():
+            return None
+        try:
+            return EncodedDir(self.path)
+        except EncodedDirError as e:
+            if self.path.is_dir() and not any(c for c in self.path.iterdir() if not c.name.startswith(".")):
+                return None  # an empty dir (or only a lock file): no index yet
+            raise EngineError(str(e)) from None
+
+    def read_properties(self) -> dict | None:
+        d = self._existing()
+        return None if d is None else d.properties
+
+    def read_encoder_info(self) -> dict:
+        d = self._existing()
+        return d.encoder_info if d else {}
+
+    def read_catalog(self) -> list[dict]:
+        d = self._existing()
+        return [] if d is None else d.catalog()
+
+    def location_info(self) -> dict:
+        size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()) if self.path.is_dir() else 0
+        d = self._existing()
+        return {"engine": self.name, "index": str(self.path.resolve()), "size_bytes": size,
+                "encoder": d.encoder_info if d else None, "complete": d.complete if d else None}
