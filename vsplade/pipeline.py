@@ -19,7 +19,7 @@ from .crashpoints import crash_point
 from .encoded import EncodedDir, is_encoded_dir
 from .encoders.base import DocumentEncoder
 from .engines.base import EngineError, IndexSummary, IndexWriter
-from .pages import DEFAULT_DPI, PageFailure, PageReader, discover, file_sha256
+from .pages import DEFAULT_DPI, DEFAULT_MAX_EDGE, PageFailure, PageReader, discover, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,12 @@ def _progress(desc: str, total: int | None = None, disable: bool | None = None, 
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, file=sys.stderr, disable=disable)
+
+
+def render_cap(info: dict) -> int:
+    """Never rasterise beyond what the encoder uses: a checkpoint may declare a larger
+    longest edge than the default cap."""
+    return max(DEFAULT_MAX_EDGE, int(info.get("longest_edge") or 0))
 
 
 def encoder_info(encoder: DocumentEncoder, model: str) -> dict:
@@ -134,7 +140,7 @@ def index_pages(
         todo = [path for path, (key, _) in ident.items() if key in todo_keys]
         reader = PageReader(
             todo, dpi=dpi, render=encoder.needs_image, text=encoder.needs_text, skip_ids=writer.done_ids(),
-            identify=ident.__getitem__,
+            identify=ident.__getitem__, max_edge=render_cap(info),
         )
         with _progress("encoding + indexing", disable=disable) as bar:
             for batch in encoder.encode_stream(_counting(reader, None), batch_size):
