@@ -161,6 +161,7 @@ class PageReader:
         max_edge: int | None = DEFAULT_MAX_EDGE,
         max_decode_pixels: int | None = DEFAULT_MAX_DECODE_PIXELS,
         identify: "Callable[[Path], tuple[str, str]] | None" = None,
+        only_pages: "set[int] | None" = None,
     ):
         if dpi <= 0:
             raise ValueError(f"dpi must be positive, got {dpi}")
@@ -181,6 +182,10 @@ class PageReader:
         # (vsplade.catalog) and page ids follow from (key, content, page number)
         self.identify = identify
         self._key: str | None = None
+        self.only_pages = only_pages  # read just these page numbers (showing one hit's page)
+
+    def _unwanted(self, pid: str) -> bool:
+        return self.only_pages is not None and int(pid.rsplit("-", 1)[1]) not in self.only_pages
 
     def _page_id(self, sha: str, page_no: int) -> str:
         if self._key is None:
@@ -257,7 +262,7 @@ class PageReader:
                 yield from self._read_frames(im, path, source, sha)
                 return
             pid = self._page_id(sha, 1)
-            if pid in self.skip_ids:
+            if pid in self.skip_ids or self._unwanted(pid):
                 self.skipped += 1
                 return
             try:
@@ -290,7 +295,7 @@ class PageReader:
                     return
             page_no += 1
             pid = self._page_id(sha, page_no)
-            if pid in self.skip_ids:
+            if pid in self.skip_ids or self._unwanted(pid):
                 self.skipped += 1
                 continue
             try:
@@ -345,7 +350,7 @@ class PageReader:
             for i in range(n):
                 page_no = i + 1
                 pid = self._page_id(sha, page_no)
-                if pid in self.skip_ids:
+                if pid in self.skip_ids or self._unwanted(pid):
                     self.skipped += 1
                     continue
                 try:

@@ -31,6 +31,15 @@ class Hit:
     page: int | None = None
     explain: dict[str, float] | None = None  # term -> contribution, when asked
     path: str | None = None  # absolute path the page was read from, when the index knows it
+    sha256: str | None = None  # content hash of that file when it was indexed
+
+    def image(self, width: int | None = None):
+        """The page as a PIL image, rendered from its source file (vsplade.render); a clear
+        SourceError when the file moved or changed since it was indexed."""
+        from ..render import hit_image
+
+        return hit_image({"id": self.id, "source": self.source, "page": self.page, "path": self.path,
+                          "sha256": self.sha256}, width)
 
     def as_dict(self) -> dict:
         d: dict[str, Any] = {"id": self.id, "score": self.score, "source": self.source, "page": self.page}

@@ -53,7 +53,8 @@ class ExactScorer:
         hits = []
         for r in top_k(scores, k):
             meta = self.batch.meta[r]
-            hit = Hit(self.batch.ids[r], float(scores[r]), meta.get("source"), meta.get("page"), path=meta.get("path"))
+            hit = Hit(self.batch.ids[r], float(scores[r]), meta.get("source"), meta.get("page"), path=meta.get("path"),
+                      sha256=meta.get("sha256"))
             if explain:
                 hit.explain = self.explain(r, query)
             hits.append(hit)
