@@ -46,7 +46,7 @@ from helpers import QuantizedReference, assert_same_hits, random_queries, stored
 
 N, HALF, SCALE = 300, 150, 100  # scale 100: integer scores stay exact in Lucene's float32
 ENV = {"VSPLADE_LUCENE_CHUNK_DOCS": "40", "VSPLADE_LUCENE_COMMIT_EVERY": "80", "VSPLADE_LUCENE_HEAP": "256m"}
-RANDOM_KILLS = 2  # per scenario
+RANDOM_KILLS = 3  # per scenario, after one run that measures the writing window
 SEED = int(os.environ.get("VSPLADE_TEST_SEED", "18"))
 
 
@@ -252,53 +252,56 @@ def test_kill_at_every_step_then_rerun(setup):
     assert not failures, "\n\n".join(failures)
 
 
-def _kill_randomly(setup: Setup, scenario: str, rng: random.Random, window: float) -> tuple[str | None, float]:
-    """SIGKILL after a random delay once the writer hands its first chunk over (the step
-    seen in VSPLADE_CRASH_LOG): from there on Java builds, adds and commits segments in the
-    background at moments no crash point marks. Returns (failure, a better window if the run
-    finished before the kill)."""
+def _kill_randomly(setup: Setup, scenario: str, delay: float | None) -> tuple[str | None, float]:
+    """SIGKILL `delay` seconds after the writer hands its first chunk over (seen in
+    VSPLADE_CRASH_LOG): from there on Java builds, adds and commits segments in the background
+    at moments no crash point marks. delay None: no kill, the run's remaining time is measured.
+    Returns (what failed or None, seconds from the first chunk to the end of the run)."""
     args, start, acked, old, final = SCENARIOS[scenario](setup)
     path = setup.fresh(start)
     log = path.parent / f"{path.name}.steps"
-    delay = rng.uniform(0, window)
     env = {k: v for k, v in os.environ.items() if not k.startswith("VSPLADE_CRASH")}
     env.update(ENV, VSPLADE_CRASH_LOG=str(log), HF_HUB_OFFLINE="1")
     proc = subprocess.Popen([sys.executable, "-m", "vsplade", *map(str, _args(args, path))], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         while proc.poll() is None and not (log.exists() and "lucene.docs-appended" in log.read_text()):
-            time.sleep(0.01)
+            time.sleep(0.005)
         t0 = time.monotonic()
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
+        if delay is not None:
+            time.sleep(delay)
+            proc.send_signal(signal.SIGKILL)  # a no-op if it has already exited
         _, err = proc.communicate(timeout=300)
-        finished = time.monotonic() - t0
+        rest = time.monotonic() - t0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    what = "run to the end" if delay is None else f"killed {delay:.3f}s after its first chunk"
     try:
-        assert proc.returncode in (KILLED, 0), (proc.returncode, err[-3000:])
+        assert proc.returncode in ((0,) if delay is None else (0, KILLED)), (proc.returncode, err[-3000:])
         check_killed(path, setup, final if proc.returncode == 0 else acked, old, final)
         cli(_args(args, path))
         check_final(path, setup, final)
     except AssertionError as e:
-        return f"{scenario} killed {delay:.3f}s after its first chunk (seed {SEED}): {e}"[:3000], window
+        return f"{scenario} {what} (seed {SEED}): {e}"[:3000], rest
     finally:
         log.unlink(missing_ok=True)
     shutil.rmtree(path)
-    # finished before the kill: aim the next kills inside the run
-    return None, (finished * 0.9 if proc.returncode == 0 else window)
+    return None, rest
 
 
 @pytest.mark.slow
 def test_kill_at_random_moments_then_rerun(setup):
+    """Per scenario: one run measures how long writing takes after the first chunk, then
+    RANDOM_KILLS kills at random moments spread over that window (stratified, seeded)."""
     rng = random.Random(SEED)
     failures = []
     for scenario in ("first-build", "append"):
-        window = 1.0
-        for _ in range(RANDOM_KILLS):
-            err, window = _kill_randomly(setup, scenario, rng, window)
-            if err:
-                failures.append(err)
+        err, window = _kill_randomly(setup, scenario, None)
+        failures += [err] if err else []
+        for i in range(RANDOM_KILLS):
+            delay = window * rng.uniform(i, i + 1) / RANDOM_KILLS
+            err, _ = _kill_randomly(setup, scenario, delay)
+            failures += [err] if err else []
     assert not failures, "\n\n".join(failures)
