@@ -305,3 +305,72 @@ def test_kill_at_random_moments_then_rerun(setup):
             err, _ = _kill_randomly(setup, scenario, delay)
             failures += [err] if err else []
     assert not failures, "\n\n".join(failures)
+
+
+# The JsonVectorCollection route (Pyserini's IndexCollection) has no CLI flag: a script drives it.
+JSONVECTOR_SCRIPT = """
+import sys
+from vsplade.pipeline import index_encoded
+from vsplade_lucene import LuceneEngine
+eng = LuceneEngine(sys.argv[2], build="jsonvector", scale=100, threads=2)
+index_encoded(sys.argv[1], lambda info: eng.writer(info), progress=False)
+"""
+
+
+def _run_jsonvector(enc: Path, path: Path, extra_env: dict) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VSPLADE_CRASH")}
+    env.update(ENV, HF_HUB_OFFLINE="1", **extra_env)
+    return subprocess.run([sys.executable, "-c", JSONVECTOR_SCRIPT, str(enc), str(path)], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_jsonvector_route_killed_at_its_steps_then_rerun(setup):
+    """Killed while exporting/indexing/writing the docs file: the dir is refused by no one; the
+    build is not resumable page by page, so the re-run starts it over and equals a clean one
+    (before: a kill inside IndexCollection left Lucene files without our config, and every
+    later run refused the dir as 'a Lucene index not built by vsplade')."""
+    from vsplade.pipeline import index_encoded
+
+    enc = setup.enc_first
+    want = {i for i in setup.ids[:HALF] if setup.pages.row(setup.ids.index(i))[0].size}  # Anserini skips empty pages
+    ref = QuantizedReference(setup.expect(setup.ids[:HALF]), scale=SCALE)
+    log = setup.root / "jsonvector.steps"
+    clean = setup.fresh(None)
+    proc = _run_jsonvector(enc, clean, {"VSPLADE_CRASH_LOG": str(log)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    steps = list(dict.fromkeys(line.strip() for line in log.read_text().splitlines()))
+    own = [n for n in steps if n.startswith("lucene.jsonvector.")]
+    assert own, steps
+
+    def check(path: Path) -> None:
+        assert set(stored_ids(path)) == want
+        with LuceneEngine(str(path)).searcher() as s:
+            assert [r["id"] for r in DocsFile(path).read()] == stored_ids(path)
+            for q in setup.queries:
+                got = {h.id: h.score for h in s.search(q, HALF)}
+                exp = {h.id: h.score for h in ref.search(q, HALF)}
+                assert got.keys() == exp.keys()
+                assert all(abs(got[d] - exp[d]) <= 1e-6 * max(1.0, exp[d]) for d in exp)
+
+    check(clean)
+    failures = []
+    for name in own:
+        path = setup.fresh(None)
+        try:
+            proc = _run_jsonvector(enc, path, {"VSPLADE_CRASH_AT": name})
+            assert proc.returncode == KILLED, (proc.returncode, proc.stderr[-3000:])
+            if any(path.glob("segments_*")):  # IndexCollection committed: all of it, readable
+                assert set(stored_ids(path)) == want
+                with LuceneEngine(str(path)).searcher() as s:
+                    assert s.num_docs == len(want)
+            else:
+                with pytest.raises(EngineError, match="no Lucene index"):
+                    LuceneEngine(str(path)).searcher()
+            with lucene_env():
+                eng = LuceneEngine(str(path), build="jsonvector", scale=SCALE, threads=2)
+                index_encoded(enc, lambda info: eng.writer(info), progress=False)
+            check(path)
+        except (AssertionError, EngineError) as e:
+            failures.append(f"jsonvector killed at {name}: {e!r}"[:3000])
+    assert not failures, "\n\n".join(failures)

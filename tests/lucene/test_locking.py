@@ -95,6 +95,8 @@ def test_second_writer_process_gets_one_line_and_exit_2_recreate_deletes_nothing
     w.add(corpus.select(range(60, 90)))
     w.commit()
     before = dir_snapshot(path)
+    with LuceneEngine(str(path)).searcher() as s:  # readers are never blocked by the lock
+        assert s.num_docs == 30
 
     line = one_error_line(run_vsplade(["index", enc, "--index", path, "--scale", "100"]))
     assert str(path) in line and f"pid {os.getpid()}" in line
