@@ -10,4 +10,13 @@ from .query import QueryEncoder  # noqa: E402
 from .sparse import SparseBatch  # noqa: E402
 from .vocab import VOCAB_SIZE, Vocabulary, default_vocabulary  # noqa: E402
 
-__all__ = ["Page", "PageFailure", "PageReader", "QueryEncoder", "SparseBatch", "VOCAB_SIZE", "Vocabulary", "default_vocabulary"]
+__all__ = ["Collection", "Page", "PageFailure", "PageReader", "QueryEncoder", "SparseBatch", "VOCAB_SIZE", "Vocabulary", "default_vocabulary"]
+
+
+def __getattr__(name):
+    # Collection pulls in the engine registry and the pipeline: only when asked for
+    if name == "Collection":
+        from .collection import Collection
+
+        return Collection
+    raise AttributeError(f"module 'vsplade' has no attribute {name!r}")

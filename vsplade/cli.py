@@ -202,27 +202,55 @@ def index(
 
 @app.command()
 def search(
-    queries: List[str] = typer.Argument(..., help="One or more query texts."),
+    queries: List[str] = typer.Argument(None, help="Query texts (or use --topics)."),
     engine: Optional[str] = EngineOpt,
     index_: Optional[str] = IndexOpt,
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Query side: 'lexical', a bundle or checkpoint. Default: what the index was built with."),
-    k: int = typer.Option(10, "-k", help="Hits per query."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Query side: 'lexical', a bundle or checkpoint. [default: what the index was built with]"),
+    k: int = typer.Option(10, "-k", "--hits", min=1, max=10000, help="Hits per query."),
+    topics: Optional[str] = typer.Option(None, "--topics", help="Queries from a file: TSV qid<TAB>text, JSON lines {id, text}, or one per line; '-' reads stdin."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the run to this file instead of stdout."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="trec (trec_eval), tsv (qid, docid, rank) or json. [default: trec with --output or --topics, else text]"),
+    run_tag: str = typer.Option("vsplade", "--run-tag", help="Run tag in TREC output."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Queries searched in parallel (one searcher, one JVM)."),
+    source: List[str] = typer.Option([], "--source", "-s", help="Only pages of this file (key or path; a folder: every file under it). Repeatable."),
+    page_min: Optional[int] = typer.Option(None, "--page-min", min=1, help="Only pages numbered at least this."),
+    page_max: Optional[int] = typer.Option(None, "--page-max", min=1, help="Only pages numbered at most this."),
     url: Optional[str] = UrlOpt,
     user: Optional[str] = UserOpt,
     password: Optional[str] = PasswordOpt,
     api_key: Optional[str] = ApiKeyOpt,
     ca_certs: Optional[str] = CaOpt,
     insecure: bool = InsecureOpt,
-    explain: bool = typer.Option(False, help="Show which terms matched and what they contributed."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per query: {query, hits:[{id,score,source,page}]}"),
+    explain: bool = typer.Option(False, "--explain", help="Show which terms matched and what they contributed."),
+    as_json: bool = typer.Option(False, "--json", help="Same as --format json: one JSON object per query."),
 ):
-    """Search an index with the torch-free query encoder."""
+    """Search an index with the torch-free query encoder (text, or a topics file -> a TREC run)."""
     from .encoders import ModelError, load_query_encoder
     from .engines import EngineError
+    from .runs import FORMATS, TopicsError, read_topics, write_run
 
+    if as_json:
+        fmt = "json"
+    if fmt is not None and fmt not in FORMATS:
+        _fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if topics and queries:
+        _fail("give query texts or --topics, not both")
+    if not topics and not queries:
+        _fail("give one or more query texts, or --topics FILE")
+    if page_min is not None and page_max is not None and page_min > page_max:
+        _fail(f"--page-min {page_min} is above --page-max {page_max}")
+    try:
+        todo = read_topics(topics) if topics else [(str(n), q) for n, q in enumerate(queries, 1)]
+    except TopicsError as e:
+        _fail(str(e))
+    if not todo:
+        _fail(f"--topics {topics}: no queries in it")
+    if fmt is None and (output or topics):
+        fmt = "trec"
     eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
                        ca_certs=ca_certs, insecure=insecure)
     try:
+        filters = _filters(eng, source, page_min, page_max)
         searcher = eng.searcher()
         info = searcher.index_info()
         query_model = model or info.get("model") or info.get("name")
@@ -230,23 +258,55 @@ def search(
             _fail("the index does not say which model built it (vectors from the official encoder carry no "
                   "model name); pass --model with the checkpoint or bundle that encoded them")
         qenc = load_query_encoder(query_model)
-        for text in queries:
-            q = qenc.encode(text)
-            hits = searcher.search(q, k, explain=True) if explain else searcher.search(q, k)
-            if as_json:
-                typer.echo(json.dumps({"query": text, "hits": [h.as_dict() for h in hits]}, ensure_ascii=False))
-                continue
-            typer.echo(f"query: {text}  ({len(q)} terms)")
-            if not hits:
-                typer.echo("  no hits")
-            for rank, h in enumerate(hits, 1):
-                typer.echo(f"  {rank:>3}. {h.score:10.4f}  {h.source}  page {h.page}  [{h.id}]")
-                if explain and h.explain:
-                    parts = ", ".join(f"{qenc.vocab.display(qenc.vocab.id_of(t)).strip()}({c:.3f})" for t, c in list(h.explain.items())[:8])
-                    typer.echo(f"        matched: {parts}")
+        encoded = [qenc.encode(text) for _, text in todo]
+
+        def one(q):
+            if not q:
+                return []
+            return searcher.search(q, k, explain=True, **filters) if explain else searcher.search(q, k, **filters)
+
+        if threads > 1 and len(encoded) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(threads) as pool:
+                results = list(pool.map(one, encoded))
+        else:
+            results = [one(q) for q in encoded]
         searcher.close()
     except (EngineError, ModelError, OSError, ValueError) as e:
         _fail(str(e))
+    if fmt is not None:
+        if output:
+            with open(output, "w", encoding="utf-8") as f:
+                write_run(f, fmt, todo, results, run_tag)
+            typer.echo(f"wrote {sum(len(r) for r in results)} hits for {len(todo)} queries to {output} ({fmt})", err=True)
+        else:
+            write_run(sys.stdout, fmt, todo, results, run_tag)
+        return
+    for (_, text), q, hits in zip(todo, encoded, results):
+        typer.echo(f"query: {text}  ({len(q)} terms)")
+        if not hits:
+            typer.echo("  no hits")
+        for rank, h in enumerate(hits, 1):
+            typer.echo(f"  {rank:>3}. {h.score:10.4f}  {h.source}  page {h.page}  [{h.id}]")
+            if explain and h.explain:
+                parts = ", ".join(f"{qenc.vocab.display(qenc.vocab.id_of(t)).strip()}({c:.3f})" for t, c in list(h.explain.items())[:8])
+                typer.echo(f"        matched: {parts}")
+
+
+def _filters(eng, source, page_min, page_max) -> dict:
+    """Search keywords for the engine (vsplade.engines.base.PageFilter); paths become keys."""
+    out: dict = {}
+    if source:
+        from .catalog import source_key
+
+        root = (eng.read_properties() or {}).get("root")
+        out["sources"] = [source_key(s, Path(root)) if root and Path(s).exists() else s.rstrip("/") for s in source]
+    if page_min is not None:
+        out["page_min"] = page_min
+    if page_max is not None:
+        out["page_max"] = page_max
+    return out
 
 
 def _lifecycle_engine(engine, index_, url, user, password, api_key, ca_certs, insecure):

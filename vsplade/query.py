@@ -92,7 +92,10 @@ class QueryEncoder:
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
     def encode_ids(self, text: str) -> dict[int, float]:
-        """{token id: weight}, masked ids and zero weights left out."""
+        """{token id: weight}, masked ids and zero weights left out. An empty or blank query
+        has no terms (not the lone space token a prefix space would give it)."""
+        if not text or not text.strip():
+            return {}
         w = self._weights
         size = self._size
         out: dict[int, float] = {}

@@ -124,7 +124,40 @@ class IndexWriter(ABC):
         """Release resources after an error; what was committed stays for a resume."""
 
 
+@dataclass
+class PageFilter:
+    """Which pages a search may return: source keys (a key, or a folder key matching every
+    file under it) and an inclusive page range. Engines apply it inside the search (a
+    Lucene filter query, an OpenSearch bool.filter, a mask in memory), never to a top-k."""
+
+    sources: Sequence[str] | None = None
+    page_min: int | None = None
+    page_max: int | None = None
+
+    @classmethod
+    def of(cls, sources=None, page_min=None, page_max=None) -> "PageFilter | None":
+        if isinstance(sources, str):
+            sources = [sources]
+        f = cls(list(sources) if sources else None, page_min, page_max)
+        return None if f.sources is None and page_min is None and page_max is None else f
+
+    def matches(self, source: str | None, page: int | None) -> bool:
+        if self.sources is not None:
+            src = source or ""
+            if not any(src == s or src.startswith(s.rstrip("/") + "/") for s in self.sources):
+                return False
+        if self.page_min is not None and (page is None or page < self.page_min):
+            return False
+        if self.page_max is not None and (page is None or page > self.page_max):
+            return False
+        return True
+
+
 class Searcher(ABC):
+    """search(query, k, explain=False, sources=None, page_min=None, page_max=None): the
+    filter keywords are part of the contract (PageFilter); an engine that cannot filter
+    yet raises EngineError when given one."""
+
     @abstractmethod
     def search(self, query: Mapping[str, float], k: int = 10) -> list[Hit]: ...
 

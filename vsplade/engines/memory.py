@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from ..encoded import EncodedDir, EncodedDirError, EncodedDirWriter
 from ..sparse import SparseBatch
 from ..vocab import Vocabulary, default_vocabulary
-from .base import Engine, EngineError, Hit, IndexWriter, Searcher
+from .base import Engine, EngineError, Hit, IndexWriter, PageFilter, Searcher
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -48,8 +48,12 @@ class ExactScorer:
             return np.zeros(self.csc.shape[0])
         return np.asarray(self.csc[:, cols] @ weights).ravel()
 
-    def search(self, query: Mapping[str, float], k: int = 10, explain: bool = False) -> list[Hit]:
+    def search(self, query: Mapping[str, float], k: int = 10, explain: bool = False,
+               sources=None, page_min: int | None = None, page_max: int | None = None) -> list[Hit]:
         scores = self.scores(query)
+        page_filter = PageFilter.of(sources, page_min, page_max)
+        if page_filter is not None:
+            scores = np.where(self.mask(page_filter), scores, 0.0)  # inside the ranking, not after a top-k
         hits = []
         for r in top_k(scores, k):
             meta = self.batch.meta[r]
@@ -59,6 +63,10 @@ class ExactScorer:
                 hit.explain = self.explain(r, query)
             hits.append(hit)
         return hits
+
+    def mask(self, page_filter: PageFilter) -> np.ndarray:
+        return np.fromiter((page_filter.matches(m.get("source"), m.get("page")) for m in self.batch.meta),
+                           dtype=bool, count=len(self.batch.meta))
 
     def explain(self, row: int, query: Mapping[str, float]) -> dict[str, float]:
         doc = dict(zip(*self.batch.row(row)))
@@ -78,8 +86,8 @@ class MemorySearcher(Searcher):
         finally:
             self.encoded.close()
 
-    def search(self, query: Mapping[str, float], k: int = 10, explain: bool = False) -> list[Hit]:
-        return self.scorer.search(query, k, explain=explain)
+    def search(self, query: Mapping[str, float], k: int = 10, explain: bool = False, **filters) -> list[Hit]:
+        return self.scorer.search(query, k, explain=explain, **filters)
 
     def index_info(self) -> dict:
         return self.encoded.encoder_info
