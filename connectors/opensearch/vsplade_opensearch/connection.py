@@ -3,6 +3,11 @@ the only place secrets live. Everything printed about a connection goes through 
 
 Options come from keyword arguments (the CLI's flags) and fall back to the environment
 (VSPLADE_OPENSEARCH_URL / _USER / _PASSWORD / _API_KEY), so library users get what CLI users get.
+
+`url` may list several nodes of one cluster, comma-separated; a node without a scheme is
+http://. The client spreads requests over them and moves on to the next node when one does not
+answer. Before any work, `check_reachable` asks the cluster once with a short timeout, so an
+unreachable cluster is one clear error within seconds, not minutes of retries.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ ENV_USER = "VSPLADE_OPENSEARCH_USER"
 ENV_PASSWORD = "VSPLADE_OPENSEARCH_PASSWORD"
 ENV_API_KEY = "VSPLADE_OPENSEARCH_API_KEY"
 REDACTED = "***"
+PROBE_TIMEOUT = 10.0  # seconds for the first request: a live node answers GET / in milliseconds
 
 
 @dataclass(repr=False)
 class Connection:
-    url: str
+    url: str  # the node URLs, comma-separated, without user-info: safe to show
     user: str | None = None
     password: str | None = None
     api_key: str | None = None
@@ -43,17 +49,32 @@ class Connection:
         user = options.get("user") or os.environ.get(ENV_USER)
         password = options.get("password") or os.environ.get(ENV_PASSWORD)
         api_key = options.get("api_key") or os.environ.get(ENV_API_KEY)
-        parts = urlsplit(str(url))
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise EngineError(f"--url must look like http(s)://host:port, got {_strip_userinfo(str(url))!r}")
-        if parts.username:  # credentials in the URL: move them out so the URL can be shown
-            user = user or unquote(parts.username)
-            password = password or unquote(parts.password or "")
+        urls = []
+        for node in str(url).split(","):
+            node = node.strip()
+            if not node:
+                continue
+            if "://" not in node:
+                node = "http://" + node  # host:port or user:pw@host:port, as opensearch-py takes it
+            parts = urlsplit(node)
+            shown = _strip_userinfo(node)
+            try:
+                parts.port  # noqa: B018 - urllib parses the port lazily: a non-number raises here
+            except ValueError:
+                raise EngineError(f"--url: the port must be a number, got {shown!r}") from None
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise EngineError(f"--url must look like http(s)://host:port, got {shown!r}")
+            if parts.username:  # credentials in the URL: move them out so the URL can be shown
+                user = user or unquote(parts.username)
+                password = password or unquote(parts.password or "")
+            urls.append(shown)
+        if not urls:
+            raise EngineError(f"the opensearch engine needs --url URL (or {ENV_URL})")
         if password and not user:
             raise EngineError("--password given without --user")
         headers = dict(options.get("headers") or {})
         return cls(
-            url=_strip_userinfo(str(url)),
+            url=",".join(urls),
             user=user,
             password=password,
             api_key=api_key,
@@ -80,6 +101,10 @@ class Connection:
             text = text.replace(s, REDACTED)
         return text
 
+    @property
+    def urls(self) -> list[str]:
+        return self.url.split(",")
+
     def __repr__(self) -> str:
         auth = "basic" if self.user else "api-key" if self.api_key else "none"
         return f"Connection(url={self.url!r}, auth={auth}, tls_verify={not self.insecure})"
@@ -91,9 +116,12 @@ class Connection:
         if self.api_key:
             headers["Authorization"] = _api_key_header(self.api_key)
         kwargs: dict[str, Any] = dict(
-            hosts=[self.url],
+            hosts=self.urls,
             timeout=self.timeout,
-            max_retries=0,  # retries are ours (bulk.py): backoff, and only on retryable errors
+            # Retries with backoff are ours (bulk.py), and only on retryable errors. The client
+            # only moves a request to the next node after a connection error (a node down).
+            max_retries=len(self.urls) - 1,
+            retry_on_status=(),
             retry_on_timeout=False,
             pool_maxsize=self.pool_size,
             http_compress=self.compress,
@@ -101,13 +129,34 @@ class Connection:
         )
         if self.user:
             kwargs["http_auth"] = (self.user, self.password or "")
-        if self.url.startswith("https"):
+        if any(u.startswith("https") for u in self.urls):
             kwargs["use_ssl"] = True
             kwargs["verify_certs"] = not self.insecure
             kwargs["ssl_show_warn"] = not self.insecure
             if self.ca_certs:
                 kwargs["ca_certs"] = self.ca_certs
         return OpenSearch(**kwargs)
+
+
+def check_reachable(conn: "Connection", client, timeout: float = PROBE_TIMEOUT) -> None:
+    """One GET / with a short timeout; a cluster that refuses the connection or does not answer
+    becomes one EngineError naming the URL (redacted). Other answers (401, ...) are left to the
+    caller's request, which reports them as usual."""
+    from opensearchpy.exceptions import ConnectionError as OSConnectionError, ConnectionTimeout, TransportError
+
+    try:
+        client.info(request_timeout=min(timeout, conn.timeout))
+    except ConnectionTimeout:
+        raise EngineError(conn.redact(
+            f"opensearch {conn.url} is unreachable: no answer within {min(timeout, conn.timeout):.0f} s"
+        )) from None
+    except OSConnectionError as e:
+        reason = getattr(e, "info", None) or e
+        if isinstance(reason, BaseException):
+            reason = type(reason).__name__ + (f": {reason}" if str(reason) else "")
+        raise EngineError(conn.redact(f"opensearch {conn.url} is unreachable: {reason}")) from None
+    except TransportError:
+        pass  # answered: the real request reports auth or other errors with their reasons
 
 
 def _strip_userinfo(url: str) -> str:

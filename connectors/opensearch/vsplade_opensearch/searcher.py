@@ -17,7 +17,7 @@ import numpy as np
 from vsplade.engines.base import EngineError, Hit, Searcher
 from vsplade.sparse import feature_field_round
 
-from .connection import Connection, describe_error
+from .connection import Connection, check_reachable, describe_error
 from .mapping import DEFAULT_FIELD, INDEX_FORMAT, mapping_of, stored_meta
 from .query import DEFAULT_SOURCE, SearchOptions, clean_query, search_body, stored_weights
 
@@ -67,6 +67,7 @@ class OpenSearchSearcher(Searcher):
             raise EngineError(self.conn.redact(f"opensearch {self.conn.url} index {self.index!r}: {describe_error(e)}")) from None
 
     def _read_meta(self) -> dict:
+        check_reachable(self.conn, self.client)
         meta = stored_meta(mapping_of(self.client.indices.get_mapping(index=self.index)))
         if meta and meta.get("format") != INDEX_FORMAT:
             raise EngineError(f"index {self.index!r}: unknown _meta format {meta.get('format')!r}")

@@ -22,7 +22,7 @@ from vsplade.sparse import SparseBatch
 from vsplade.vocab import Vocabulary
 
 from .bulk import BulkError, BulkSender
-from .connection import Connection, describe_error
+from .connection import Connection, check_reachable, describe_error
 from .documents import DocumentBuilder
 from .mapping import (
     META_KEY,
@@ -110,9 +110,10 @@ class OpenSearchWriter(IndexWriter):
         self.client.indices.put_mapping(index=self.index, body={"_meta": {META_KEY: meta}})
 
     def _open(self, recreate: bool, shards, replicas) -> None:
-        from opensearchpy.exceptions import NotFoundError
+        from opensearchpy.exceptions import NotFoundError, RequestError
 
         c = self.client
+        check_reachable(self.conn, c)
         if recreate and c.indices.exists(index=self.index):
             c.indices.delete(index=self.index)
         try:
@@ -122,9 +123,16 @@ class OpenSearchWriter(IndexWriter):
         if mapping is None:
             body = index_body(self.info, self.field, shards, replicas, refresh_interval="-1")
             body["mappings"]["_meta"][META_KEY][PENDING_REFRESH_KEY] = UNSET
-            c.indices.create(index=self.index, body=body)
-            self.meta = stored_meta(body["mappings"])
-        else:
+            try:
+                c.indices.create(index=self.index, body=body)
+                self.meta = stored_meta(body["mappings"])
+            except RequestError as e:
+                if e.error != "resource_already_exists_exception":
+                    raise
+                # another writer created it between our look and our create: join it as an
+                # existing index (same checks as below)
+                mapping = mapping_of(c.indices.get_mapping(index=self.index))
+        if mapping is not None:
             self.meta = check_compatible(self.index, mapping, self.info, self.field)
             if self.meta.get(PENDING_REFRESH_KEY) is None:  # else: a crashed job left it; keep its value
                 current = self._refresh_setting()
