@@ -174,6 +174,8 @@ def index(
     recreate: bool = typer.Option(False, help="Drop the index first instead of resuming / refusing."),
     sync: bool = typer.Option(False, "--sync", help="Make the index hold exactly the files now under INPUTs: add new files, replace changed ones (new pages committed before old ones go), remove pages of vanished files, skip unchanged ones."),
     scale: Optional[float] = typer.Option(None, help="lucene: integer impact = round(w * scale), fixed when the index is created [default: the index's own; a new index: 10000, where top-10 equals float scoring for 99.7% of queries]."),
+    shards: Optional[int] = typer.Option(None, "--shards", min=1, help="opensearch: primary shards of a new index [default: 1]."),
+    replicas: Optional[int] = typer.Option(None, "--replicas", min=0, help="opensearch: replicas of a new index [default: the cluster's]."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Encode pages (or take an encoded dir) and write them into a search engine index."""
@@ -182,7 +184,7 @@ def index(
     from .pipeline import index_encoded, index_pages, is_encoded_input
 
     eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
-                       ca_certs=ca_certs, insecure=insecure, scale=scale)
+                       ca_certs=ca_certs, insecure=insecure, scale=scale, shards=shards, replicas=replicas)
     open_writer = lambda info: eng.writer(info, recreate=recreate)  # noqa: E731
     try:
         if is_encoded_input(inputs):
