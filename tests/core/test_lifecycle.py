@@ -91,7 +91,7 @@ def test_sources_are_keys_under_the_root_with_absolute_paths(engine, folder, tmp
     assert {r["source"] for r in rows} == {"refcard.pdf", "sub/manual.pdf", "other.pdf"}
     assert all(Path(r["path"]).is_file() and Path(r["path"]).is_absolute() for r in rows)
     code, out = cli("search", "apt-get install", "--engine", engine, "--index", ix, "--json")
-    hit = json.loads([x for x in out.splitlines() if x.startswith('{"query"')][-1])["hits"][0]
+    hit = json.loads([x for x in out.splitlines() if x.startswith('{"query')][-1])["hits"][0]
     assert hit["source"] == "refcard.pdf" and Path(hit["path"]).is_file()
     # from another working directory, the same folder names the same files: nothing new
     monkeypatch.chdir(folder / "sub")
@@ -170,7 +170,7 @@ def test_lexical_index_accepts_new_files_with_frozen_statistics(engine, folder, 
     info_after = json.loads(cli("info", "--engine", engine, "--index", ix, "--json")[1].splitlines()[-1])
     assert info_after["encoder"] == info_before and info_after["pages"] == 9  # statistics kept as created
     code, out = cli("search", "camlidl stub code", "--engine", engine, "--index", ix, "--json")
-    hits = json.loads([x for x in out.splitlines() if x.startswith('{"query"')][-1])["hits"]
+    hits = json.loads([x for x in out.splitlines() if x.startswith('{"query')][-1])["hits"]
     assert code == 0 and any(h["source"] == "other.pdf" for h in hits)
 
 
