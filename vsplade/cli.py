@@ -18,6 +18,8 @@ from . import __version__
 app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # plain help text: "[default: ...]" in option help stays visible instead of being eaten as markup
+    rich_markup_mode=None,
     add_completion=False,
     help="V-SPLADE page vectors into search engines: encode PDFs/images, index, search.",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -403,6 +405,39 @@ def info(
 
 
 @app.command()
+def serve(
+    engine: Optional[str] = EngineOpt,
+    index_: Optional[str] = IndexOpt,
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Query side: 'lexical', a bundle or checkpoint. Default: what the index was built with."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Anything but loopback needs a token in VSPLADE_SERVE_TOKEN."),
+    port: int = typer.Option(8080, "--port", help="TCP port."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Rendered pages are cached here [default: ~/.cache/vsplade/pages]."),
+    url: Optional[str] = UrlOpt,
+    user: Optional[str] = UserOpt,
+    password: Optional[str] = PasswordOpt,
+    api_key: Optional[str] = ApiKeyOpt,
+    ca_certs: Optional[str] = CaOpt,
+    insecure: bool = InsecureOpt,
+):
+    """Serve an index over HTTP: JSON search API (/search, /pages/ID/image, /openapi.json) and a web page of page thumbnails. Needs the serve extra."""
+    from .encoders import ModelError
+    from .engines import EngineError
+    from .serve import TOKEN_ENV
+    from .serve.runner import ServeConfigError, check_bind, run
+
+    try:
+        check_bind(host, os.environ.get(TOKEN_ENV) or None)
+    except ServeConfigError as e:
+        _fail(str(e))
+    eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
+                       ca_certs=ca_certs, insecure=insecure)
+    try:
+        run(eng, host=host, port=port, model=model, cache_dir=cache_dir, echo=lambda m: typer.echo(m, err=True))
+    except (ServeConfigError, EngineError, ModelError) as e:
+        _fail(str(e))
+
+
+@app.command()
 def export(
     encoded_dir: Path = typer.Argument(..., help="An encoded dir."),
     to: str = typer.Option(..., "--to", help="jsonvector (Pyserini JsonVectorCollection) or opensearch-bulk (NDJSON)."),
@@ -520,10 +555,30 @@ def _root(
 def main():
     """Entry point. Whatever goes wrong, the user sees one line, never a traceback (-v adds
     it): errors from input a user can type exit 2, an internal error exits 1."""
+    try:  # typer >= 0.29 vendors its own click
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+        from typer.exceptions import Abort
+    except ImportError:  # pragma: no cover - typer with click as a dependency
+        from click.exceptions import Abort, ClickException, NoArgsIsHelpError
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    verbose = any(a in ("-v", "--verbose") for a in sys.argv[1:])
+    args = sys.argv[1:]
+    verbose = any(a in ("-v", "--verbose") for a in args)
+    if verbose:  # accepted anywhere on the line, like most tools, not only before the subcommand
+        args = ["-v"] + [a for a in args if a not in ("-v", "--verbose")]
     try:
-        app()
+        code = app(args=args, prog_name="vsplade", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+    except NoArgsIsHelpError as e:
+        typer.echo(e.ctx.get_help() if e.ctx else str(e))
+        sys.exit(EXIT_OK if not args else EXIT_USAGE)
+    except ClickException as e:  # usage errors: one line, exit 2
+        cmd = f" {e.ctx.info_name}" if getattr(e, "ctx", None) and e.ctx.info_name != "vsplade" else ""
+        typer.echo(_scrub(f"error: {e.format_message()} (see 'vsplade{cmd} --help')"), err=True)
+        sys.exit(EXIT_USAGE)
+    except Abort:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
     except KeyboardInterrupt:
         typer.echo("interrupted: what was acknowledged is kept; re-run to resume", err=True)
         sys.exit(130)
