@@ -39,6 +39,7 @@ class BulkStats:
     failures: list[tuple[str, str]] = field(default_factory=list)
     requests: int = 0
     retries: int = 0
+    rejected: int = 0  # 429 answers (whole requests, or documents inside one): the cluster pushed back
     bytes_sent: int = 0
     max_request_bytes: int = 0
 
@@ -209,10 +210,13 @@ class BulkSender:
                 status = _status(exc)
                 if isinstance(exc, TransportError) and status in RETRY_STATUS:
                     last_problem = f"HTTP {status}"
+                    if status == 429:
+                        with self._lock:
+                            self.stats.rejected += 1
                     continue
                 raise BulkError(self.redact(f"bulk to index {self.index!r} failed: {describe_error(exc)}")) from None
             retry: list[int] = []
-            acked = 0
+            acked = rejected = 0
             failed: list[tuple[str, str]] = []
             items = resp.get("items", [])
             if len(items) != len(pending):
@@ -224,12 +228,14 @@ class BulkSender:
                     acked += 1
                 elif status in RETRY_STATUS:
                     retry.append(i)
+                    rejected += status == 429
                     last_problem = f"HTTP {status} ({item_reason(result)})"
                 else:
                     failed.append((ids[i], self.redact(item_reason(result))))
             with self._lock:
                 self.stats.acked += acked
                 self.stats.failures.extend(failed)
+                self.stats.rejected += rejected
             if self.on_ack is not None and acked + len(failed):
                 self.on_ack(acked + len(failed))
             pending = retry

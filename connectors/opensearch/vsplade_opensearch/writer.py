@@ -222,6 +222,7 @@ class OpenSearchWriter(IndexWriter):
         self.summary.failures.extend(stats.failures)
         self.summary.extra.update(
             index=self.index, docs_in_index=count, bulk_requests=stats.requests, bulk_retries=stats.retries,
+            bulk_rejected=stats.rejected,
             bulk_bytes=stats.bytes_sent, max_request_bytes=stats.max_request_bytes,
         )
         return self.summary
