@@ -438,6 +438,56 @@ def serve(
 
 
 @app.command()
+def show(
+    page_ref: str = typer.Argument(..., metavar="ID|SOURCE:PAGE", help="A page id (as search prints it) or SOURCE:PAGE, e.g. reports/a.pdf:3."),
+    out: Path = typer.Option(..., "--out", "-o", help="Image file to write (.png, .jpg, .webp)."),
+    width: Optional[int] = typer.Option(None, "--width", min=16, max=8192, help="Width in pixels. [default: as rendered at 144 dpi]"),
+    engine: Optional[str] = EngineOpt,
+    index_: Optional[str] = IndexOpt,
+    url: Optional[str] = UrlOpt,
+    user: Optional[str] = UserOpt,
+    password: Optional[str] = PasswordOpt,
+    api_key: Optional[str] = ApiKeyOpt,
+    ca_certs: Optional[str] = CaOpt,
+    insecure: bool = InsecureOpt,
+):
+    """Write one indexed page as an image, rendered from its source file."""
+    from .encoded import EncodedDirError
+    from .engines import EngineError
+    from .render import SourceError, hit_image
+
+    eng = _lifecycle_engine(engine, index_, url, user, password, api_key, ca_certs, insecure)
+    try:
+        if eng.read_properties() is None:
+            _fail(f"{index_ or 'the index'}: no such index")
+        meta = _find_page(eng, page_ref)
+        image = hit_image(meta, width)
+        image.save(out)
+    except (EngineError, EncodedDirError, SourceError) as e:
+        _fail(str(e))
+    except (OSError, ValueError) as e:
+        _fail(f"{out}: cannot write the image ({e})")
+    typer.echo(f"{out}: {meta.get('source')} page {meta.get('page')} ({image.width} x {image.height})", err=True)
+
+
+def _find_page(eng, ref: str) -> dict:
+    catalog = eng.read_catalog()
+    for row in catalog:
+        if row.get("id") == ref:
+            return row
+    source, sep, page = ref.rpartition(":")
+    if sep and page.isdigit():
+        from .catalog import source_key
+
+        root = (eng.read_properties() or {}).get("root")
+        keys = {source, source_key(source, Path(root))} if root else {source}
+        for row in catalog:
+            if row.get("source") in keys and row.get("page") == int(page):
+                return row
+    _fail(f"{ref}: no such page in the index (give a page id, or SOURCE:PAGE as `vsplade info --sources` names the file)")
+
+
+@app.command()
 def export(
     encoded_dir: Path = typer.Argument(..., help="An encoded dir."),
     to: str = typer.Option(..., "--to", help="jsonvector (Pyserini JsonVectorCollection) or opensearch-bulk (NDJSON)."),
