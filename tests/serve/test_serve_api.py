@@ -1,0 +1,156 @@
+"""The HTTP API against a real uvicorn, for the memory and Lucene engines: results equal
+`vsplade search --json` on the same index; explain, pages, images and their cache headers."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from conftest import QUERIES, vsplade
+
+
+def _rows(hits):
+    return [(h["id"], h["score"], h["source"], h["page"]) for h in hits]
+
+
+@pytest.fixture(scope="session")
+def cli_results(indexes):
+    """{engine: {query: hits}} from `vsplade search --json -k 10` (a separate process)."""
+    out = {}
+    for engine, d in indexes.items():
+        p = vsplade("search", *QUERIES, "--engine", engine, "--index", str(d), "--json", "-k", "10")
+        out[engine] = {o["query"]: o["hits"] for o in map(json.loads, p.stdout.splitlines())}
+    return out
+
+
+def test_search_get_equals_cli(server, cli_results):
+    expected = cli_results[server.engine]
+    assert any(expected[q] for q in QUERIES), "the test queries find nothing: the test would prove nothing"
+    for q in QUERIES:
+        status, body = server.get_json("/search", q=q, k=10)
+        assert status == 200, body
+        assert body["query"] == q
+        assert _rows(body["hits"]) == _rows(expected[q]), q
+
+
+def test_search_post_single_and_batch_equal_cli(server, cli_results):
+    expected = cli_results[server.engine]
+    status, body = server.post_json("/search", {"q": QUERIES[0], "k": 10})
+    assert status == 200, body
+    assert _rows(body["hits"]) == _rows(expected[QUERIES[0]])
+    status, body = server.post_json("/search", {"queries": QUERIES, "k": 10})
+    assert status == 200, body
+    assert [r["query"] for r in body["results"]] == QUERIES
+    for r in body["results"]:
+        assert _rows(r["hits"]) == _rows(expected[r["query"]])
+
+
+def test_k_limits_the_hits(server, cli_results):
+    q = QUERIES[0]
+    status, body = server.get_json("/search", q=q, k=1)
+    assert status == 200
+    assert _rows(body["hits"]) == _rows(cli_results[server.engine][q][:1])
+
+
+def test_explain_terms_sum_to_the_score(server):
+    status, body = server.get_json("/search", q="debian package management", k=5, explain="true")
+    assert status == 200 and body["hits"], body
+    for h in body["hits"]:
+        ex = h["explain"]
+        assert ex and h["matched_terms"] == len(ex)
+        contributions = [t["contribution"] for t in ex]
+        assert contributions == sorted(contributions, reverse=True)
+        assert sum(contributions) == pytest.approx(h["score"], rel=1e-4)
+        assert all(t["token"] and t["term"] for t in ex)
+    top = body["hits"][0]
+    assert top["source"] == "debian-refcard-en-a4.pdf"
+    assert {"debian", "package"} <= {t["token"] for t in top["explain"]}
+    # without explain, no term breakdown
+    status, body = server.get_json("/search", q="debian package management", k=5)
+    assert all("explain" not in h for h in body["hits"])
+
+
+def test_page_metadata_for_a_hit(server):
+    _, body = server.get_json("/search", q="debian", k=3)
+    h = body["hits"][0]
+    status, page = server.get_json(f"/pages/{h['id']}")
+    assert status == 200, page
+    assert (page["id"], page["source"], page["page"]) == (h["id"], h["source"], h["page"])
+
+
+def test_info_and_health(server):
+    status, body = server.get_json("/health")
+    assert status == 200 and body == {"status": "ok"}
+    status, info = server.get_json("/info")
+    assert status == 200, info
+    assert info["engine"] == server.engine and info["model"] == "lexical"
+    if info["catalog"]:
+        assert info["pages"] == 34 and info["files"] == 3
+        assert {s["source"] for s in info["sources"]} == {
+            "byaldi_financial_report.pdf", "camlidl-1.04.doc.pdf", "debian-refcard-en-a4.pdf"}
+
+
+def test_filters_inside_the_engine_or_a_clear_400(server):
+    status, info = server.get_json("/info")
+    status, body = server.get_json("/search", q="install", k=10, source="camlidl-1.04.doc.pdf")
+    if not info["filters"]:
+        assert status == 400 and "filters not supported by this engine yet" in body["detail"]
+        return
+    assert status == 200 and body["hits"]
+    assert all(h["source"] == "camlidl-1.04.doc.pdf" for h in body["hits"])
+
+
+def _decode(data: bytes):
+    from PIL import Image, ImageStat
+
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img, ImageStat.Stat(img.convert("L")).stddev[0]
+
+
+def test_page_image_rendered_cached_and_revalidated(memory_server):
+    s = memory_server
+    _, body = s.get_json("/search", q="debian package", k=1)
+    pid = body["hits"][0]["id"]
+    status, headers, data = s.request("GET", f"/pages/{pid}/image?width=300")
+    assert status == 200, data[:300]
+    assert headers["content-type"] == "image/jpeg"
+    assert headers["x-vsplade-cache"] == "miss"
+    assert "max-age" in headers["cache-control"] and headers["etag"]
+    img, spread = _decode(data)
+    assert img.width == 320  # snapped up to the next cached width
+    assert img.height > 100
+    assert spread > 5, "the rendered page is blank"
+    status, headers2, data2 = s.request("GET", f"/pages/{pid}/image?width=300")
+    assert status == 200 and headers2["x-vsplade-cache"] == "hit" and data2 == data
+    assert headers2["etag"] == headers["etag"]
+    status, headers3, data3 = s.request("GET", f"/pages/{pid}/image?width=300", headers={"If-None-Match": headers["etag"]})
+    assert status == 304 and data3 == b""
+    # another width is another picture
+    status, _, big = s.request("GET", f"/pages/{pid}/image?width=1000")
+    assert status == 200 and _decode(big)[0].width == 1280
+
+
+def test_page_terms_of_a_memory_page(memory_server):
+    _, body = memory_server.get_json("/search", q="debian", k=1)
+    status, page = memory_server.get_json(f"/pages/{body['hits'][0]['id']}", terms=10)
+    assert status == 200
+    weights = [t["weight"] for t in page["top_terms"]]
+    assert len(weights) == 10 and weights == sorted(weights, reverse=True)
+    assert "debian" in {t["token"] for t in page["top_terms"]}
+
+
+def test_lucene_page_image_or_a_clear_409(servers):
+    if "lucene" not in servers:
+        pytest.skip("the lucene connector is not installed")
+    s = servers["lucene"]
+    _, body = s.get_json("/search", q="debian package", k=1)
+    pid = body["hits"][0]["id"]
+    _, info = s.get_json("/info")
+    status, headers, data = s.request("GET", f"/pages/{pid}/image?width=240")
+    if info["catalog"]:  # the engine lists its pages with their files: the page renders
+        assert status == 200 and _decode(data)[1] > 5
+    else:
+        assert status == 409, data
+        assert "cannot be shown" in json.loads(data)["detail"]

@@ -1,0 +1,290 @@
+"""The HTTP face of `vsplade serve`: a FastAPI app over one `SearchService`.
+
+Endpoints: GET/POST /search, GET /pages/{id}, GET /pages/{id}/image, GET /health, GET /info,
+GET /openapi.json, and the web page (GET /, /static/...). Errors are JSON ``{"detail": ...}``
+with a 4xx status for anything a client can fix, never a stack trace; an unexpected failure
+answers 500 ``{"detail": "internal error"}`` and is logged on the server.
+
+Safety: with a token (`create_app(token=...)`), every data endpoint needs ``Authorization:
+Bearer TOKEN`` (or the ``vsplade_token`` cookie the web page sets, so that <img> requests
+carry it); /health, /openapi.json and the static page need none. A loopback-bound service only
+answers requests whose Host is a loopback name (DNS-rebinding guard). Bodies over the limit
+are refused with 413 before they are read whole.
+"""
+
+# no `from __future__ import annotations`: FastAPI resolves the endpoint annotations (models
+# defined inside create_app) at runtime
+import logging
+import secrets
+from importlib import resources
+from typing import List, Optional
+
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+
+from .. import __version__
+from ..engines import EngineError
+from .service import IMAGE_FORMAT, SearchService, ServiceError
+
+log = logging.getLogger("vsplade.serve")
+
+TOKEN_COOKIE = "vsplade_token"
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+     b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Guard:
+    """Pure ASGI middleware: refuse bodies over `max_body` (413, by Content-Length or while
+    streaming) and add security headers to every response."""
+
+    def __init__(self, app, max_body: int):
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def send_with_headers(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message = {**message, "headers": list(message.get("headers", [])) + _SECURITY_HEADERS}
+            await send(message)
+
+        has_length = False
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                has_length = True
+                try:
+                    n = int(value)
+                except ValueError:
+                    return await _send_json(send_with_headers, 400, "invalid Content-Length")
+                if n > self.max_body:
+                    return await _send_json(send_with_headers, 413,
+                                            f"request body is {n} bytes; the limit is {self.max_body}")
+        if not has_length and scope.get("method") in ("POST", "PUT", "PATCH"):
+            # a streamed (chunked) body: read it here, up to the limit, and replay it, so an
+            # oversized one is a 413 and not the framework's generic parse error
+            chunks, size = [], 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                size += len(message.get("body", b""))
+                if size > self.max_body:
+                    return await _send_json(send_with_headers, 413, f"request body over the limit of {self.max_body} bytes")
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    break
+            replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+            async def replay_receive():
+                return replay.pop() if replay else await receive()
+
+            return await self.app(scope, replay_receive, send_with_headers)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except _TooLarge:
+            if not started:
+                await _send_json(send_with_headers, 413, f"request body over the limit of {self.max_body} bytes")
+
+
+async def _send_json(send, status: int, detail: str):
+    import json
+
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def static_dir():
+    return resources.files("vsplade.serve") / "static"
+
+
+def create_app(service: SearchService, token: str | None = None, loopback_only: bool = True) -> FastAPI:
+    """The app for one loaded service. `token`: required bearer token (None: no auth).
+    `loopback_only`: the service is bound to a loopback address, so only loopback Host
+    headers are answered."""
+    L = service.limits
+    app = FastAPI(
+        title="vsplade serve",
+        version=__version__,
+        description="Search V-SPLADE / lexical page indexes and look at the pages they find.",
+        docs_url=None, redoc_url=None,  # their UIs load from a CDN; the spec is at /openapi.json
+    )
+    app.state.service = service
+
+    # -- models -------------------------------------------------------------------------------
+
+    class Term(BaseModel):
+        term: str = Field(description="the engine term")
+        token: str = Field(description="the term as text")
+        contribution: float = Field(description="query weight x page weight")
+
+    class HitOut(BaseModel):
+        id: str
+        score: float
+        source: Optional[str] = None
+        page: Optional[int] = None
+        explain: Optional[List[Term]] = Field(None, description="top matching terms, when explain=true")
+        matched_terms: Optional[int] = Field(None, description="how many query terms the page matched")
+
+    class SearchOut(BaseModel):
+        query: str
+        terms: int = Field(description="terms in the encoded query")
+        took_ms: float = Field(description="encode + search time inside the service")
+        hits: List[HitOut]
+
+    class BatchOut(BaseModel):
+        results: List[SearchOut]
+
+    class SearchIn(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        q: Optional[str] = Field(None, min_length=1, max_length=L.max_query_chars, description="one query")
+        queries: Optional[List[str]] = Field(None, min_length=1, max_length=L.max_batch,
+                                             description="a batch of queries (instead of q)")
+        k: int = Field(10, ge=1, le=L.max_k)
+        explain: bool = False
+        source: Optional[List[str]] = Field(None, max_length=L.max_sources, description="only pages of these sources")
+        page_min: Optional[int] = Field(None, ge=1)
+        page_max: Optional[int] = Field(None, ge=1)
+
+    class PageTerm(BaseModel):
+        term: str
+        token: str
+        weight: float
+
+    class PageOut(BaseModel):
+        id: str
+        source: Optional[str] = None
+        page: Optional[int] = None
+        sha256: Optional[str] = None
+        renderable: bool
+        top_terms: Optional[List[PageTerm]] = None
+
+    # -- auth, errors -------------------------------------------------------------------------
+
+    def require_token(request: Request):
+        if not token:
+            return
+        given = None
+        auth = request.headers.get("authorization", "")
+        if auth[:7].lower() == "bearer ":
+            given = auth[7:].strip()
+        given = given or request.cookies.get(TOKEN_COOKIE)
+        if not given or not secrets.compare_digest(given.encode(), token.encode()):
+            raise ServiceError(401, "a bearer token is required (Authorization: Bearer ...)")
+
+    auth = [Depends(require_token)]
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, e: ServiceError):
+        headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
+        return JSONResponse({"detail": e.message}, status_code=e.status, headers=headers)
+
+    @app.exception_handler(EngineError)
+    async def _engine_error(request: Request, e: EngineError):
+        log.warning("engine error: %s", e)
+        return JSONResponse({"detail": f"engine error: {e}"}, status_code=503)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, e: Exception):
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    def filters(source, page_min, page_max):
+        return service.filter_kwargs(source, page_min, page_max)
+
+    @app.get("/search", response_model=SearchOut, response_model_exclude_none=True, dependencies=auth,
+             summary="Search with one query")
+    def search_get(
+        q: str = Query(..., min_length=1, max_length=L.max_query_chars),
+        k: int = Query(10, ge=1, le=L.max_k),
+        explain: bool = Query(False, description="per hit, the top matching terms and their contributions"),
+        source: List[str] = Query([], max_length=L.max_sources, description="only pages of these sources"),
+        page_min: Optional[int] = Query(None, ge=1),
+        page_max: Optional[int] = Query(None, ge=1),
+    ):
+        return service.search(q, k, explain, filters(source, page_min, page_max))
+
+    @app.post("/search", response_model=SearchOut | BatchOut, response_model_exclude_none=True,
+              dependencies=auth, summary="Search with one query (q) or a batch (queries)")
+    def search_post(body: SearchIn):
+        if (body.q is None) == (body.queries is None):
+            raise ServiceError(422, "give exactly one of q (a query) or queries (a list of queries)")
+        f = filters(body.source, body.page_min, body.page_max)
+        if body.q is not None:
+            return service.search(body.q, body.k, body.explain, f)
+        return {"results": service.search_many(body.queries, body.k, body.explain, f)}
+
+    @app.get("/pages/{page_id}", response_model=PageOut, response_model_exclude_none=True, dependencies=auth,
+             summary="A page's metadata (and its top terms)")
+    def page(page_id: str = Path(..., max_length=512),
+             terms: int = Query(0, ge=0, le=100, description="also list the page's N largest term weights")):
+        return service.page_info(page_id, terms)
+
+    @app.api_route("/pages/{page_id}/image", methods=["GET", "HEAD"], dependencies=auth, summary="The page rendered from its source file",
+             responses={200: {"content": {IMAGE_FORMAT[1]: {}}}, 304: {"description": "not modified"}})
+    def page_image(request: Request, page_id: str = Path(..., max_length=512),
+                   width: Optional[int] = Query(None, ge=16, le=4000,
+                                                description="served at the smallest of /info's image_widths >= width")):
+        path, etag, cached = service.image(page_id, width)
+        headers = {"ETag": etag, "Cache-Control": "private, max-age=86400", "X-Vsplade-Cache": "hit" if cached else "miss"}
+        inm = request.headers.get("if-none-match")
+        if inm and etag in [t.strip() for t in inm.split(",")]:
+            return Response(status_code=304, headers=headers)
+        return Response(path.read_bytes(), media_type=IMAGE_FORMAT[1], headers=headers)
+
+    @app.api_route("/health", methods=["GET", "HEAD"], summary="Liveness")
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/info", dependencies=auth, summary="What the index holds and what this service offers")
+    def info():
+        return service.info()
+
+    # -- the web page -------------------------------------------------------------------------
+
+    static = static_dir()
+
+    @app.get("/", include_in_schema=False)
+    def index_page():
+        return FileResponse(str(static / "index.html"), headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    if loopback_only:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS)
+    app.add_middleware(_Guard, max_body=L.max_body_bytes)
+    return app

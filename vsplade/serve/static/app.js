@@ -1,0 +1,197 @@
+// vsplade serve: the web page. Plain JS, no build step, no external resources.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const THUMB_WIDTH = 320;
+const LARGE_WIDTH = 1280;
+let hits = [];
+let current = -1;
+
+function setStatus(text, isError = false) {
+  const el = $("#status");
+  el.textContent = text;
+  el.classList.toggle("error", isError);
+}
+
+// A service started with VSPLADE_SERVE_TOKEN answers 401 until the token is given; it is kept
+// in a same-site cookie so that <img> requests carry it too.
+function askToken() {
+  const t = window.prompt("This vsplade service needs its access token (VSPLADE_SERVE_TOKEN):");
+  if (!t) return false;
+  document.cookie = "vsplade_token=" + encodeURIComponent(t.trim()) + "; path=/; SameSite=Strict";
+  return true;
+}
+
+async function api(url, options = {}, retry = true) {
+  const r = await fetch(url, { credentials: "same-origin", ...options });
+  if (r.status === 401 && retry && askToken()) return api(url, options, false);
+  let body = null;
+  try { body = await r.json(); } catch (e) { body = null; }
+  if (!r.ok) {
+    let detail = body && body.detail;
+    if (Array.isArray(detail)) detail = detail.map((d) => d.msg).join("; ");
+    throw new Error(detail || (r.status + " " + r.statusText));
+  }
+  return body;
+}
+
+function imageUrl(id, width) {
+  return "/pages/" + encodeURIComponent(id) + "/image?width=" + width;
+}
+
+function fmt(x) {
+  return Math.abs(x) >= 100 ? x.toFixed(1) : x.toFixed(3);
+}
+
+async function search(q, k, push = true) {
+  q = q.trim();
+  if (!q) return;
+  if (push) {
+    const u = new URL(window.location);
+    u.searchParams.set("q", q);
+    u.searchParams.set("k", k);
+    history.pushState({ q, k }, "", u);
+  }
+  document.title = q + " · vsplade";
+  setStatus("Searching…");
+  const list = $("#results");
+  try {
+    const res = await api("/search?" + new URLSearchParams({ q, k, explain: "true" }));
+    hits = res.hits;
+    list.replaceChildren();
+    if (!hits.length) {
+      setStatus("No pages match “" + q + "” (" + res.terms + " query terms).");
+      return;
+    }
+    setStatus(hits.length + " pages for “" + q + "” in " + res.took_ms.toFixed(1) + " ms");
+    const tpl = $("#card");
+    hits.forEach((h, i) => {
+      const li = tpl.content.firstElementChild.cloneNode(true);
+      li.dataset.id = h.id;
+      const img = li.querySelector("img");
+      img.src = imageUrl(h.id, THUMB_WIDTH);
+      img.srcset = imageUrl(h.id, THUMB_WIDTH) + " 1x, " + imageUrl(h.id, THUMB_WIDTH * 2) + " 2x";
+      img.alt = (h.source || h.id) + ", page " + h.page;
+      img.addEventListener("error", () => {
+        const box = img.parentElement;
+        box.classList.add("failed");
+        box.textContent = "page image unavailable";
+      });
+      li.querySelector(".source").textContent = h.source || h.id;
+      li.querySelector(".source").title = h.source || h.id;
+      li.querySelector(".page").textContent = h.page != null ? "page " + h.page : "";
+      li.querySelector(".score").textContent = fmt(h.score);
+      li.querySelector(".open").setAttribute("aria-label",
+        "Hit " + (i + 1) + ": " + (h.source || h.id) + ", page " + h.page + ", score " + fmt(h.score));
+      li.querySelector(".open").addEventListener("click", () => openHit(i));
+      list.appendChild(li);
+    });
+  } catch (e) {
+    list.replaceChildren();
+    setStatus("Search failed: " + e.message, true);
+  }
+}
+
+function termRow(label, value, max, title) {
+  const li = document.createElement("li");
+  const tok = document.createElement("span");
+  tok.className = "tok";
+  tok.textContent = label;
+  tok.title = title;
+  const meter = document.createElement("span");
+  meter.className = "meter";
+  const bar = document.createElement("span");
+  bar.style.width = (max > 0 ? Math.max(2, (100 * value) / max) : 0) + "%";
+  meter.appendChild(bar);
+  const val = document.createElement("span");
+  val.className = "val";
+  val.textContent = fmt(value);
+  li.append(tok, meter, val);
+  return li;
+}
+
+async function openHit(i) {
+  if (i < 0 || i >= hits.length) return;
+  current = i;
+  const h = hits[i];
+  const dlg = $("#viewer");
+  $("#viewer-title").textContent = (h.source || h.id) + (h.page != null ? " · page " + h.page : "");
+  $("#viewer-meta").textContent = "#" + (i + 1) + " · score " + fmt(h.score) + " · id " + h.id;
+  const img = $("#viewer-img");
+  img.src = imageUrl(h.id, LARGE_WIDTH);
+  img.alt = (h.source || h.id) + ", page " + h.page;
+  const matched = $("#matched");
+  matched.replaceChildren();
+  const ex = h.explain || [];
+  const max = ex.length ? ex[0].contribution : 0;
+  ex.forEach((t) => matched.appendChild(termRow(t.token, t.contribution, max, t.term)));
+  if (h.matched_terms > ex.length) {
+    const li = document.createElement("li");
+    li.className = "hint";
+    li.textContent = "… and " + (h.matched_terms - ex.length) + " more";
+    matched.appendChild(li);
+  }
+  if (!ex.length) matched.innerHTML = "<li class='hint'>no term breakdown from this engine</li>";
+  if (!dlg.open) dlg.showModal();
+  const pageTerms = $("#page-terms");
+  pageTerms.replaceChildren();
+  try {
+    const info = await api("/pages/" + encodeURIComponent(h.id) + "?terms=24");
+    if (current !== i) return;
+    const terms = info.top_terms;
+    $("#page-terms-title").hidden = !terms;
+    (terms || []).forEach((t) => {
+      const li = document.createElement("li");
+      li.textContent = t.token;
+      li.title = t.term + " " + fmt(t.weight);
+      pageTerms.appendChild(li);
+    });
+  } catch (e) {
+    $("#page-terms-title").hidden = true;
+  }
+}
+
+function closeViewer() {
+  const dlg = $("#viewer");
+  if (dlg.open) dlg.close();
+  const card = document.querySelectorAll("#results .open")[current];
+  if (card) card.focus();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const form = $("#search");
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    search($("#q").value, $("#k").value);
+  });
+  $("#close").addEventListener("click", closeViewer);
+  $("#prev").addEventListener("click", () => openHit(current - 1));
+  $("#next").addEventListener("click", () => openHit(current + 1));
+  $("#viewer").addEventListener("click", (ev) => { if (ev.target === ev.currentTarget) closeViewer(); });
+  document.addEventListener("keydown", (ev) => {
+    const dlg = $("#viewer");
+    if (dlg.open) {
+      if (ev.key === "ArrowLeft") { ev.preventDefault(); openHit(current - 1); }
+      if (ev.key === "ArrowRight") { ev.preventDefault(); openHit(current + 1); }
+      return;
+    }
+    if (ev.key === "/" && document.activeElement !== $("#q")) {
+      ev.preventDefault();
+      $("#q").focus();
+      $("#q").select();
+    }
+  });
+  window.addEventListener("popstate", () => load(false));
+  load(false);
+});
+
+function load(push) {
+  const p = new URLSearchParams(window.location.search);
+  const q = p.get("q");
+  const k = p.get("k");
+  if (k && [...$("#k").options].some((o) => o.value === k)) $("#k").value = k;
+  if (q) {
+    $("#q").value = q;
+    search(q, $("#k").value, push);
+  }
+}
