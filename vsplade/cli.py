@@ -488,39 +488,6 @@ def _find_page(eng, ref: str) -> dict:
 
 
 @app.command()
-def serve(
-    engine: Optional[str] = EngineOpt,
-    index_: Optional[str] = IndexOpt,
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Query side: 'lexical', a bundle or checkpoint. Default: what the index was built with."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Anything but loopback needs a token in VSPLADE_SERVE_TOKEN."),
-    port: int = typer.Option(8080, "--port", help="TCP port."),
-    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Rendered pages are cached here [default: ~/.cache/vsplade/pages]."),
-    url: Optional[str] = UrlOpt,
-    user: Optional[str] = UserOpt,
-    password: Optional[str] = PasswordOpt,
-    api_key: Optional[str] = ApiKeyOpt,
-    ca_certs: Optional[str] = CaOpt,
-    insecure: bool = InsecureOpt,
-):
-    """Serve an index over HTTP: JSON search API (/search, /pages/ID/image, /openapi.json) and a web page of page thumbnails. Needs the serve extra."""
-    from .encoders import ModelError
-    from .engines import EngineError
-    from .serve import TOKEN_ENV
-    from .serve.runner import ServeConfigError, check_bind, run
-
-    try:
-        check_bind(host, os.environ.get(TOKEN_ENV) or None)
-    except ServeConfigError as e:
-        _fail(str(e))
-    eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
-                       ca_certs=ca_certs, insecure=insecure)
-    try:
-        run(eng, host=host, port=port, model=model, cache_dir=cache_dir, echo=lambda m: typer.echo(m, err=True))
-    except (ServeConfigError, EngineError, ModelError) as e:
-        _fail(str(e))
-
-
-@app.command()
 def export(
     encoded_dir: Path = typer.Argument(..., help="An encoded dir."),
     to: str = typer.Option(..., "--to", help="jsonvector (Pyserini JsonVectorCollection) or opensearch-bulk (NDJSON)."),
