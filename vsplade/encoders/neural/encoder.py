@@ -2,9 +2,21 @@
 
 Owns device / dtype choice (bf16 on GPU, fp32 on CPU), sorted-by-size batching (pages of a
 window are grouped by tile count, then put back in input order), the background pipeline
-(one thread pulls pages from the reader, which renders PDFs; a pool of threads runs the image
-processor; PIL, pdfium and the tokenizer release the GIL), write-time pruning and the
-`info()` that encoded dirs and indexes record.
+(one thread pulls pages from the reader; a pool of threads prepares them; PIL, pdfium and the
+tokenizer release the GIL), write-time pruning and the `info()` that encoded dirs and indexes
+record.
+
+Two page paths (`page_path`, recorded in `info()`):
+- "fast" (default, `fastpath`): uint8 tiles on the host, normalised on the device. PDF pages are
+  rendered by the encoder itself straight at the model's size (so `needs_image` is False and the
+  reader only lists and checks pages), in the one thread that iterates the reader (pdfium is not
+  thread-safe); image files are decoded (by `PageReader`, same checks and conversions) and
+  resized in the worker threads. Pages that arrive with an image use that image. Image pages
+  give the reference's pixel values bit for bit; PDF pages differ from the reference by
+  rendering at the target size instead of resampling a 144-dpi raster.
+- "reference": the Idefics3 processor on the page image the reader rendered (144 dpi for PDFs).
+A page the fast path cannot render or decode is skipped by `encode_stream` and named in
+`warnings` / `failures` (the reader would have done so when rendering); `encode` raises.
 """
 
 from __future__ import annotations
@@ -13,7 +25,7 @@ import logging
 import os
 import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -21,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ...pages import Page
+from ...pages import Page, PageFailure, PageReader
 from ...query import QueryEncoder
 from ...sparse import SparseBatch
 from ...vocab import VOCAB_SIZE
@@ -29,6 +41,7 @@ from ..base import DocumentEncoder
 from ..checkpoint_table import TOKENIZER_FILE, WEIGHTS_FILE, li_lsr_table, query_encoder_from_checkpoint
 from .checkpoint import PREPROCESSOR_FILE, PROCESSOR_FILE, file_sha256, load_checkpoint
 from .config import PAD_ID, image_seq_len
+from .fastpath import FastFeatures, FastPath, PdfCache, collate_fast, to_model_inputs
 from .model import VSpladeModel
 from .processor import PROMPT, PageFeatures, collate, features, processor_from_files
 
@@ -37,6 +50,12 @@ log = logging.getLogger(__name__)
 _DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
            "fp32": torch.float32, "float32": torch.float32}
 _DONE = object()
+PAGE_PATHS = ("fast", "reference")
+
+
+def _file(page: Page) -> str:
+    """The local file a page was read from (`path` when the reader names sources itself)."""
+    return getattr(page, "path", "") or page.source
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -67,7 +86,9 @@ class VSpladeEncoder(DocumentEncoder):
                  tokenizer_file: str | Path | None = None, checkpoint_files: dict | None = None,
                  device: torch.device | str = "cpu", batch_size: int = 8, top_k: int | None = None,
                  threshold: float | None = None, workers: int | None = None, window_batches: int = 4,
-                 prompt: str = PROMPT):
+                 prompt: str = PROMPT, page_path: str = "fast"):
+        if page_path not in PAGE_PATHS:
+            raise ValueError(f"page_path must be one of {PAGE_PATHS}, got {page_path!r}")
         if top_k is not None and top_k <= 0:
             raise ValueError(f"top_k must be positive, got {top_k}")
         if threshold is not None and threshold < 0:
@@ -88,6 +109,14 @@ class VSpladeEncoder(DocumentEncoder):
         self.pad_id = processor.tokenizer.pad_token_id if processor.tokenizer.pad_token_id is not None else PAD_ID
         self._query: QueryEncoder | None = None
         self.timings = {"preprocess_s": 0.0, "forward_s": 0.0, "to_sparse_s": 0.0, "wait_s": 0.0}
+        self.page_path = page_path
+        self.fast = FastPath(processor, prompt) if page_path == "fast" else None
+        # fast path: the encoder renders PDF pages itself, so the reader must not
+        self.needs_image = page_path == "reference"
+        self._pdfs = PdfCache()
+        self._kinds: dict[str, bool] = {}
+        self.warnings: list[str] = []
+        self.failures: list[PageFailure] = []
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -122,6 +151,7 @@ class VSpladeEncoder(DocumentEncoder):
             "tile": ip.max_image_size["longest_edge"],
             "resample": int(ip.resample),
             "dtype": str(self.model.dtype).replace("torch.", ""),
+            "page_path": self.page_path,
             "top_k": self.top_k,
             "threshold": self.threshold,
             "vocab_size": VOCAB_SIZE,
@@ -141,17 +171,82 @@ class VSpladeEncoder(DocumentEncoder):
         return self._query
 
     # -- encoding -----------------------------------------------------------------------
-    def page_features(self, page: Page) -> PageFeatures:
-        if page.image is None:
-            raise ValueError(f"page {page.id} ({page.source} page {page.page_no}): no image was rendered")
-        return features(self.processor, page.image, self.prompt)
+    def page_features(self, page: Page) -> PageFeatures | FastFeatures:
+        """The model inputs of one page, on the host. Fast path: a PDF page without an image
+        is rendered here, so call this from the thread that reads pages (pdfium)."""
+        if self.fast is None:
+            if page.image is None:
+                raise ValueError(f"page {page.id} ({page.source} page {page.page_no}): no image was rendered")
+            return features(self.processor, page.image, self.prompt)
+        if page.image is not None:
+            return self.fast.from_image(page.image)
+        try:
+            if self._is_pdf(_file(page)):
+                return self.fast.from_pdf(self._pdfs, _file(page), page.page_no)
+            image = self._decode(page)
+        except Exception as e:  # pdfium, Pillow and the file system raise many types
+            raise ValueError(f"page {page.id} ({page.source} page {page.page_no}): cannot render: "
+                             f"{type(e).__name__}: {e}") from e
+        return self.fast.from_image(image)
+
+    def _renders_here(self, page: Page) -> bool:
+        """True for pages whose features must be made in the reading thread (PDF renders)."""
+        if self.fast is None or page.image is not None:
+            return False
+        try:
+            return self._is_pdf(_file(page))
+        except OSError:
+            return False  # page_features names the page and the error
+
+    def _is_pdf(self, source: str) -> bool:
+        kind = self._kinds.get(source)
+        if kind is None:
+            with open(source, "rb") as f:
+                kind = f.read(4) == b"%PDF"  # what vsplade.pages sniffs
+            if len(self._kinds) > 1024:
+                self._kinds.clear()
+            self._kinds[source] = kind
+        return kind
+
+    def _decode(self, page: Page):
+        """An image file's page decoded as the reader would decode it (checks, modes, frames)."""
+        reader = PageReader([_file(page)], render=True, text=False)
+        found = None
+        for p in reader:
+            if p.page_no == page.page_no:
+                found = p
+                break
+        self.warnings.extend(reader.warnings)
+        if found is None or found.image is None:
+            why = "; ".join(str(f) for f in reader.failures) or "page not found"
+            raise ValueError(why)
+        return found.image
+
+    def _submit(self, pool: ThreadPoolExecutor, page: Page) -> Future:
+        """page_features in the pool, or right here when it renders a PDF page."""
+        if not self._renders_here(page):
+            return pool.submit(self.page_features, page)
+        fut: Future = Future()
+        try:
+            fut.set_result(self.page_features(page))
+        except Exception as e:
+            fut.set_exception(e)
+        return fut
 
     @torch.inference_mode()
     def forward(self, items: list[PageFeatures]) -> np.ndarray:
         """Dense float32 [len(items), V] for pages of one batch."""
-        batch = collate(items, self.pad_id)
         dev = self.device
-        pix = batch["pixel_values"].to(dev, dtype=self.model.dtype, non_blocking=True)
+        if isinstance(items[0], FastFeatures):
+            assert self.fast is not None
+            inputs = to_model_inputs(self.fast.lut_on(dev), collate_fast(items, self.pad_id, dev), dev,
+                                     self.model.dtype)
+            out = self.model(inputs["input_ids"], inputs["attention_mask"], inputs["pixel_values"],
+                             inputs["pixel_attention_mask"])
+            return out.vector.float().cpu().numpy()
+        batch = collate(items, self.pad_id)
+        nb = dev.type == "cuda"
+        pix = batch["pixel_values"].to(dev, dtype=self.model.dtype, non_blocking=nb)
         out = self.model(batch["input_ids"].to(dev), batch["attention_mask"].to(dev), pix,
                          batch["pixel_attention_mask"].to(dev))
         return out.vector.float().cpu().numpy()
@@ -197,10 +292,30 @@ class VSpladeEncoder(DocumentEncoder):
         if not pages:
             return SparseBatch.empty()
         t = time.perf_counter()
-        with ThreadPoolExecutor(self.workers) as pool:
-            feats = list(pool.map(self.page_features, pages))
+        try:
+            with ThreadPoolExecutor(self.workers) as pool:
+                feats = [f.result() for f in [self._submit(pool, p) for p in pages]]
+        finally:
+            self._pdfs.close()
         self.timings["preprocess_s"] += time.perf_counter() - t
         return self._encode_window(pages, feats)
+
+    def _skip_failed(self, pages: list[Page], futures: list[Future]) -> tuple[list[Page], list]:
+        """Fast path: a page that could not be rendered or decoded is named and skipped, as the
+        reader does with pages it cannot render; other errors propagate."""
+        keep_pages, feats = [], []
+        for page, fut in zip(pages, futures):
+            try:
+                feats.append(fut.result())
+                keep_pages.append(page)
+            except Exception as e:
+                if self.fast is None or page.image is not None:
+                    raise
+                msg = str(e)
+                self.failures.append(PageFailure(page.source, page.page_no, msg))
+                self.warnings.append(f"skipped {msg}")
+                log.warning("skipped %s", msg)
+        return keep_pages, feats
 
     def encode_stream(self, pages: Iterable[Page], batch_size: int | None = None) -> Iterator[SparseBatch]:
         """Background pipeline: reading/rendering and preprocessing run ahead of the model by
@@ -222,13 +337,15 @@ class VSpladeEncoder(DocumentEncoder):
                             return
                         buf.append(page)
                         if len(buf) >= window:
-                            q.put((buf, [pool.submit(self.page_features, p) for p in buf]))
+                            q.put((buf, [self._submit(pool, p) for p in buf]))
                             buf = []
                     if buf:
-                        q.put((buf, [pool.submit(self.page_features, p) for p in buf]))
+                        q.put((buf, [self._submit(pool, p) for p in buf]))
                 q.put(_DONE)
             except BaseException as e:  # surfaced in the consumer, with its traceback
                 q.put(e)
+            finally:
+                self._pdfs.close()  # in the thread that rendered
 
         thread = threading.Thread(target=produce, name="vsplade-pages", daemon=True)
         thread.start()
@@ -241,9 +358,10 @@ class VSpladeEncoder(DocumentEncoder):
                 if isinstance(item, BaseException):
                     raise item
                 win_pages, futures = item
-                feats = [f.result() for f in futures]
+                win_pages, feats = self._skip_failed(win_pages, futures)
                 self.timings["wait_s"] += time.perf_counter() - t
-                yield self._encode_window(win_pages, feats)
+                if win_pages:
+                    yield self._encode_window(win_pages, feats)
         finally:
             stop.set()
             while thread.is_alive():

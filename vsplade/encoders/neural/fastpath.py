@@ -1,0 +1,377 @@
+"""The fast page path: page -> uint8 tiles on the host, rescale / normalise on the device.
+
+The reference route (`processor.features`, the Idefics3 processor) spends ~0.4 s of one core on
+a 2048 px page: LANCZOS resizes through numpy <-> PIL round trips, a float64 rescale, a float32
+normalise and padding copies of 17 x 3 x 512 x 512 values, and the tokenizer over ~1,150
+tokens. This module keeps pixels uint8 until they are on the device and does no float work on
+the host:
+
+- Geometry (`plan_image`, `plan_pdf`): the processor's own arithmetic (longest edge -> even
+  side, sides rounded up to tile multiples, the tile grid, the global view), so tile counts and
+  token ids are always the reference's.
+- PDF pages (`PdfCache.render`): pdfium renders straight at the final size the reference ends
+  with (W x H, multiples of the tile; the reference stretches its 144-dpi raster to it with two
+  LANCZOS resizes), into a numpy buffer, RGB; and the global view is a second render straight at
+  tile x tile (the reference: LANCZOS of the big page). No 144-dpi raster, no resampling: sharper
+  text, different pixels (benchmarks/RESULTS.md reports how far the vectors move). pdfium is not
+  thread-safe: every call here holds `PDFIUM_LOCK`, and the encoder renders in the one thread
+  that also iterates the page reader.
+- Image pages: the same PIL resizes as the processor (same sizes, same filter, same order, on
+  8-bit RGB, without the numpy round trips), so the pixels are the processor's bit for bit.
+  (A device-side replay of Pillow's LANCZOS was tried and dropped: Pillow 13 picks the order of
+  its two passes by a rule that is not documented, and the wrong order moves pixels by up to 26.)
+- Tiles: views of the page (reshape/permute, no copy) until `collate_fast` copies them, once,
+  into the uint8 staging batch (pinned memory on CUDA) that is sent with non_blocking=True.
+- Normalise (`normalise`): a 256-entry table equal, bit for bit, to the processor's
+  float32(float64(x) * rescale) then (x - mean) / std in float32, applied on the device, then the
+  model dtype. Padded tile slots are set to 0 after it (the vision tower skips all-zero tiles),
+  and `pixel_attention_mask` is None: every real tile is full-size, the model builds the mask.
+- Token ids depend only on the tile grid: computed once per (rows, cols) with the processor's own
+  text expansion and tokenizer, then reused.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from .processor import PROMPT
+
+PDFIUM_LOCK = threading.RLock()
+MAX_IMAGE_SIZE = 4096  # transformers' Idefics3 absolute maximum side
+DEFAULT_DPI = 144  # vsplade.pages.DEFAULT_DPI: the raster the reference route would start from
+DEFAULT_MAX_EDGE = 2048  # vsplade.pages.DEFAULT_MAX_EDGE (render cap)
+
+
+# -- geometry (the processor's arithmetic) ----------------------------------------------------
+def _rescale_to_max_len(height: int, width: int, max_len: int) -> tuple[int, int]:
+    aspect = width / height
+    if width >= height:
+        width = max_len
+        height = int(width / aspect)
+        if height % 2 != 0:
+            height += 1
+    else:
+        height = max_len
+        width = int(height * aspect)
+        if width % 2 != 0:
+            width += 1
+    return max(height, 1), max(width, 1)
+
+
+def _below_upper_bound(height: int, width: int, max_len: int = MAX_IMAGE_SIZE) -> tuple[int, int]:
+    aspect = width / height
+    if width >= height and width > max_len:
+        width = max_len
+        height = int(width / aspect)
+    elif height > width and height > max_len:
+        height = max_len
+        width = int(height * aspect)
+    return max(height, 1), max(width, 1)
+
+
+def _for_vision_encoder(height: int, width: int, tile: int) -> tuple[int, int]:
+    aspect = width / height
+    if width >= height:
+        width = math.ceil(width / tile) * tile
+        height = int(width / aspect)
+        height = math.ceil(height / tile) * tile
+    else:
+        height = math.ceil(height / tile) * tile
+        width = int(height * aspect)
+        width = math.ceil(width / tile) * tile
+    return height, width
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes are (width, height) as PIL writes them. `steps`: the resizes the reference applies
+    to the source (equal-size steps dropped, as PIL returns a copy for them)."""
+
+    source: tuple[int, int]
+    steps: tuple[tuple[int, int], ...]
+    final: tuple[int, int]
+    rows: int  # 0, 0: a single tile (the whole page, no global view), as the processor does
+    cols: int
+    tile: int
+
+    @property
+    def num_tiles(self) -> int:
+        return self.rows * self.cols + 1 if self.rows else 1
+
+
+def plan_image(width: int, height: int, longest_edge: int, tile: int) -> Plan:
+    h1, w1 = _rescale_to_max_len(height, width, longest_edge)
+    h1, w1 = _below_upper_bound(h1, w1)
+    h2, w2 = _for_vision_encoder(h1, w1, tile)
+    steps = []
+    size = (width, height)
+    for s in ((w1, h1), (w2, h2)):
+        if s != size:
+            steps.append(s)
+            size = s
+    if h2 > tile or w2 > tile:
+        rows, cols = (h2 - tile) // tile + 1, (w2 - tile) // tile + 1
+    else:
+        rows = cols = 0
+    return Plan((width, height), tuple(steps), (w2, h2), rows, cols, tile)
+
+
+def raster_size(width_pt: float, height_pt: float, dpi: int = DEFAULT_DPI,
+                max_edge: int | None = DEFAULT_MAX_EDGE) -> tuple[int, int]:
+    """The bitmap the page reader would render (vsplade.pages: dpi, capped to max_edge)."""
+    if not (math.isfinite(width_pt) and math.isfinite(height_pt) and width_pt > 0 and height_pt > 0):
+        raise ValueError(f"invalid page size {width_pt} x {height_pt} pt")
+    scale = dpi / 72
+    w, h = math.ceil(width_pt * scale), math.ceil(height_pt * scale)
+    if max_edge is not None and max(w, h) > max_edge:
+        scale = max_edge / max(width_pt, height_pt)
+        while max(math.ceil(width_pt * scale), math.ceil(height_pt * scale)) > max_edge:
+            scale = math.nextafter(scale, 0)
+        w, h = math.ceil(width_pt * scale), math.ceil(height_pt * scale)
+    return max(w, 1), max(h, 1)
+
+
+def plan_pdf(width_pt: float, height_pt: float, longest_edge: int, tile: int, dpi: int = DEFAULT_DPI,
+             max_edge: int | None = DEFAULT_MAX_EDGE) -> Plan:
+    """The grid the reference route gives this page (from the raster the reader would make);
+    the page is rendered straight at `final`, so nothing is left to resize."""
+    w, h = raster_size(width_pt, height_pt, dpi, max_edge)
+    p = plan_image(w, h, longest_edge, tile)
+    return Plan(p.final, (), p.final, p.rows, p.cols, tile)
+
+
+# -- rendering --------------------------------------------------------------------------------
+def render_pdf_page(page, size: tuple[int, int], content: tuple[int, int] | None = None) -> np.ndarray:
+    """A pypdfium2 page rendered into a new uint8 [H, W, 3] RGB array of `size` (W, H), the page
+    stretched to `content` (default: the whole bitmap) at the top left, white elsewhere.
+    Same flags as `PdfPage.render` (annotations drawn, no forms). Holds PDFIUM_LOCK."""
+    import pypdfium2.raw as pdfium_c
+
+    w, h = size
+    cw, ch = content or size
+    arr = np.empty((h, w, 3), dtype=np.uint8)
+    with PDFIUM_LOCK:
+        bitmap = pdfium_c.FPDFBitmap_CreateEx(w, h, pdfium_c.FPDFBitmap_BGR, arr.ctypes.data_as(ctypes.c_void_p), w * 3)
+        if not bitmap:
+            raise MemoryError(f"pdfium could not create a {w} x {h} bitmap")
+        try:
+            pdfium_c.FPDFBitmap_FillRect(bitmap, 0, 0, w, h, 0xFFFFFFFF)
+            pdfium_c.FPDF_RenderPageBitmap(bitmap, page, 0, 0, cw, ch, 0,
+                                           pdfium_c.FPDF_ANNOT | pdfium_c.FPDF_REVERSE_BYTE_ORDER)
+        finally:
+            pdfium_c.FPDFBitmap_Destroy(bitmap)
+    return arr
+
+
+class PdfCache:
+    """Open documents, one at a time (pages of a file arrive in order). Not thread-safe by
+    design: used from the single rendering thread, every pdfium call under PDFIUM_LOCK."""
+
+    def __init__(self):
+        self.path: str | None = None
+        self.doc = None
+
+    def page_size(self, path: str, page_no: int) -> tuple[float, float]:
+        with PDFIUM_LOCK:
+            page = self._doc(path)[page_no - 1]
+            try:
+                return page.get_size()
+            finally:
+                page.close()
+
+    def render(self, path: str, page_no: int, plan_fn) -> tuple[np.ndarray, np.ndarray | None, "Plan"]:
+        """(page at plan.final, global view at tile x tile or None for a single tile, plan)."""
+        with PDFIUM_LOCK:
+            page = self._doc(path)[page_no - 1]
+            try:
+                plan = plan_fn(*page.get_size())
+                pixels = render_pdf_page(page, plan.final)
+                glob = render_pdf_page(page, (plan.tile, plan.tile)) if plan.rows else None
+                return pixels, glob, plan
+            finally:
+                page.close()
+
+    def _doc(self, path: str):
+        import pypdfium2 as pdfium
+
+        if path != self.path:
+            self.close()
+            self.doc = pdfium.PdfDocument(path)
+            self.path = path
+        return self.doc
+
+    def close(self) -> None:
+        with PDFIUM_LOCK:
+            if self.doc is not None:
+                self.doc.close()
+            self.doc = None
+            self.path = None
+
+
+# -- normalisation --------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def _lut_np(rescale: float, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """[C, 256] float32: exactly transformers' rescale (float64 multiply, float32 cast) then
+    normalize ((x - mean) / std in float32), for every uint8 value."""
+    v = (np.arange(256, dtype=np.float64) * rescale).astype(np.float32)
+    return np.stack([(v - np.float32(m)) / np.float32(s) for m, s in zip(mean, std)]).astype(np.float32)
+
+
+def normalise(tiles: torch.Tensor, lut: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """uint8 [..., H, W, C] -> dtype [..., C, H, W] through the per-channel tables lut [C, 256]
+    (one gather when all channels share a table, as with mean = std = 0.5)."""
+    idx = tiles.int()
+    if bool((lut == lut[:1]).all()):
+        out = lut[0][idx]
+    else:
+        out = torch.stack([lut[ch][idx[..., ch]] for ch in range(tiles.shape[-1])], dim=-1)
+    return out.movedim(-1, -3).to(dtype)
+
+
+
+
+# -- the page features of the fast path ------------------------------------------------------
+@dataclass
+class FastFeatures:
+    """One page on the fast path: uint8 pixels (HWC) at the final size and its global view."""
+
+    input_ids: torch.Tensor  # [L]
+    pixels: np.ndarray  # uint8 [H, W, 3], H and W multiples of the tile
+    global_view: np.ndarray | None  # uint8 [t, t, 3]; None for a single-tile page (= pixels)
+    plan: Plan
+
+    @property
+    def num_tiles(self) -> int:
+        return self.plan.num_tiles
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+class FastPath:
+    """The fast page path for one processor's settings (longest edge, tile, LANCZOS, mean/std,
+    prompt) with the per-grid token-id cache. Thread-safe."""
+
+    def __init__(self, processor, prompt: str = PROMPT):
+        ip = processor.image_processor
+        size = ip.size
+        self.longest_edge = int(size["longest_edge"] if isinstance(size, dict) else size.longest_edge)
+        self.tile = int(ip.max_image_size["longest_edge"])
+        self.resample = int(ip.resample)
+        if not (ip.do_resize and ip.do_image_splitting and ip.do_rescale and ip.do_normalize):
+            raise ValueError("the fast page path needs resize, image splitting, rescale and normalize on")
+        mean, std = ip.image_mean, ip.image_std
+        mean = tuple(float(m) for m in (mean if isinstance(mean, (list, tuple)) else [mean] * 3))
+        std = tuple(float(s) for s in (std if isinstance(std, (list, tuple)) else [std] * 3))
+        self.lut = _lut_np(float(ip.rescale_factor), mean, std)
+        self.processor = processor
+        if prompt.count(processor.image_token) != 1:
+            raise ValueError("the prompt must hold exactly one <image> token")
+        self.prompt = prompt
+        self._ids: dict[tuple[int, int], torch.Tensor] = {}
+        self._lock = threading.Lock()
+        self._luts: dict = {}
+
+    def input_ids(self, rows: int, cols: int) -> torch.Tensor:
+        """The processor's ids for a page of this grid (its text expansion, its tokenizer)."""
+        ids = self._ids.get((rows, cols))
+        if ids is None:
+            with self._lock:
+                ids = self._ids.get((rows, cols))
+                if ids is None:
+                    proc = self.processor
+                    text = proc.replace_image_token({"rows": [[rows]], "cols": [[cols]]}, 0)
+                    enc = proc.tokenizer(self.prompt.replace(proc.image_token, text))
+                    ids = self._ids[(rows, cols)] = torch.tensor(enc["input_ids"], dtype=torch.long)
+        return ids
+
+    def plan_image(self, width: int, height: int) -> Plan:
+        return plan_image(width, height, self.longest_edge, self.tile)
+
+    def plan_pdf(self, width_pt: float, height_pt: float) -> Plan:
+        # the reader's cap follows the longest edge (vsplade.pipeline.render_cap)
+        return plan_pdf(width_pt, height_pt, self.longest_edge, self.tile,
+                        max_edge=max(DEFAULT_MAX_EDGE, self.longest_edge))
+
+    def from_image(self, image) -> FastFeatures:
+        """A PIL image, any mode (converted to RGB first, as `processor.features` does)."""
+        from PIL import Image
+
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        plan = self.plan_image(*image.size)
+        im = image
+        for s in plan.steps:
+            im = im.resize(s, resample=self.resample)
+        if im is image:
+            im = image.copy()  # never keep (or expose) the caller's image buffer
+        glob = np.asarray(im.resize((self.tile, self.tile), resample=self.resample)) if plan.rows else None
+        return FastFeatures(self.input_ids(plan.rows, plan.cols), np.asarray(im), glob, plan)
+
+    def from_pdf(self, cache: PdfCache, path: str, page_no: int) -> FastFeatures:
+        """A PDF page rendered straight at the model's sizes (call from the rendering thread)."""
+        pixels, glob, plan = cache.render(path, page_no, self.plan_pdf)
+        return FastFeatures(self.input_ids(plan.rows, plan.cols), pixels, glob, plan)
+
+    def lut_on(self, device: torch.device) -> torch.Tensor:
+        t = self._luts.get(device)
+        if t is None:
+            t = self._luts[device] = torch.from_numpy(self.lut).to(device)
+        return t
+
+
+def _staging(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """Host buffer for a batch going to `device`: pinned on CUDA (so the copy can be
+    non-blocking), plain elsewhere (pinning would be a no-op cost)."""
+    pin = device.type == "cuda" and torch.cuda.is_available()
+    return torch.empty(shape, dtype=torch.uint8, pin_memory=pin)
+
+
+def collate_fast(items: list[FastFeatures], pad_id: int, device: torch.device | str = "cpu") -> dict:
+    """Left-padded ids and masks (as `processor.collate`), and the tiles of every page copied
+    once into a uint8 staging batch [B, N, t, t, 3] (pinned for CUDA). Padded slots are left
+    unwritten: `to_model_inputs` zeroes them after normalising."""
+    device = torch.device(device)
+    b = len(items)
+    length = max(i.seq_len for i in items)
+    n = max(i.num_tiles for i in items)
+    t = items[0].plan.tile
+    ids = torch.full((b, length), pad_id, dtype=torch.long)
+    mask = torch.zeros((b, length), dtype=torch.long)
+    pix = _staging((b, n, t, t, 3), device)
+    view = pix.numpy()
+    for r, it in enumerate(items):
+        ids[r, length - it.seq_len:] = it.input_ids
+        mask[r, length - it.seq_len:] = 1
+        if it.plan.rows:
+            k = it.num_tiles - 1
+            view[r, :k].reshape(it.plan.rows, it.plan.cols, t, t, 3)[:] = (
+                it.pixels.reshape(it.plan.rows, t, it.plan.cols, t, 3).transpose(0, 2, 1, 3, 4))
+            view[r, k] = it.global_view
+        else:
+            view[r, 0] = it.pixels
+    return {"input_ids": ids, "attention_mask": mask, "pixels_u8": pix,
+            "num_tiles": torch.tensor([i.num_tiles for i in items], dtype=torch.long)}
+
+
+def to_model_inputs(lut: torch.Tensor, batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
+    """The model's inputs on `device`: uint8 sent there (non_blocking from pinned memory on
+    CUDA; on the CPU `.to` returns the same tensors), then pixel_values [B, N, 3, t, t] in
+    `dtype` normalised there page by page (bounded memory), padded tile slots all zero."""
+    nb = device.type == "cuda"
+    u8 = batch["pixels_u8"].to(device, non_blocking=nb)
+    b, n, t, _, c = u8.shape
+    pix = torch.zeros((b, n, c, t, t), dtype=dtype, device=device)
+    for r, k in enumerate(batch["num_tiles"].tolist()):
+        pix[r, :k] = normalise(u8[r, :k], lut, dtype)
+    return {"input_ids": batch["input_ids"].to(device, non_blocking=nb),
+            "attention_mask": batch["attention_mask"].to(device, non_blocking=nb),
+            "pixel_values": pix, "pixel_attention_mask": None}
