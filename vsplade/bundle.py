@@ -5,12 +5,13 @@ A bundle dir holds ``tokenizer.json``, ``query_table.safetensors`` (tensor ``tab
 
     {"format": "vsplade-bundle", "version": 1, "mode": "li_lsr" | "bow",
      "lowercase": false, "prefix_space": false, "vocab_size": 50368, "masked_ids": [...], "term_naming": "vsplade-term-v1",
-     "encoder": {...how documents were encoded...}, "quantization": {"lucene_scale": 100}}
+     "encoder": {...how documents were encoded...}, "quantization": {"lucene_scale": 10000}}
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ BUNDLE_FORMAT = "vsplade-bundle"
 BUNDLE_CONFIG = "vsplade.json"
 TABLE_FILE = "query_table.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
-DEFAULT_LUCENE_SCALE = 100
+# the Lucene engine's default impact scale for a new (direct-built) index; an index keeps its
+# own scale in its config, which is what searches use
+DEFAULT_LUCENE_SCALE = 10000
 
 
 class BundleError(ValueError):
@@ -56,6 +59,8 @@ def write_bundle(
     if table.shape != (VOCAB_SIZE,):
         raise BundleError(f"query table has shape {table.shape}, expected ({VOCAB_SIZE},)")
     save_file({"table": table}, str(out / TABLE_FILE))
+    # safetensors writes through a private temp file (mode 0600): a bundle is meant to be shared
+    os.chmod(out / TABLE_FILE, 0o644)
     config = {
         "format": BUNDLE_FORMAT,
         "version": 1,

@@ -58,7 +58,7 @@ def _engine_options(**opts) -> dict:
 
 
 # Options shared by index and search. Credentials: flags or env vars, never echoed.
-EngineOpt = typer.Option(None, "--engine", "-e", help="lucene (default when installed), memory, opensearch")
+EngineOpt = typer.Option(None, "--engine", "-e", help="lucene, memory or opensearch. [default: lucene when vsplade-lucene is installed, else memory]")
 IndexOpt = typer.Option(None, "--index", "-i", help="Index dir (lucene, memory) or index name (opensearch).")
 UrlOpt = typer.Option(None, "--url", envvar="VSPLADE_OPENSEARCH_URL", help="OpenSearch URL.")
 UserOpt = typer.Option(None, "--user", envvar="VSPLADE_OPENSEARCH_USER", help="Basic-auth user.")
@@ -130,7 +130,7 @@ def encode(
     model: str = typer.Option(..., "--model", "-m", help="'lexical', or a V-SPLADE checkpoint dir / Hub id."),
     out: Path = typer.Option(..., "--out", "-o", help="Encoded dir to write (resumable)."),
     dpi: int = typer.Option(144, help="PDF render resolution."),
-    batch_size: Optional[int] = typer.Option(None, help="Pages per encoder batch."),
+    batch_size: Optional[int] = typer.Option(None, help="Pages per encoder batch. [default: the encoder's own: lexical 64, V-SPLADE 8]"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (neural encoder)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k largest weights per page (neural encoder)."),
     threshold: Optional[float] = typer.Option(None, help="Drop weights below this value (neural encoder)."),
@@ -149,7 +149,7 @@ def encode(
         props = EncodedDir(out).properties if not recreate and is_encoded_dir(out) else None
         report = index_pages(
             inputs, enc, lambda info: EncodedDirWriter(out, info, recreate=recreate), model, dpi=dpi,
-            properties=props,
+            properties=props, label="encoding",
         )
     except (EngineError, EncodedDirError) as e:
         _fail(str(e))
@@ -169,7 +169,7 @@ def index(
     ca_certs: Optional[str] = CaOpt,
     insecure: bool = InsecureOpt,
     dpi: int = typer.Option(144, help="PDF render resolution."),
-    batch_size: Optional[int] = typer.Option(None, help="Pages per encoder batch."),
+    batch_size: Optional[int] = typer.Option(None, help="Pages per encoder batch. [default: the encoder's own: lexical 64, V-SPLADE 8]"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (neural encoder)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k largest weights per page (neural encoder)."),
     threshold: Optional[float] = typer.Option(None, help="Drop weights below this value (neural encoder)."),
@@ -539,11 +539,11 @@ def inspect(
     image: str = typer.Argument(..., help="An image or PDF (first page, or --page)."),
     model: str = typer.Option(..., "--model", "-m", help="'lexical' or a V-SPLADE checkpoint."),
     query: List[str] = typer.Option([], "--query", "-q", help="Score these queries against the page."),
-    page: int = typer.Option(1, help="PDF page (1-based)."),
-    top: int = typer.Option(10, help="How many top tokens to show."),
-    dpi: int = typer.Option(144),
-    device: Optional[str] = typer.Option(None),
-    as_json: bool = typer.Option(False, "--json"),
+    page: int = typer.Option(1, min=1, help="PDF page (1-based)."),
+    top: int = typer.Option(10, min=1, help="How many top tokens to show."),
+    dpi: int = typer.Option(144, min=1, help="PDF render resolution."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (neural encoder)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
 ):
     """Encode one page: nnz, max weight, top tokens, and per query the score and its top terms."""
     from .pages import PageReader

@@ -72,6 +72,7 @@ def index_pages(
     progress: bool | None = None,
     properties: dict | None = None,
     sync: bool = False,
+    label: str = "encoding + indexing",
 ) -> RunReport:
     """Encode INPUTs (files, folders, globs) and write them through the writer that
     `open_writer(info)` returns.
@@ -142,7 +143,7 @@ def index_pages(
             todo, dpi=dpi, render=encoder.needs_image, text=encoder.needs_text, skip_ids=writer.done_ids(),
             identify=ident.__getitem__, max_edge=render_cap(info),
         )
-        with _progress("encoding + indexing", disable=disable) as bar:
+        with _progress(label, disable=disable) as bar:
             for batch in encoder.encode_stream(_counting(reader, None), batch_size):
                 writer.add(batch)
                 bar.update(len(batch))

@@ -69,7 +69,7 @@ class LexicalEncoder(DocumentEncoder):
         self.idf: np.ndarray | None = None
         self.needs_fit = idf == "corpus"
         self._query = QueryEncoder(vocab=self.vocab, mode="li_lsr", lowercase=True, prefix_space=True)
-        self.warnings: list[str] = []
+        self.empty_pages: list[str] = []  # "source page N" of pages without a text layer
 
     def _normalise(self, text: str) -> str:
         text = _WS.sub(" ", text).strip().lower()
@@ -107,6 +107,16 @@ class LexicalEncoder(DocumentEncoder):
                 flush()
         flush()
         self._set_stats(df, n, total_len / n if n and total_len else self.avgdl)
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line for all pages without a text layer (a scanned folder has thousands)."""
+        if not self.empty_pages:
+            return []
+        shown = ", ".join(self.empty_pages[:3]) + (" ..." if len(self.empty_pages) > 3 else "")
+        return [f"{len(self.empty_pages)} page(s) have no text layer and got an empty lexical vector ({shown}); "
+                "they are indexed but no query can find them: scans and images need the V-SPLADE encoder "
+                "(--model CHECKPOINT), or OCR before indexing"]
 
     def state(self) -> dict | None:
         if self.idf_mode != "corpus" or self.idf is None:
@@ -151,9 +161,9 @@ class LexicalEncoder(DocumentEncoder):
         data: list[np.ndarray] = []
         for page, ids in zip(pages, self._token_ids([p.text or "" for p in pages])):
             if len(ids) == 0:
-                msg = f"{page.source} page {page.page_no}: no text layer, empty lexical vector"
-                log.warning(msg)
-                self.warnings.append(msg)
+                where = f"{page.source} page {page.page_no}"
+                log.warning("%s: no text layer, empty lexical vector", where)
+                self.empty_pages.append(where)
                 indptr.append(indptr[-1])
                 continue
             uniq, tf = np.unique(ids, return_counts=True)
