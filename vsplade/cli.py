@@ -80,18 +80,18 @@ def _open_engine(engine: Optional[str], index: Optional[str], **opts):
         _fail(str(e))
 
 
-def _report(report, as_json: bool) -> int:
+def _report(report, as_json: bool, verb: str = "indexed") -> int:
     data = report.as_dict()
     if as_json:
         typer.echo(json.dumps(data))
     else:
         s = report.summary
         if report.nothing_to_do:
-            typer.echo(f"nothing indexed: none of the inputs could be read ({len(report.page_failures)} failed); "
+            typer.echo(f"nothing {verb}: none of the inputs could be read ({len(report.page_failures)} failed); "
                        "no index was created or changed", err=True)
         else:
             typer.echo(
-                f"indexed {s.indexed} pages ({s.empty} empty), skipped {s.skipped} already done, "
+                f"{verb} {s.indexed} pages ({s.empty} empty), skipped {s.skipped} already done, "
                 f"{len(report.page_failures) + len(s.failures)} failed",
                 err=True,
             )
@@ -153,7 +153,7 @@ def encode(
         )
     except (EngineError, EncodedDirError) as e:
         _fail(str(e))
-    raise typer.Exit(_report(report, as_json))
+    raise typer.Exit(_report(report, as_json, verb="encoded"))
 
 
 @app.command()

@@ -158,3 +158,23 @@ def test_verbose_after_the_subcommand_and_help_keeps_defaults(col):
     assert p.returncode == 0, p.stderr
     h = vsplade("index", "--help").stdout
     assert "a new index: 10000" in h  # before: '[default: ...]' in the help was eaten as markup
+
+
+def test_bundle_is_shareable_and_agrees_with_the_engine_default(tmp_path):
+    p = vsplade("bundle", "lexical", "--out", tmp_path / "b")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "b" / "query_table.safetensors").stat().st_mode & 0o777 == 0o644  # before: 0600
+    cfg = json.loads((tmp_path / "b" / "vsplade.json").read_text())
+    assert cfg["quantization"]["lucene_scale"] == 10000  # before: 100, while new indexes use 10000
+
+
+def test_image_only_pages_are_said_once_with_count_and_hint(tmp_path):
+    d = tmp_path / "scans"
+    d.mkdir()
+    for i in range(4):
+        shutil.copy(DATA / "sample_page.png", d / f"scan{i}.png")
+    p = vsplade("encode", d, "--model", "lexical-noidf", "--out", tmp_path / "enc")
+    assert p.returncode == 0, p.stderr
+    warn = [x for x in p.stderr.splitlines() if "no text layer" in x]
+    assert len(warn) == 1 and "4 page(s)" in warn[0] and "V-SPLADE" in warn[0], p.stderr
+    assert "encoding" in p.stderr and "encoded 4 pages" in p.stderr  # before: encode said 'indexing' / 'indexed'
