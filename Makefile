@@ -19,11 +19,19 @@ $(STAMP): pyproject.toml connectors/lucene/pyproject.toml connectors/opensearch/
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH)"
 	$(BIN)/python -m pip install -q --disable-pip-version-check \
-		-e ".[encode,test]" -e connectors/lucene -e "connectors/opensearch[test]" -e training
+		-e ".[encode,test,serve,serve-test]" -e connectors/lucene -e "connectors/opensearch[test]" -e training
 	touch $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# Debian's chromium for tests/serve's browser test (Playwright drives it by executable_path;
+# `playwright install` is never run). Only when it is missing and apt-get exists.
+.PHONY: chromium
+test: chromium
+chromium:
+	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 demo: $(STAMP)
 	bash examples/demo.sh $(BIN)

@@ -140,7 +140,9 @@ async function openHit(i) {
     if (current !== i) return;
     const terms = info.top_terms;
     $("#page-terms-title").hidden = !terms;
-    (terms || []).forEach((t) => {
+    // "Ġdebian" (word start) and "debian" (inside a word) read the same: show the text once
+    const shown = new Set();
+    (terms || []).filter((t) => !shown.has(t.token) && shown.add(t.token)).forEach((t) => {
       const li = document.createElement("li");
       li.textContent = t.token;
       li.title = t.term + " " + fmt(t.weight);

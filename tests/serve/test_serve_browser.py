@@ -1,0 +1,147 @@
+"""The web page in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright;
+`playwright install` is never run): type a query, see thumbnails of the expected pages
+(loaded, non-blank), open one, see its terms; keyboard and a narrow window too.
+Skipped only when no Chromium is installed (`make test` installs it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("VSPLADE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = os.environ.get("VSPLADE_SCREENSHOTS")  # a dir: keep screenshots there (to look at them)
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; `make test` does it)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (pip) is not installed")
+
+# Pixel statistics of every thumbnail, drawn into a canvas (same origin, so readable).
+THUMB_STATS = """() => [...document.querySelectorAll('#results img')].map(img => {
+  const c = document.createElement('canvas');
+  c.width = Math.min(64, img.naturalWidth || 1); c.height = Math.min(64, img.naturalHeight || 1);
+  const g = c.getContext('2d'); g.drawImage(img, 0, 0, c.width, c.height);
+  const d = g.getImageData(0, 0, c.width, c.height).data;
+  let min = 255, max = 0;
+  for (let i = 0; i < d.length; i += 4) { const v = (d[i] + d[i+1] + d[i+2]) / 3; min = Math.min(min, v); max = Math.max(max, v); }
+  return {src: img.getAttribute('src'), complete: img.complete, w: img.naturalWidth, h: img.naturalHeight, min, max};
+})"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _shot(page, name):
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / name), full_page=False)
+
+
+def _wait_thumbnails(page, n):
+    page.wait_for_function(
+        f"() => {{ const im = [...document.querySelectorAll('#results img')]; "
+        f"return im.length >= {n} && im.every(i => i.complete && i.naturalWidth > 0); }}", timeout=120_000)
+
+
+def test_search_shows_thumbnails_and_why(browser, memory_server):
+    s = memory_server
+    _, expected = s.get_json("/search", q="debian package management", k=10)
+    assert expected["hits"]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    outside = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(s.base) else None)
+    page.goto(s.base + "/")
+    page.fill("#q", "debian package management")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#results .card")
+    cards = page.locator("#results .card")
+    assert cards.count() == len(expected["hits"])
+    assert [cards.nth(i).get_attribute("data-id") for i in range(cards.count())] == [h["id"] for h in expected["hits"]]
+    _wait_thumbnails(page, len(expected["hits"]))
+    stats = page.evaluate(THUMB_STATS)
+    for st in stats:
+        assert st["w"] > 0 and st["h"] > 0, st
+        assert st["max"] - st["min"] > 40, f"thumbnail looks blank: {st}"
+    top = cards.nth(0)
+    assert "debian-refcard-en-a4.pdf" in top.inner_text() and "page 1" in top.inner_text()
+    _shot(page, "results.png")
+
+    top.locator("button.open").click()
+    dialog = page.locator("#viewer")
+    dialog.wait_for(state="visible")
+    page.wait_for_function("() => { const i = document.querySelector('#viewer-img'); return i.complete && i.naturalWidth > 0; }",
+                           timeout=120_000)
+    assert page.eval_on_selector("#viewer-img", "i => i.naturalWidth") >= 960
+    matched = page.locator("#matched li .tok").all_inner_texts()
+    assert {"debian", "package"} <= set(matched), matched
+    page.wait_for_selector("#page-terms li")
+    assert "debian" in page.locator("#page-terms li").all_inner_texts()
+    assert "debian-refcard-en-a4.pdf" in page.locator("#viewer-title").inner_text()
+    _shot(page, "viewer.png")
+
+    # keyboard: next hit, then Escape closes and focus returns to the grid
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('#viewer-title').textContent.includes('page 2')")
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
+    assert page.evaluate("() => document.activeElement.classList.contains('open')")
+    assert not errors, errors
+    assert not outside, f"the page fetched something outside the service: {outside}"
+    page.close()
+
+
+def test_narrow_window_and_url_state(browser, memory_server):
+    s = memory_server
+    page = browser.new_page(viewport={"width": 380, "height": 800})
+    page.goto(s.base + "/?q=" + "camlidl%20interface" + "&k=10")
+    page.wait_for_selector("#results .card")
+    _wait_thumbnails(page, 1)
+    # the grid fits the window: no horizontal scrolling
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert page.input_value("#q") == "camlidl interface"
+    _, expected = s.get_json("/search", q="camlidl interface", k=10)
+    first = page.locator("#results .card").nth(0).get_attribute("data-id")
+    assert first == expected["hits"][0]["id"]
+    _shot(page, "narrow.png")
+    page.close()
+
+
+def test_errors_are_shown_not_swallowed(browser, memory_server):
+    page = browser.new_page()
+    page.goto(memory_server.base + "/")
+    page.fill("#q", "x" * 1000)
+    page.evaluate("() => { document.querySelector('#q').value += 'y'; }")  # past maxlength, via script
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelector('#status').classList.contains('error')")
+    assert "1000" in page.inner_text("#status")
+    page.close()
+
+
+def test_page_with_token_asks_once_and_images_load(browser, indexes, tmp_path):
+    from conftest import run_server
+
+    token = "browser-token-0123456789abcdef"
+    with run_server("memory", indexes["memory"], tmp_path, token=token) as s:
+        page = browser.new_page()
+        page.on("dialog", lambda d: d.accept(token))
+        page.goto(s.base + "/?q=debian")
+        page.wait_for_selector("#results .card")
+        _wait_thumbnails(page, 1)
+        assert json.loads(json.dumps(page.evaluate("() => document.cookie"))).startswith("vsplade_token=")
+        page.close()
