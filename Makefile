@@ -63,3 +63,5 @@ opensearch-jars: $(OS_BUILT)
 $(OS_BUILT): $(OS_SERVER)/pom.xml $(OS_SERVER)/lines.tsv $(OS_SERVER)/build.sh $(wildcard $(OS_SERVER)/launcher/*.java $(OS_SERVER)/launcher/*/*.java)
 	bash $(OS_SERVER)/build.sh
 	touch $@
+demo-opensearch: $(STAMP) $(OS_BUILT)
+	bash examples/demo_opensearch.sh $(BIN)

@@ -2,8 +2,9 @@
 
 1. client: DocumentBuilder.build (validation + term names + orjson) over PAGES pages of about
    FEATURES features each, one thread; pages/s by CPU time and by wall time, bytes per page.
-2. e2e: OpenSearchWriter into a local osmem-server (NOT a real cluster: an in-memory test
-   server, one process), pages/s, client peak RSS and server peak RSS.
+2. e2e: OpenSearchWriter into a real local OpenSearch single node (testnode, the 3.x line),
+   pages/s, client peak RSS and server (JVM) peak RSS. benchmarks/opensearch_real.py has the
+   full real-node benchmark (side by side with helpers.bulk, search latency, store size).
 
     .venv/bin/python benchmarks/opensearch_bulk.py [--pages 100000] [--features 550] [--e2e-pages 5000]
 """
@@ -68,13 +69,12 @@ def server_peak_rss_kib(pid: int) -> int:
 
 
 def bench_e2e(pages: int, features: int, threads: int, chunk_docs: int) -> dict:
-    from osmem_server import OsmemServer
-
     from vsplade_opensearch import OpenSearchEngine
+    from vsplade_opensearch.testnode import TestCluster
 
     batch = 500
-    with OsmemServer.start(japanese=False) as server:
-        eng = OpenSearchEngine(index="bench", url=server.url, threads=threads, chunk_docs=chunk_docs, progress=False)
+    with TestCluster(nodes=1, line="3", heap="1g") as node:
+        eng = OpenSearchEngine(index="bench", url=node.url, threads=threads, chunk_docs=chunk_docs, progress=False)
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         wall0 = time.perf_counter()
         with eng.writer({"name": "bench", "model": "bench"}, recreate=True) as w:
@@ -86,7 +86,7 @@ def bench_e2e(pages: int, features: int, threads: int, chunk_docs: int) -> dict:
                 "failures": len(summary.failures), "requests": summary.extra["bulk_requests"],
                 "client_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "client_rss_before_mib": rss0 / 1024,
-                "server_peak_rss_mib": server_peak_rss_kib(server.pid) / 1024,
+                "server_peak_rss_mib": server_peak_rss_kib(node.members[0].proc.pid) / 1024,
                 "docs_in_index": summary.extra["docs_in_index"], "threads": threads, "chunk_docs": chunk_docs}
 
 
@@ -106,7 +106,7 @@ def main():
     print(f"| bytes per page (action + document) | {c['bytes_per_page']:,.0f} |")
     if args.e2e_pages:
         e = bench_e2e(args.e2e_pages, args.features, args.threads, args.chunk_docs)
-        print("\n| end to end into osmem-server (test server, not a real cluster) | value |\n|---|---|")
+        print("\n| end to end into a real OpenSearch single node (3.x line) | value |\n|---|---|")
         for k, v in e.items():
             print(f"| {k} | {v:,.1f} |" if isinstance(v, float) else f"| {k} | {v:,} |")
 

@@ -105,7 +105,7 @@ def test_unreachable_cluster_is_one_clear_line_exit_2(silent_port, pdf_dir):
 
 
 def test_unreachable_library_call_is_an_engine_error(silent_port):
-    eng = OpenSearchEngine(index="x", url=f"http://127.0.0.1:{silent_port}", progress=False)
+    eng = OpenSearchEngine(index="x", url=f"http://127.0.0.1:{silent_port}", progress=False, timeout=2)
     with pytest.raises(EngineError, match="unreachable"):
         eng.writer(INFO)
     with pytest.raises(EngineError, match="unreachable"):
