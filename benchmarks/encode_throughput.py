@@ -8,6 +8,18 @@ the process's peak RSS on CPU (each configuration runs in a fresh subprocess).
 
     python benchmarks/encode_throughput.py                       # CPU: batch 1, 1 page each
     python benchmarks/encode_throughput.py --device cuda --batch-sizes 1 8 16 32 --pages 64
+
+Page path only (no model; issue 17): the reference route (pages.py-style 144-dpi render, then
+the Idefics3 processor) and the fast route (vsplade.encoders.neural.fastpath) side by side in
+one run, CPU milliseconds of one core (thread CPU time) per page and step, at 1, 5 and 17 tiles:
+
+    python benchmarks/encode_throughput.py --page-path-only tests/data/pdfs/*.pdf
+    python benchmarks/encode_throughput.py --page-path-only tests/data/vidore_arxivqa_mini/images
+
+Pages are padded to a square (white, page at the top left) so that the grids are exactly 1, 5
+and 17 tiles (`--no-square`: the pages' own grids, e.g. 13 tiles for A4 at 2048 px). The last
+line is one JSON object (the 17-tile numbers, or the largest configuration run, at the top
+level; every configuration under "by_tiles").
 """
 
 from __future__ import annotations
@@ -124,6 +136,360 @@ def run_one(tiles: int, batch_size: int, pages: int, device: str, dtype: str | N
     }
 
 
+# -- page path only ---------------------------------------------------------------------------
+STEPS = ("render", "resize/tile", "normalise", "tokenise", "collate", "other")
+COLLATE_CHUNK = 8
+
+
+def _page_list(inputs: list[str], max_pages: int | None) -> list[tuple[str, str, int]]:
+    """(kind, path, page_no) for every page of INPUTs (files, folders, globs as vsplade.pages)."""
+    import pypdfium2 as pdfium
+
+    from vsplade.pages import discover
+
+    files, failures = discover(inputs)
+    for f in failures:
+        print(f"skipped {f}", file=sys.stderr)
+    out = []
+    for f in files:
+        with open(f, "rb") as fh:
+            pdf = fh.read(4) == b"%PDF"
+        if pdf:
+            doc = pdfium.PdfDocument(str(f))
+            out += [("pdf", str(f), i + 1) for i in range(len(doc))]
+            doc.close()
+        else:
+            out.append(("image", str(f), 1))
+    return out[:max_pages] if max_pages else out
+
+
+class _Clock:
+    """Thread CPU time per bucket; nested timed calls count once, in the outermost bucket."""
+
+    def __init__(self):
+        self.ms = dict.fromkeys(STEPS, 0.0)
+        self.depth = 0
+
+    def wrap(self, obj, name: str, bucket: str) -> None:
+        fn = getattr(obj, name)
+
+        def timed(*a, **k):
+            if self.depth:
+                return fn(*a, **k)
+            self.depth += 1
+            t = time.thread_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                self.ms[bucket] += 1000 * (time.thread_time() - t)
+                self.depth -= 1
+
+        setattr(obj, name, timed)
+
+    def add(self, bucket: str, t0: float) -> float:
+        t = time.thread_time()
+        self.ms[bucket] += 1000 * (t - t0)
+        return t
+
+
+def _square(im):
+    from PIL import Image
+
+    side = max(im.size)
+    if im.size == (side, side):
+        return im
+    sq = Image.new("RGB", (side, side), "white")
+    sq.paste(im, (0, 0))
+    return sq
+
+
+def _ref_render(kind: str, path: str, page_no: int, docs: dict, square: bool):
+    """The page image the reader hands the reference route: vsplade.pages' 144-dpi render
+    (capped at 2048 px) or the decoded image, RGB."""
+    from PIL import Image
+
+    from vsplade.encoders.neural.fastpath import raster_scale
+
+    if kind == "image":
+        with Image.open(path) as im:
+            img = im.convert("RGB")
+    else:
+        page = docs[path][page_no - 1]
+        bm = page.render(scale=raster_scale(*page.get_size()))
+        img = bm.to_pil().convert("RGB")
+        bm.close()
+        page.close()
+    return _square(img) if square else img
+
+
+def _fast_pdf(fp, docs: dict, path: str, page_no: int, square: bool):
+    """fastpath's PDF route; square: the page drawn at the top left of a square canvas, at the
+    size the reference's square-padded raster would be resized to."""
+    from vsplade.encoders.neural.fastpath import FastFeatures, raster_size, render_pdf_page
+
+    page = docs[path][page_no - 1]
+    try:
+        if not square:
+            plan = fp.plan_pdf(*page.get_size())
+            pixels = render_pdf_page(page, plan.final)
+            glob = render_pdf_page(page, (plan.tile, plan.tile)) if plan.rows else None
+        else:
+            rw, rh = raster_size(*page.get_size())
+            side = max(rw, rh)
+            plan = fp.plan_image(side, side)
+            fw, fh = plan.final
+            content = (max(1, round(rw * fw / side)), max(1, round(rh * fh / side)))
+            pixels = render_pdf_page(page, plan.final, content)
+            t = plan.tile
+            glob = render_pdf_page(page, (t, t), (max(1, round(rw * t / side)), max(1, round(rh * t / side)))) \
+                if plan.rows else None
+            from vsplade.encoders.neural.fastpath import Plan
+
+            plan = Plan(plan.final, (), plan.final, plan.rows, plan.cols, plan.tile)
+    finally:
+        page.close()
+    return FastFeatures(fp.input_ids(plan.rows, plan.cols), pixels, glob, plan)
+
+
+def page_path_run(pages: list[tuple[str, str, int]], tiles: int, square: bool) -> dict:
+    """Both routes over `pages` at one configuration; per-page ms of one core per step."""
+    import pypdfium2 as pdfium
+    import torch
+
+    from vsplade.encoders.neural import build_processor
+    from vsplade.encoders.neural.fastpath import FastPath, collate_fast, to_model_inputs
+    from vsplade.encoders.neural.processor import collate, features
+
+    edge = EDGES[tiles]
+    docs = {p: pdfium.PdfDocument(p) for k, p, _ in pages if k == "pdf"}
+    proc = build_processor(TOKENIZER, longest_edge=edge)
+    fp = FastPath(proc)
+    ip = proc.image_processor
+    ref, fast = _Clock(), _Clock()
+    for name in ("process_image", "resize", "resize_for_vision_encoder", "split_images"):
+        ref.wrap(ip, name, "resize/tile")
+    for name in ("rescale", "normalize"):
+        ref.wrap(ip, name, "normalise")
+    ref.wrap(ip, "pad", "collate")
+    ref.wrap(proc.tokenizer, "_encode_plus", "tokenise")
+    # warm-up, untimed: lazy imports, the tokenizer, the fast path's per-grid id cache
+    k0, p0, n0 = pages[0]
+    im0 = _ref_render(k0, p0, n0, docs, square)
+    features(proc, im0)
+    fp.from_image(im0)
+    if k0 == "pdf":
+        _fast_pdf(fp, docs, p0, n0, square)
+    ref.ms = dict.fromkeys(STEPS, 0.0)
+    ref_total = 0.0
+    ref_feats, fast_feats, grids = [], [], []
+    dev = torch.device("cpu")
+    lut = fp.lut_on(dev)
+    norm_cpu_ms = 0.0
+    staging = None
+    for kind, path, page_no in pages:
+        # reference
+        t = time.thread_time()
+        img = _ref_render(kind, path, page_no, docs, square)
+        t = ref.add("render", t)
+        before = sum(ref.ms.values())
+        f = features(proc, img)
+        call = 1000 * (time.thread_time() - t)
+        ref.ms["other"] += call - (sum(ref.ms.values()) - before)  # the processor's own glue
+        ref_total += call
+        ref_feats.append(f)
+        # fast
+        t = time.thread_time()
+        if kind == "pdf":
+            ff = _fast_pdf(fp, docs, path, page_no, square)
+            t = fast.add("render", t)
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                img = im.convert("RGB")
+            img = _square(img) if square else img
+            t = fast.add("render", t)
+            ff = fp.from_image(img)
+            t = fast.add("resize/tile", t)
+        fp.input_ids(ff.plan.rows, ff.plan.cols)
+        fast.add("tokenise", t)
+        fast_feats.append(ff)
+        grids.append(ff.num_tiles)
+        if f.num_tiles != ff.num_tiles or not torch.equal(f.input_ids, ff.input_ids):
+            raise AssertionError(f"{path} page {page_no}: the routes disagree on the grid or the ids")
+        # batch steps, per chunk
+        if len(fast_feats) == COLLATE_CHUNK or (kind, path, page_no) == pages[-1]:
+            t = time.thread_time()
+            collate(ref_feats, 50283)
+            ref.add("collate", t)
+            n = max(x.num_tiles for x in fast_feats)
+            shape = (COLLATE_CHUNK, n, fp.tile, fp.tile, 3)
+            if staging is None or staging.shape[1] < n:
+                staging = torch.zeros((COLLATE_CHUNK, 17, fp.tile, fp.tile, 3), dtype=torch.uint8)  # reused, like pinned
+            t = time.thread_time()
+            batch = collate_fast(fast_feats, 50283, dev, staging=staging[: len(fast_feats), :n])
+            t = fast.add("collate", t)
+            to_model_inputs(lut, batch, dev, torch.float32)
+            norm_cpu_ms += 1000 * (time.thread_time() - t)
+            ref_feats, fast_feats = [], []
+    for d in docs.values():
+        d.close()
+    n = len(pages)
+    ref_ms = {k: v / n for k, v in ref.ms.items()}
+    fast_ms = {k: v / n for k, v in fast.ms.items()}
+    return {
+        "tiles": tiles, "longest_edge": edge, "pages": n, "grid_tiles": sorted(set(grids)),
+        "reference": ref_ms, "fast": fast_ms,
+        "reference_ms_per_page": sum(ref_ms.values()),
+        "reference_features_call_ms": ref_total / n,
+        "fast_ms_per_page": sum(fast_ms.values()),
+        "fast_normalise_on_this_cpu_ms": norm_cpu_ms / n,
+    }
+
+
+def rss_one(route: str, inputs: list[str], square: bool) -> dict:
+    """Peak RSS of one process preparing a batch of 32 pages at 2048 px (17 tiles when square)."""
+    import pypdfium2 as pdfium
+    import torch
+
+    from vsplade.encoders.neural import build_processor
+    from vsplade.encoders.neural.fastpath import FastPath, collate_fast, to_model_inputs
+    from vsplade.encoders.neural.processor import collate, features
+
+    pages = _page_list(inputs, None)
+    pages = (pages * (32 // len(pages) + 1))[:32]
+    docs = {p: pdfium.PdfDocument(p) for k, p, _ in pages if k == "pdf"}
+    proc = build_processor(TOKENIZER, longest_edge=2048)
+    fp = FastPath(proc)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    dev = torch.device("cpu")
+    if route == "reference":
+        feats = [features(proc, _ref_render(k, p, n, docs, square)) for k, p, n in pages]
+        batch = collate(feats, 50283)
+        host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+        tiles = int(batch["pixel_values"].shape[1])
+        out = {"host_peak_mib": host}
+    else:
+        from PIL import Image
+
+        feats = []
+        for k, p, n in pages:
+            if k == "pdf":
+                feats.append(_fast_pdf(fp, docs, p, n, square))
+            else:
+                with Image.open(p) as im:
+                    img = im.convert("RGB")
+                feats.append(fp.from_image(_square(img) if square else img))
+        n = max(f.num_tiles for f in feats)
+        staging = torch.empty((32, n, fp.tile, fp.tile, 3), dtype=torch.uint8)
+        batch = collate_fast(feats, 50283, dev, staging=staging)
+        host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+        to_model_inputs(fp.lut_on(dev), batch, dev, torch.float32)
+        tiles = n
+        out = {"host_peak_mib": host,
+               "peak_with_normalise_on_cpu_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10}
+    return {"route": route, "pages": 32, "tiles": tiles, "baseline_mib": base, **out}
+
+
+def gil_run(pages: list[tuple[str, str, int]], square: bool, threads: int) -> dict:
+    """Wall time of the fast route's host work over `pages` with `threads` worker threads: image
+    pages in the pool; PDF pages under fastpath.PDFIUM_LOCK (pdfium is not thread-safe)."""
+    import pypdfium2 as pdfium
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    from vsplade.encoders.neural import build_processor
+    from vsplade.encoders.neural.fastpath import PDFIUM_LOCK, FastPath
+
+    fp = FastPath(build_processor(TOKENIZER, longest_edge=2048))
+    docs = {p: pdfium.PdfDocument(p) for k, p, _ in pages if k == "pdf"}
+
+    def one(item):
+        kind, path, page_no = item
+        if kind == "pdf":
+            with PDFIUM_LOCK:
+                return _fast_pdf(fp, docs, path, page_no, square).num_tiles
+        with Image.open(path) as im:
+            img = im.convert("RGB")
+        return fp.from_image(_square(img) if square else img).num_tiles
+
+    one(pages[0])
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, pages))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"threads": threads, "pages": len(pages), "wall_s": wall, "cpu_s": cpu,
+            "pages_per_s": len(pages) / wall, "cpu_per_wall": cpu / wall}
+
+
+def page_path_main(args) -> int:
+    pages = _page_list(args.page_path_only, args.max_pages)
+    if not pages:
+        print("no pages", file=sys.stderr)
+        return 2
+    square = not args.no_square
+    print(f"Page path only: {len(pages)} pages from {len(args.page_path_only)} input(s); "
+          f"{'square-padded' if square else 'own aspect'}; CPU ms of one core (thread CPU time) per page; "
+          f"machine: {platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
+    results = []
+    for tiles in args.tiles:
+        r = page_path_run(pages, tiles, square)
+        results.append(r)
+        print(json.dumps(r), file=sys.stderr)
+    print()
+    head = "| step | " + " | ".join(f"{r['tiles']} tiles: reference | {r['tiles']} tiles: fast" for r in results) + " |"
+    print(head)
+    print("|---|" + "---:|---:|" * len(results))
+    for step in STEPS:
+        cells = []
+        for r in results:
+            f = r["fast"][step]
+            cells += [f"{r['reference'][step]:.1f}", f"{f:.1f}" + (" (device)" if step == "normalise" else "")]
+        label = step if step != "other" else "other (processor glue)"
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    cells = []
+    for r in results:
+        cells += [f"**{r['reference_ms_per_page']:.1f}**", f"**{r['fast_ms_per_page']:.1f}**"]
+    print("| total, host CPU | " + " | ".join(cells) + " |")
+    cells = []
+    for r in results:
+        cells += [f"{r['reference_ms_per_page'] / 10:.1f}", f"{r['fast_ms_per_page'] / 10:.1f}"]
+    print("| cores needed per 100 pages/s | " + " | ".join(cells) + " |")
+    cells = []
+    for r in results:
+        cells += ["", f"{r['fast_normalise_on_this_cpu_ms']:.1f}"]
+    print("| normalise run on this CPU (stand-in for the device; not in the total) | " + " | ".join(cells) + " |")
+    for r in results:
+        print(f"\n{r['tiles']} tiles (longest edge {r['longest_edge']} px, grids {r['grid_tiles']}): "
+              f"reference {r['reference_ms_per_page']:.1f} ms/page, fast {r['fast_ms_per_page']:.1f} ms/page, "
+              f"{r['reference_ms_per_page'] / max(r['fast_ms_per_page'], 1e-9):.1f}x")
+    if args.rss:
+        print("\nPeak RSS, one process per route, a batch of 32 pages at 2048 px:")
+        for route in ("reference", "fast"):
+            cmd = [sys.executable, __file__, "--rss-one", route, *(["--no-square"] if args.no_square else []),
+                   "--page-path-only", *args.page_path_only]
+            out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+            if out.returncode:
+                print(out.stderr[-2000:], file=sys.stderr)
+                return 1
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"  {json.dumps(r)}")
+    if args.gil:
+        print("\nWorker threads (fast route host work, wall clock; PDF renders serialised by PDFIUM_LOCK):")
+        for n in (1, 2):
+            print(f"  {json.dumps(gil_run(pages, square, n))}")
+    top = max(results, key=lambda r: r["tiles"])
+    summary = {"pages": len(pages), "tiles": top["tiles"],
+               "reference_ms_per_page": round(top["reference_ms_per_page"], 2),
+               "fast_ms_per_page": round(top["fast_ms_per_page"], 2),
+               "by_tiles": {str(r["tiles"]): {"reference_ms_per_page": round(r["reference_ms_per_page"], 2),
+                                              "fast_ms_per_page": round(r["fast_ms_per_page"], 2),
+                                              "grid_tiles": r["grid_tiles"]} for r in results}}
+    print(json.dumps(summary))
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tiles", type=int, nargs="+", default=[1, 5, 17], choices=sorted(EDGES))
@@ -133,7 +499,19 @@ def main() -> int:
     p.add_argument("--dtype", default=None)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--page-path-only", nargs="+", metavar="INPUT", default=None,
+                   help="time the page path alone (no model) on these PDFs / images, reference vs fast")
+    p.add_argument("--no-square", action="store_true", help="page path: keep the pages' own grids")
+    p.add_argument("--max-pages", type=int, default=None, help="page path: at most this many pages")
+    p.add_argument("--rss", action="store_true", help="page path: peak RSS for a batch of 32 pages at 2048 px")
+    p.add_argument("--gil", action="store_true", help="page path: 1 vs 2 worker threads (wall clock)")
+    p.add_argument("--rss-one", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.rss_one:
+        print(json.dumps(rss_one(args.rss_one, args.page_path_only, not args.no_square)))
+        return 0
+    if args.page_path_only:
+        return page_path_main(args)
     if args.one:
         print(json.dumps(run_one(args.tiles[0], args.batch_sizes[0], args.pages, args.device, args.dtype, args.threads)))
         return 0

@@ -123,19 +123,24 @@ def plan_image(width: int, height: int, longest_edge: int, tile: int) -> Plan:
     return Plan((width, height), tuple(steps), (w2, h2), rows, cols, tile)
 
 
-def raster_size(width_pt: float, height_pt: float, dpi: int = DEFAULT_DPI,
-                max_edge: int | None = DEFAULT_MAX_EDGE) -> tuple[int, int]:
-    """The bitmap the page reader would render (vsplade.pages: dpi, capped to max_edge)."""
+def raster_scale(width_pt: float, height_pt: float, dpi: int = DEFAULT_DPI,
+                 max_edge: int | None = DEFAULT_MAX_EDGE) -> float:
+    """The scale the page reader renders at (vsplade.pages: dpi, capped to max_edge)."""
     if not (math.isfinite(width_pt) and math.isfinite(height_pt) and width_pt > 0 and height_pt > 0):
         raise ValueError(f"invalid page size {width_pt} x {height_pt} pt")
     scale = dpi / 72
-    w, h = math.ceil(width_pt * scale), math.ceil(height_pt * scale)
-    if max_edge is not None and max(w, h) > max_edge:
+    if max_edge is not None and max(math.ceil(width_pt * scale), math.ceil(height_pt * scale)) > max_edge:
         scale = max_edge / max(width_pt, height_pt)
         while max(math.ceil(width_pt * scale), math.ceil(height_pt * scale)) > max_edge:
             scale = math.nextafter(scale, 0)
-        w, h = math.ceil(width_pt * scale), math.ceil(height_pt * scale)
-    return max(w, 1), max(h, 1)
+    return scale
+
+
+def raster_size(width_pt: float, height_pt: float, dpi: int = DEFAULT_DPI,
+                max_edge: int | None = DEFAULT_MAX_EDGE) -> tuple[int, int]:
+    """The bitmap the page reader would render (pypdfium2 rounds sides up)."""
+    scale = raster_scale(width_pt, height_pt, dpi, max_edge)
+    return max(math.ceil(width_pt * scale), 1), max(math.ceil(height_pt * scale), 1)
 
 
 def plan_pdf(width_pt: float, height_pt: float, longest_edge: int, tile: int, dpi: int = DEFAULT_DPI,
@@ -311,10 +316,9 @@ class FastPath:
         im = image
         for s in plan.steps:
             im = im.resize(s, resample=self.resample)
-        if im is image:
-            im = image.copy()  # never keep (or expose) the caller's image buffer
-        glob = np.asarray(im.resize((self.tile, self.tile), resample=self.resample)) if plan.rows else None
-        return FastFeatures(self.input_ids(plan.rows, plan.cols), np.asarray(im), glob, plan)
+        # np.array: a writable copy (np.asarray of a PIL image is read-only, which torch warns about)
+        glob = np.array(im.resize((self.tile, self.tile), resample=self.resample)) if plan.rows else None
+        return FastFeatures(self.input_ids(plan.rows, plan.cols), np.array(im), glob, plan)
 
     def from_pdf(self, cache: PdfCache, path: str, page_no: int) -> FastFeatures:
         """A PDF page rendered straight at the model's sizes (call from the rendering thread)."""
@@ -328,17 +332,28 @@ class FastPath:
         return t
 
 
-def _staging(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """Host buffer for a batch going to `device`: pinned on CUDA (so the copy can be
-    non-blocking), plain elsewhere (pinning would be a no-op cost)."""
-    pin = device.type == "cuda" and torch.cuda.is_available()
-    return torch.empty(shape, dtype=torch.uint8, pin_memory=pin)
+def _staging(shape: tuple[int, ...]) -> torch.Tensor:
+    """Pinned host buffer (torch's caching host allocator reuses freed ones)."""
+    return torch.empty(shape, dtype=torch.uint8, pin_memory=True)
 
 
-def collate_fast(items: list[FastFeatures], pad_id: int, device: torch.device | str = "cpu") -> dict:
-    """Left-padded ids and masks (as `processor.collate`), and the tiles of every page copied
-    once into a uint8 staging batch [B, N, t, t, 3] (pinned for CUDA). Padded slots are left
-    unwritten: `to_model_inputs` zeroes them after normalising."""
+def page_tiles(f: FastFeatures) -> np.ndarray:
+    """uint8 [rows, cols, t, t, 3] (a single tile: [1, t, t, 3]), a view of the page, no copy;
+    row-major as the processor orders them."""
+    t, rows, cols = f.plan.tile, f.plan.rows, f.plan.cols
+    if not rows:
+        return f.pixels[None]
+    return f.pixels.reshape(rows, t, cols, t, 3).transpose(0, 2, 1, 3, 4)
+
+
+def collate_fast(items: list[FastFeatures], pad_id: int, device: torch.device | str = "cpu",
+                 staging: torch.Tensor | None = None) -> dict:
+    """Left-padded ids and masks (as `processor.collate`) and the pages' uint8 tiles.
+
+    For CUDA the tiles are copied once into a pinned uint8 batch [B, N, t, t, 3] (`staging`,
+    or a new one), so the transfer can be non-blocking; elsewhere nothing is copied here (the
+    tiles stay views of the pages until they are normalised). Padded slots are not written:
+    `to_model_inputs` zeroes them after normalising."""
     device = torch.device(device)
     b = len(items)
     length = max(i.seq_len for i in items)
@@ -346,32 +361,51 @@ def collate_fast(items: list[FastFeatures], pad_id: int, device: torch.device | 
     t = items[0].plan.tile
     ids = torch.full((b, length), pad_id, dtype=torch.long)
     mask = torch.zeros((b, length), dtype=torch.long)
-    pix = _staging((b, n, t, t, 3), device)
-    view = pix.numpy()
     for r, it in enumerate(items):
         ids[r, length - it.seq_len:] = it.input_ids
         mask[r, length - it.seq_len:] = 1
+    batch = {"input_ids": ids, "attention_mask": mask, "pages": items,
+             "num_tiles": [i.num_tiles for i in items], "tile": t, "pixels_u8": None}
+    if staging is not None or (device.type == "cuda" and torch.cuda.is_available()):
+        pix = staging if staging is not None else _staging((b, n, t, t, 3))
+        batch["pixels_u8"] = pix
+        stage_pages(items, pix.numpy())
+    return batch
+
+
+def stage_pages(items: list[FastFeatures], view: np.ndarray) -> None:
+    """Copy every page's tiles (and global view) into the uint8 batch `view` [B, N, t, t, 3]."""
+    for r, it in enumerate(items):
         if it.plan.rows:
             k = it.num_tiles - 1
-            view[r, :k].reshape(it.plan.rows, it.plan.cols, t, t, 3)[:] = (
-                it.pixels.reshape(it.plan.rows, t, it.plan.cols, t, 3).transpose(0, 2, 1, 3, 4))
+            view[r, :k].reshape(it.plan.rows, it.plan.cols, *view.shape[2:])[:] = page_tiles(it)
             view[r, k] = it.global_view
         else:
             view[r, 0] = it.pixels
-    return {"input_ids": ids, "attention_mask": mask, "pixels_u8": pix,
-            "num_tiles": torch.tensor([i.num_tiles for i in items], dtype=torch.long)}
 
 
 def to_model_inputs(lut: torch.Tensor, batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
-    """The model's inputs on `device`: uint8 sent there (non_blocking from pinned memory on
-    CUDA; on the CPU `.to` returns the same tensors), then pixel_values [B, N, 3, t, t] in
-    `dtype` normalised there page by page (bounded memory), padded tile slots all zero."""
+    """The model's inputs on `device`: pixel_values [B, N, 3, t, t] in `dtype`, normalised
+    there page by page (bounded memory), padded tile slots all zero, pixel_attention_mask None.
+    CUDA: the pinned uint8 batch goes over with non_blocking=True. CPU: the tiles are read
+    straight from the page views (no pinning, no extra copy)."""
     nb = device.type == "cuda"
-    u8 = batch["pixels_u8"].to(device, non_blocking=nb)
-    b, n, t, _, c = u8.shape
-    pix = torch.zeros((b, n, c, t, t), dtype=dtype, device=device)
-    for r, k in enumerate(batch["num_tiles"].tolist()):
-        pix[r, :k] = normalise(u8[r, :k], lut, dtype)
+    items: list[FastFeatures] = batch["pages"]
+    t = batch["tile"]
+    n = max(batch["num_tiles"])
+    pix = torch.zeros((len(items), n, 3, t, t), dtype=dtype, device=device)
+    u8 = batch["pixels_u8"]
+    if u8 is not None:
+        u8 = u8.to(device, non_blocking=nb)
+    for r, (it, k) in enumerate(zip(items, batch["num_tiles"])):
+        if u8 is not None:
+            pix[r, :k] = normalise(u8[r, :k], lut, dtype)
+        elif it.plan.rows:
+            tiles = torch.from_numpy(page_tiles(it)).to(device).flatten(0, 1)
+            pix[r, : k - 1] = normalise(tiles, lut, dtype)
+            pix[r, k - 1] = normalise(torch.from_numpy(it.global_view).to(device), lut, dtype)
+        else:
+            pix[r, 0] = normalise(torch.from_numpy(it.pixels).to(device), lut, dtype)
     return {"input_ids": batch["input_ids"].to(device, non_blocking=nb),
             "attention_mask": batch["attention_mask"].to(device, non_blocking=nb),
             "pixel_values": pix, "pixel_attention_mask": None}
