@@ -91,14 +91,35 @@ def test_info_and_health(server):
             "byaldi_financial_report.pdf", "camlidl-1.04.doc.pdf", "debian-refcard-en-a4.pdf"}
 
 
-def test_filters_inside_the_engine_or_a_clear_400(server):
-    status, info = server.get_json("/info")
-    status, body = server.get_json("/search", q="install", k=10, source="camlidl-1.04.doc.pdf")
+@pytest.mark.parametrize("params, cli", [
+    ({"source": "camlidl-1.04.doc.pdf"}, ["--source", "camlidl-1.04.doc.pdf"]),
+    ({"source": ["camlidl-1.04.doc.pdf", "debian-refcard-en-a4.pdf"], "page_min": 2, "page_max": 6},
+     ["--source", "camlidl-1.04.doc.pdf", "--source", "debian-refcard-en-a4.pdf", "--page-min", "2", "--page-max", "6"]),
+])
+def test_filters_inside_the_engine_or_a_clear_400(server, params, cli):
+    _, info = server.get_json("/info")
+    status, body = server.get_json("/search", q="install interface", k=10, **params)
     if not info["filters"]:
         assert status == 400 and "filters not supported by this engine yet" in body["detail"]
         return
-    assert status == 200 and body["hits"]
-    assert all(h["source"] == "camlidl-1.04.doc.pdf" for h in body["hits"])
+    assert status == 200 and body["hits"], body
+    p = vsplade("search", "install interface", "--engine", server.engine, "--index", str(server.index), "--json",
+                "-k", "10", *cli)
+    assert _rows(body["hits"]) == _rows(json.loads(p.stdout)["hits"])
+    # the same through POST
+    status, post = server.post_json("/search", {"q": "install interface", "k": 10,
+                                                **{k: ([v] if k == "source" and isinstance(v, str) else v)
+                                                   for k, v in params.items()}})
+    assert status == 200 and _rows(post["hits"]) == _rows(body["hits"])
+
+
+def test_memory_engine_filters(memory_server):
+    _, info = memory_server.get_json("/info")
+    assert info["filters"] is True
+    status, body = memory_server.get_json("/search", q="debian", k=100, source="debian-refcard-en-a4.pdf", page_max=1)
+    assert status == 200 and [(h["source"], h["page"]) for h in body["hits"]] == [("debian-refcard-en-a4.pdf", 1)]
+    status, body = memory_server.get_json("/search", q="install", page_min=5, page_max=2)
+    assert status == 422 and "greater than page_max" in body["detail"]
 
 
 def _decode(data: bytes):

@@ -62,21 +62,26 @@ def default_cache_dir() -> Path:
     return Path(base) / "vsplade" / "pages"
 
 
-def _filter_style(searcher) -> str | None:
-    """How this searcher takes filters inside the engine: 'source_pages' (search(..., source=,
-    pages=(min, max))), 'opensearch' (search(..., sources=[...], page_min=, page_max=)), or None."""
+def _supports_filters(searcher) -> bool:
+    """Does this searcher filter inside the engine: search(..., sources=[keys], page_min=,
+    page_max=) (the engines' contract; memory, OpenSearch)? Named parameters say so; a
+    searcher that takes **filters is asked once with an empty query (TypeError: no)."""
     try:
         params = inspect.signature(searcher.search).parameters
     except (TypeError, ValueError):
-        return None
-    if "source" in params and "pages" in params:
-        return "source_pages"
+        return False
     if {"sources", "page_min", "page_max"} <= set(params):
-        return "opensearch"
-    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if var_kw and type(searcher).__module__.startswith("vsplade_opensearch"):
-        return "opensearch"  # OpenSearchSearcher.search(**options): sources, page_min, page_max
-    return None
+        return True
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return False
+    try:
+        searcher.search({}, 1, sources=["\x00vsplade-serve-probe"], page_min=1, page_max=1)
+    except TypeError:
+        return False
+    except Exception as e:  # noqa: BLE001 - undecided: say no rather than guess
+        log.info("filter probe failed (%s); filters off", e)
+        return False
+    return True
 
 
 def _accepts(searcher, name: str) -> bool:
@@ -106,7 +111,7 @@ class SearchService:
             raise EngineError("the index does not say which model built it (vectors from the official encoder "
                               "carry no model name); pass --model with the checkpoint or bundle that encoded them")
         self.qenc = load_query_encoder(self.model)
-        self.filter_style = _filter_style(self.searcher)
+        self.filters = _supports_filters(self.searcher)
         self.can_explain = _accepts(self.searcher, "explain")
         self.properties = self._try(engine.read_properties) or {}
         rows = self._try(engine.read_catalog)
@@ -141,6 +146,8 @@ class SearchService:
         return text
 
     def filter_kwargs(self, sources: Sequence[str] | None, page_min: int | None, page_max: int | None) -> dict:
+        """The engine's filter keywords; a 400 where the engine cannot filter inside its ranking
+        (filtering a top-k afterwards would return fewer and wrong hits)."""
         sources = [s for s in (sources or []) if s]
         if not sources and page_min is None and page_max is None:
             return {}
@@ -148,23 +155,16 @@ class SearchService:
             raise ServiceError(422, f"{len(sources)} sources given; the limit is {self.limits.max_sources}")
         if page_min is not None and page_max is not None and page_min > page_max:
             raise ServiceError(422, f"page_min ({page_min}) is greater than page_max ({page_max})")
-        if self.filter_style is None:
+        if not self.filters:
             raise ServiceError(400, f"filters not supported by this engine yet ({self.engine.name}); "
                                "search without source/page_min/page_max")
-        if self.filter_style == "opensearch":
-            out: dict[str, Any] = {}
-            if sources:
-                out["sources"] = sources
-            if page_min is not None:
-                out["page_min"] = page_min
-            if page_max is not None:
-                out["page_max"] = page_max
-            return out
-        out = {}
+        out: dict[str, Any] = {}
         if sources:
-            out["source"] = sources[0] if len(sources) == 1 else list(sources)
-        if page_min is not None or page_max is not None:
-            out["pages"] = (page_min, page_max)
+            out["sources"] = sources
+        if page_min is not None:
+            out["page_min"] = page_min
+        if page_max is not None:
+            out["page_max"] = page_max
         return out
 
     def search(self, text: str, k: int, explain: bool = False, filters: Mapping[str, Any] | None = None) -> dict:
@@ -312,7 +312,7 @@ class SearchService:
             "model": self.model,
             "encoder": self.encoder_info or s.get("encoder"),
             "catalog": self.has_catalog,
-            "filters": self.filter_style is not None,
+            "filters": self.filters,
             "explain": self.can_explain,
             "page_terms": callable(getattr(self.searcher, "page_terms", None))
                           or getattr(getattr(self.searcher, "scorer", None), "batch", None) is not None,
