@@ -141,6 +141,7 @@ def main() -> None:
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--skip-search", action="store_true")
     ap.add_argument("--skip-thumbnails", action="store_true")
+    ap.add_argument("--reuse-index", action="store_true", help="keep WORKDIR's synthetic index from an earlier run")
     args = ap.parse_args()
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -157,20 +158,25 @@ def main() -> None:
 
         vocab = default_vocabulary()
         index = work / "lucene-synthetic"
-        t = time.perf_counter()
-        m = _lucene_bench().synthetic(args.docs, args.nnz, 0, vocab.size)
-        ids = [f"p{i}" for i in range(args.docs)]
-        meta = [{"id": d, "source": f"doc{i // 20}.pdf", "page": i % 20 + 1} for i, d in enumerate(ids)]
-        corpus = SparseBatch(m, ids, meta)
-        gen = time.perf_counter() - t
         eng = LuceneEngine(str(index), threads=2)
+        reuse = args.reuse_index and (index / "vsplade-lucene.json").is_file()
         t = time.perf_counter()
-        with eng.writer({"name": "lexical", "model": "lexical"}, recreate=True) as w:
-            for s in range(0, args.docs, 1024):
-                w.add(corpus.select(range(s, min(s + 1024, args.docs))))
-        built = time.perf_counter() - t
-        del corpus, m
-        print(f"corpus {args.docs} pages generated in {gen:.0f}s, Lucene index built in {built:.0f}s", file=sys.stderr, flush=True)
+        if reuse:
+            print(f"reusing {index}", file=sys.stderr, flush=True)
+        else:
+            m = _lucene_bench().synthetic(args.docs, args.nnz, 0, vocab.size)
+            ids = [f"p{i}" for i in range(args.docs)]
+            meta = [{"id": d, "source": f"doc{i // 20}.pdf", "page": i % 20 + 1} for i, d in enumerate(ids)]
+            corpus = SparseBatch(m, ids, meta)
+            gen = time.perf_counter() - t
+            t = time.perf_counter()
+            with eng.writer({"name": "lexical", "model": "lexical"}, recreate=True) as w:
+                for s in range(0, args.docs, 1024):
+                    w.add(corpus.select(range(s, min(s + 1024, args.docs))))
+            built = time.perf_counter() - t
+            del corpus, m
+            print(f"corpus {args.docs} pages generated in {gen:.0f}s, Lucene index built in {built:.0f}s",
+                  file=sys.stderr, flush=True)
 
         texts = text_queries(args.queries, 1, vocab)
         qenc = load_query_encoder("lexical")

@@ -175,3 +175,29 @@ def test_lucene_page_image_or_a_clear_409(servers):
     else:
         assert status == 409, data
         assert "cannot be shown" in json.loads(data)["detail"]
+
+
+def test_moved_or_changed_source_is_a_clear_409(tmp_path, pdf_dir):
+    import shutil
+
+    from conftest import run_server
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("debian-refcard-en-a4.pdf", "byaldi_financial_report.pdf"):
+        shutil.copy(pdf_dir / name, docs / name)
+    index = tmp_path / "ix"
+    vsplade("index", str(docs), "--model", "lexical", "--engine", "memory", "--index", str(index))
+    with run_server("memory", index, tmp_path) as s:
+        _, body = s.get_json("/search", q="debian", k=1)
+        changed = body["hits"][0]["id"]
+        _, body = s.get_json("/search", q="financial report", k=1)
+        moved = body["hits"][0]["id"]
+        assert body["hits"][0]["source"] == "byaldi_financial_report.pdf"
+        with open(docs / "debian-refcard-en-a4.pdf", "ab") as f:
+            f.write(b"\n% edited after indexing\n")
+        (docs / "byaldi_financial_report.pdf").rename(docs / "elsewhere.pdf")
+        status, _, data = s.request("GET", f"/pages/{changed}/image?width=160")
+        assert status == 409 and "changed since it was indexed" in json.loads(data)["detail"]
+        status, _, data = s.request("GET", f"/pages/{moved}/image?width=160")
+        assert status == 409 and "not found" in json.loads(data)["detail"]

@@ -257,12 +257,12 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
     def page_image(request: Request, page_id: str = Path(..., max_length=512),
                    width: Optional[int] = Query(None, ge=16, le=4000,
                                                 description="served at the smallest of /info's image_widths >= width")):
-        path, etag, cached = service.image(page_id, width)
+        data, etag, cached = service.image(page_id, width)
         headers = {"ETag": etag, "Cache-Control": "private, max-age=86400", "X-Vsplade-Cache": "hit" if cached else "miss"}
         inm = request.headers.get("if-none-match")
         if inm and etag in [t.strip() for t in inm.split(",")]:
             return Response(status_code=304, headers=headers)
-        return Response(path.read_bytes(), media_type=IMAGE_FORMAT[1], headers=headers)
+        return Response(data, media_type=IMAGE_FORMAT[1], headers=headers)
 
     @app.api_route("/health", methods=["GET", "HEAD"], summary="Liveness")
     def health():

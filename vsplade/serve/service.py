@@ -268,9 +268,11 @@ class SearchService:
                 return w
         return IMAGE_WIDTHS[-1]
 
-    def image(self, page_id: str, width: int | None) -> tuple[Path, str, bool]:
-        """(cached file, etag, was it already cached) for the page at a snapped width."""
-        from ..render import SourceError, hit_image
+    def image(self, page_id: str, width: int | None) -> tuple[bytes, str, bool]:
+        """(encoded image, etag, was it already cached) for the page at a snapped width.
+        Rendered once per (page, width) and kept under cache_dir; a cache that cannot be
+        written is logged and the picture served anyway."""
+        from ..render import hit_image
 
         meta = self.page_meta(page_id)
         if not meta.get("path") and not self.has_catalog:
@@ -282,22 +284,35 @@ class SearchService:
                              ).hexdigest()[:40]
         etag = f'"{key}"'
         path = self.cache_dir / key[:2] / (key + IMAGE_FORMAT[2])
-        if path.is_file():
-            return path, etag, True
-        with self._render_lock:
-            if path.is_file():
-                return path, etag, True
+        cached = self._read(path)
+        if cached is not None:
+            return cached, etag, True
+        with self._render_lock:  # pdfium is not thread-safe; one render at a time
+            cached = self._read(path)
+            if cached is not None:
+                return cached, etag, True
             try:
                 img = hit_image(meta, w)
-            except SourceError as e:
+            except (ValueError, OSError) as e:  # SourceError (moved/changed) is a ValueError
                 raise ServiceError(409, str(e)) from None
             buf = io.BytesIO()
             img.convert("RGB").save(buf, IMAGE_FORMAT[0], quality=88, optimize=True)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(buf.getvalue())
-            os.replace(tmp, path)
-        return path, etag, False
+            data = buf.getvalue()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, path)
+            except OSError as e:
+                log.warning("page image cache %s not writable (%s); serving without caching", self.cache_dir, e)
+        return data, etag, False
+
+    @staticmethod
+    def _read(path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None
 
     # -- info -------------------------------------------------------------------------------
 
