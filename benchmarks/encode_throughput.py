@@ -423,6 +423,38 @@ def gil_run(pages: list[tuple[str, str, int]], square: bool, threads: int) -> di
             "pages_per_s": len(pages) / wall, "cpu_per_wall": cpu / wall}
 
 
+def procs_run(pages: list[tuple[str, str, int]], procs: int, shm: bool = True) -> dict:
+    """PDF pages rendered by `procs` render worker processes (pdfrender.render_job, as
+    VSpladeEncoder(render_workers=N) does), results pickled back; the parent's CPU per page is
+    the unpickling and bookkeeping the encoding process pays."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from vsplade.encoders.neural import build_processor
+    import numpy as np
+
+    from vsplade.encoders.neural.fastpath import FastPath, stage_pages
+    from vsplade.encoders.neural.pdfrender import receive, render_job
+
+    fp = FastPath(build_processor(TOKENIZER, longest_edge=2048))
+    pdfs = [(p, n) for k, p, n in pages if k == "pdf"]
+    if not pdfs:
+        return {"processes": procs, "pages": 0}
+    with ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        owner = os.getpid() if shm else None
+        [receive(r) for r in pool.map(render_job, *zip(*[(p, n, 2048, 512, 2048, owner) for p, n in pdfs[:procs]]))]
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        futs = [pool.submit(render_job, p, n, 2048, 512, 2048, owner) for p, n in pdfs]
+        feats = [fp.from_rendered(receive(f.result())) for f in futs]
+        staging = np.empty((max(f.num_tiles for f in feats), 512, 512, 3), np.uint8)
+        for f in feats:  # touch the pixels as collate does (shm pages fault in here)
+            stage_pages([f], staging[None])
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"processes": procs, "transfer": "shm" if shm else "pickle", "pages": len(feats), "wall_s": wall,
+            "pages_per_s": len(feats) / wall,
+            "parent_cpu_ms_per_page": 1000 * cpu / len(feats)}
+
+
 def page_path_main(args) -> int:
     pages = _page_list(args.page_path_only, args.max_pages)
     if not pages:
@@ -479,6 +511,9 @@ def page_path_main(args) -> int:
         print("\nWorker threads (fast route host work, wall clock; PDF renders serialised by PDFIUM_LOCK):")
         for n in (1, 2):
             print(f"  {json.dumps(gil_run(pages, square, n))}")
+        print("Render worker processes (PDF pages, own aspect, 2048 px; what render_workers=N runs):")
+        for n, shm in ((1, False), (1, True), (2, True)):
+            print(f"  {json.dumps(procs_run(pages, n, shm))}")
     top = max(results, key=lambda r: r["tiles"])
     summary = {"pages": len(pages), "tiles": top["tiles"],
                "reference_ms_per_page": round(top["reference_ms_per_page"], 2),

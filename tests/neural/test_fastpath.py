@@ -208,3 +208,20 @@ def test_stream_skips_and_names_pages_it_cannot_render(geometry_encoders, data_d
 def test_page_path_is_checked(tiny_model, tiny_processor):
     with pytest.raises(ValueError, match="page_path"):
         VSpladeEncoder(tiny_model, tiny_processor, "m", page_path="gpu")
+
+
+def test_render_worker_processes_give_the_same_vectors(geometry_encoders, pdf_dir, tmp_path):
+    ref, fast = geometry_encoders
+    lazy = list(PageReader([pdf_dir / "byaldi_financial_report.pdf"], render=False, text=False))[:3]
+    gone = Page(id="gone-1", source=str(tmp_path / "gone.pdf"), page_no=1)
+    in_thread = _rows(fast.encode(lazy).matrix)
+    procs = VSpladeEncoder(fast.model, fast.processor, "tiny-512", page_path="fast", batch_size=4, render_workers=2)
+    try:
+        assert procs.render_workers == 2
+        got = list(procs.encode_stream(iter(lazy[:1] + [gone] + lazy[1:]), batch_size=2))
+        assert [i for b in got for i in b.ids] == [p.id for p in lazy]
+        np.testing.assert_array_equal(np.vstack([_rows(b.matrix) for b in got]), in_thread)
+        assert [f.source for f in procs.failures] == [gone.source]
+    finally:
+        procs.close()
+    assert VSpladeEncoder(fast.model, fast.processor, "m").render_workers == 0  # CPU default

@@ -86,7 +86,7 @@ class VSpladeEncoder(DocumentEncoder):
                  tokenizer_file: str | Path | None = None, checkpoint_files: dict | None = None,
                  device: torch.device | str = "cpu", batch_size: int = 8, top_k: int | None = None,
                  threshold: float | None = None, workers: int | None = None, window_batches: int = 4,
-                 prompt: str = PROMPT, page_path: str = "fast"):
+                 prompt: str = PROMPT, page_path: str = "fast", render_workers: int | None = None):
         if page_path not in PAGE_PATHS:
             raise ValueError(f"page_path must be one of {PAGE_PATHS}, got {page_path!r}")
         if top_k is not None and top_k <= 0:
@@ -114,6 +114,14 @@ class VSpladeEncoder(DocumentEncoder):
         # fast path: the encoder renders PDF pages itself, so the reader must not
         self.needs_image = page_path == "reference"
         self._pdfs = PdfCache()
+        # PDF rendering: pdfium is not thread-safe, so more than one core of it needs processes.
+        # None: none on the CPU (the model is the bottleneck there), half the cores on CUDA.
+        if render_workers is None:
+            render_workers = 0 if self.device.type == "cpu" else max(1, min(8, (os.cpu_count() or 2) // 2))
+        if render_workers < 0:
+            raise ValueError(f"render_workers must be >= 0, got {render_workers}")
+        self.render_workers = render_workers if self.fast is not None else 0
+        self._render_pool = None
         self._kinds: dict[str, bool] = {}
         self.warnings: list[str] = []
         self.failures: list[PageFailure] = []
@@ -222,10 +230,51 @@ class VSpladeEncoder(DocumentEncoder):
             raise ValueError(why)
         return found.image
 
+    def _renderers(self):
+        if self._render_pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: no fork of a process holding torch / CUDA / threads; workers import only
+            # vsplade.encoders.neural.pdfrender (numpy, pypdfium2)
+            self._render_pool = ProcessPoolExecutor(self.render_workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._render_pool
+
+    def close(self) -> None:
+        """Stop the render worker processes (if any); the encoder stays usable."""
+        if self._render_pool is not None:
+            from .pdfrender import remove_leftovers
+
+            self._render_pool.shutdown(wait=True, cancel_futures=True)
+            self._render_pool = None
+            remove_leftovers(os.getpid())
+
+    def _render_in_worker(self, page: Page) -> Future:
+        from .pdfrender import receive, render_job
+
+        fp = self.fast
+        assert fp is not None
+        out: Future = Future()
+        proc = self._renderers().submit(render_job, _file(page), page.page_no, fp.longest_edge, fp.tile, fp.max_edge,
+                                        os.getpid())
+
+        def done(f: Future) -> None:
+            try:
+                out.set_result(fp.from_rendered(receive(f.result())))
+            except Exception as e:
+                out.set_exception(ValueError(f"page {page.id} ({page.source} page {page.page_no}): cannot render: "
+                                             f"{type(e).__name__}: {e}"))
+
+        proc.add_done_callback(done)
+        return out
+
     def _submit(self, pool: ThreadPoolExecutor, page: Page) -> Future:
-        """page_features in the pool, or right here when it renders a PDF page."""
+        """page_features in the thread pool; PDF renders in the render processes, or right
+        here (the reading thread) without them."""
         if not self._renders_here(page):
             return pool.submit(self.page_features, page)
+        if self.render_workers:
+            return self._render_in_worker(page)
         fut: Future = Future()
         try:
             fut.set_result(self.page_features(page))

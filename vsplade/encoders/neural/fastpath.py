@@ -32,8 +32,6 @@ the host:
 
 from __future__ import annotations
 
-import ctypes
-import math
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,183 +39,11 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .pdfrender import (  # noqa: F401  (re-exported: the geometry and the renderer live there)
+    DEFAULT_DPI, DEFAULT_MAX_EDGE, PDFIUM_LOCK, PdfCache, Plan, plan_image, plan_pdf, raster_scale, raster_size,
+    render_pdf_page,
+)
 from .processor import PROMPT
-
-PDFIUM_LOCK = threading.RLock()
-MAX_IMAGE_SIZE = 4096  # transformers' Idefics3 absolute maximum side
-DEFAULT_DPI = 144  # vsplade.pages.DEFAULT_DPI: the raster the reference route would start from
-DEFAULT_MAX_EDGE = 2048  # vsplade.pages.DEFAULT_MAX_EDGE (render cap)
-
-
-# -- geometry (the processor's arithmetic) ----------------------------------------------------
-def _rescale_to_max_len(height: int, width: int, max_len: int) -> tuple[int, int]:
-    aspect = width / height
-    if width >= height:
-        width = max_len
-        height = int(width / aspect)
-        if height % 2 != 0:
-            height += 1
-    else:
-        height = max_len
-        width = int(height * aspect)
-        if width % 2 != 0:
-            width += 1
-    return max(height, 1), max(width, 1)
-
-
-def _below_upper_bound(height: int, width: int, max_len: int = MAX_IMAGE_SIZE) -> tuple[int, int]:
-    aspect = width / height
-    if width >= height and width > max_len:
-        width = max_len
-        height = int(width / aspect)
-    elif height > width and height > max_len:
-        height = max_len
-        width = int(height * aspect)
-    return max(height, 1), max(width, 1)
-
-
-def _for_vision_encoder(height: int, width: int, tile: int) -> tuple[int, int]:
-    aspect = width / height
-    if width >= height:
-        width = math.ceil(width / tile) * tile
-        height = int(width / aspect)
-        height = math.ceil(height / tile) * tile
-    else:
-        height = math.ceil(height / tile) * tile
-        width = int(height * aspect)
-        width = math.ceil(width / tile) * tile
-    return height, width
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Sizes are (width, height) as PIL writes them. `steps`: the resizes the reference applies
-    to the source (equal-size steps dropped, as PIL returns a copy for them)."""
-
-    source: tuple[int, int]
-    steps: tuple[tuple[int, int], ...]
-    final: tuple[int, int]
-    rows: int  # 0, 0: a single tile (the whole page, no global view), as the processor does
-    cols: int
-    tile: int
-
-    @property
-    def num_tiles(self) -> int:
-        return self.rows * self.cols + 1 if self.rows else 1
-
-
-def plan_image(width: int, height: int, longest_edge: int, tile: int) -> Plan:
-    h1, w1 = _rescale_to_max_len(height, width, longest_edge)
-    h1, w1 = _below_upper_bound(h1, w1)
-    h2, w2 = _for_vision_encoder(h1, w1, tile)
-    steps = []
-    size = (width, height)
-    for s in ((w1, h1), (w2, h2)):
-        if s != size:
-            steps.append(s)
-            size = s
-    if h2 > tile or w2 > tile:
-        rows, cols = (h2 - tile) // tile + 1, (w2 - tile) // tile + 1
-    else:
-        rows = cols = 0
-    return Plan((width, height), tuple(steps), (w2, h2), rows, cols, tile)
-
-
-def raster_scale(width_pt: float, height_pt: float, dpi: int = DEFAULT_DPI,
-                 max_edge: int | None = DEFAULT_MAX_EDGE) -> float:
-    """The scale the page reader renders at (vsplade.pages: dpi, capped to max_edge)."""
-    if not (math.isfinite(width_pt) and math.isfinite(height_pt) and width_pt > 0 and height_pt > 0):
-        raise ValueError(f"invalid page size {width_pt} x {height_pt} pt")
-    scale = dpi / 72
-    if max_edge is not None and max(math.ceil(width_pt * scale), math.ceil(height_pt * scale)) > max_edge:
-        scale = max_edge / max(width_pt, height_pt)
-        while max(math.ceil(width_pt * scale), math.ceil(height_pt * scale)) > max_edge:
-            scale = math.nextafter(scale, 0)
-    return scale
-
-
-def raster_size(width_pt: float, height_pt: float, dpi: int = DEFAULT_DPI,
-                max_edge: int | None = DEFAULT_MAX_EDGE) -> tuple[int, int]:
-    """The bitmap the page reader would render (pypdfium2 rounds sides up)."""
-    scale = raster_scale(width_pt, height_pt, dpi, max_edge)
-    return max(math.ceil(width_pt * scale), 1), max(math.ceil(height_pt * scale), 1)
-
-
-def plan_pdf(width_pt: float, height_pt: float, longest_edge: int, tile: int, dpi: int = DEFAULT_DPI,
-             max_edge: int | None = DEFAULT_MAX_EDGE) -> Plan:
-    """The grid the reference route gives this page (from the raster the reader would make);
-    the page is rendered straight at `final`, so nothing is left to resize."""
-    w, h = raster_size(width_pt, height_pt, dpi, max_edge)
-    p = plan_image(w, h, longest_edge, tile)
-    return Plan(p.final, (), p.final, p.rows, p.cols, tile)
-
-
-# -- rendering --------------------------------------------------------------------------------
-def render_pdf_page(page, size: tuple[int, int], content: tuple[int, int] | None = None) -> np.ndarray:
-    """A pypdfium2 page rendered into a new uint8 [H, W, 3] RGB array of `size` (W, H), the page
-    stretched to `content` (default: the whole bitmap) at the top left, white elsewhere.
-    Same flags as `PdfPage.render` (annotations drawn, no forms). Holds PDFIUM_LOCK."""
-    import pypdfium2.raw as pdfium_c
-
-    w, h = size
-    cw, ch = content or size
-    arr = np.empty((h, w, 3), dtype=np.uint8)
-    with PDFIUM_LOCK:
-        bitmap = pdfium_c.FPDFBitmap_CreateEx(w, h, pdfium_c.FPDFBitmap_BGR, arr.ctypes.data_as(ctypes.c_void_p), w * 3)
-        if not bitmap:
-            raise MemoryError(f"pdfium could not create a {w} x {h} bitmap")
-        try:
-            pdfium_c.FPDFBitmap_FillRect(bitmap, 0, 0, w, h, 0xFFFFFFFF)
-            pdfium_c.FPDF_RenderPageBitmap(bitmap, page, 0, 0, cw, ch, 0,
-                                           pdfium_c.FPDF_ANNOT | pdfium_c.FPDF_REVERSE_BYTE_ORDER)
-        finally:
-            pdfium_c.FPDFBitmap_Destroy(bitmap)
-    return arr
-
-
-class PdfCache:
-    """Open documents, one at a time (pages of a file arrive in order). Not thread-safe by
-    design: used from the single rendering thread, every pdfium call under PDFIUM_LOCK."""
-
-    def __init__(self):
-        self.path: str | None = None
-        self.doc = None
-
-    def page_size(self, path: str, page_no: int) -> tuple[float, float]:
-        with PDFIUM_LOCK:
-            page = self._doc(path)[page_no - 1]
-            try:
-                return page.get_size()
-            finally:
-                page.close()
-
-    def render(self, path: str, page_no: int, plan_fn) -> tuple[np.ndarray, np.ndarray | None, "Plan"]:
-        """(page at plan.final, global view at tile x tile or None for a single tile, plan)."""
-        with PDFIUM_LOCK:
-            page = self._doc(path)[page_no - 1]
-            try:
-                plan = plan_fn(*page.get_size())
-                pixels = render_pdf_page(page, plan.final)
-                glob = render_pdf_page(page, (plan.tile, plan.tile)) if plan.rows else None
-                return pixels, glob, plan
-            finally:
-                page.close()
-
-    def _doc(self, path: str):
-        import pypdfium2 as pdfium
-
-        if path != self.path:
-            self.close()
-            self.doc = pdfium.PdfDocument(path)
-            self.path = path
-        return self.doc
-
-    def close(self) -> None:
-        with PDFIUM_LOCK:
-            if self.doc is not None:
-                self.doc.close()
-            self.doc = None
-            self.path = None
 
 
 # -- normalisation --------------------------------------------------------------------------
@@ -302,9 +128,7 @@ class FastPath:
         return plan_image(width, height, self.longest_edge, self.tile)
 
     def plan_pdf(self, width_pt: float, height_pt: float) -> Plan:
-        # the reader's cap follows the longest edge (vsplade.pipeline.render_cap)
-        return plan_pdf(width_pt, height_pt, self.longest_edge, self.tile,
-                        max_edge=max(DEFAULT_MAX_EDGE, self.longest_edge))
+        return plan_pdf(width_pt, height_pt, self.longest_edge, self.tile, max_edge=self.max_edge)
 
     def from_image(self, image) -> FastFeatures:
         """A PIL image, any mode (converted to RGB first, as `processor.features` does)."""
@@ -322,8 +146,17 @@ class FastPath:
 
     def from_pdf(self, cache: PdfCache, path: str, page_no: int) -> FastFeatures:
         """A PDF page rendered straight at the model's sizes (call from the rendering thread)."""
-        pixels, glob, plan = cache.render(path, page_no, self.plan_pdf)
+        return self.from_rendered(cache.render(path, page_no, self.plan_pdf))
+
+    def from_rendered(self, rendered) -> FastFeatures:
+        """`PdfCache.render` / `pdfrender.render_job` output -> features."""
+        pixels, glob, plan = rendered
         return FastFeatures(self.input_ids(plan.rows, plan.cols), pixels, glob, plan)
+
+    @property
+    def max_edge(self) -> int:
+        # the reader's cap follows the longest edge (vsplade.pipeline.render_cap)
+        return max(DEFAULT_MAX_EDGE, self.longest_edge)
 
     def lut_on(self, device: torch.device) -> torch.Tensor:
         t = self._luts.get(device)
