@@ -111,7 +111,12 @@ class DirectImpactWriter(IndexWriter):
     """Streaming, resumable writer. Java commits every `commit_every` docs and close commits.
 
     threads: Java threads building segments (default: every core); chunk_docs: pages per
-    hand-over to Java (memory is bounded by about threads + 2 chunks in flight).
+    hand-over to Java, exactly (memory is bounded by about threads + 2 chunks in flight).
+
+    The constructor takes the index's writer lock (store.open_locked) before it touches DIR,
+    then Lucene's IndexWriter (its write.lock); close() and abort() release both, and so does
+    a constructor that fails. Crash points (vsplade.crashpoints) mark each step, so the
+    crash-injection tests can SIGKILL a run at any of them.
     """
 
     def __init__(
