@@ -22,6 +22,7 @@ from typing import List, Optional
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__
@@ -191,7 +192,7 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
 
     # -- auth, errors -------------------------------------------------------------------------
 
-    def require_token(request: Request):
+    async def require_token(request: Request):  # async: no thread hop per request
         if not token:
             return
         given = None
@@ -220,13 +221,16 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
     # -- endpoints ----------------------------------------------------------------------------
+    # Endpoints are coroutines that hand the engine work to the thread pool once (a sync
+    # endpoint costs FastAPI up to three thread hops per request: dependency, endpoint,
+    # response validation); the JVM and numpy release the GIL while they search.
 
     def filters(source, page_min, page_max):
         return service.filter_kwargs(source, page_min, page_max)
 
     @app.get("/search", response_model=SearchOut, response_model_exclude_none=True, dependencies=auth,
              summary="Search with one query")
-    def search_get(
+    async def search_get(
         q: str = Query(..., min_length=1, max_length=L.max_query_chars),
         k: int = Query(10, ge=1, le=L.max_k),
         explain: bool = Query(False, description="per hit, the top matching terms and their contributions"),
@@ -234,30 +238,31 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         page_min: Optional[int] = Query(None, ge=1),
         page_max: Optional[int] = Query(None, ge=1),
     ):
-        return service.search(q, k, explain, filters(source, page_min, page_max))
+        f = filters(source, page_min, page_max)
+        return await run_in_threadpool(service.search, q, k, explain, f)
 
     @app.post("/search", response_model=SearchOut | BatchOut, response_model_exclude_none=True,
               dependencies=auth, summary="Search with one query (q) or a batch (queries)")
-    def search_post(body: SearchIn):
+    async def search_post(body: SearchIn):
         if (body.q is None) == (body.queries is None):
             raise ServiceError(422, "give exactly one of q (a query) or queries (a list of queries)")
         f = filters(body.source, body.page_min, body.page_max)
         if body.q is not None:
-            return service.search(body.q, body.k, body.explain, f)
-        return {"results": service.search_many(body.queries, body.k, body.explain, f)}
+            return await run_in_threadpool(service.search, body.q, body.k, body.explain, f)
+        return {"results": await run_in_threadpool(service.search_many, body.queries, body.k, body.explain, f)}
 
     @app.get("/pages/{page_id}", response_model=PageOut, response_model_exclude_none=True, dependencies=auth,
              summary="A page's metadata (and its top terms)")
-    def page(page_id: str = Path(..., max_length=512),
+    async def page(page_id: str = Path(..., max_length=512),
              terms: int = Query(0, ge=0, le=100, description="also list the page's N largest term weights")):
-        return service.page_info(page_id, terms)
+        return await run_in_threadpool(service.page_info, page_id, terms)
 
     @app.api_route("/pages/{page_id}/image", methods=["GET", "HEAD"], dependencies=auth, summary="The page rendered from its source file",
              responses={200: {"content": {IMAGE_FORMAT[1]: {}}}, 304: {"description": "not modified"}})
-    def page_image(request: Request, page_id: str = Path(..., max_length=512),
+    async def page_image(request: Request, page_id: str = Path(..., max_length=512),
                    width: Optional[int] = Query(None, ge=16, le=4000,
                                                 description="served at the smallest of /info's image_widths >= width")):
-        data, etag, cached = service.image(page_id, width)
+        data, etag, cached = await run_in_threadpool(service.image, page_id, width)
         headers = {"ETag": etag, "Cache-Control": "private, max-age=86400", "X-Vsplade-Cache": "hit" if cached else "miss"}
         inm = request.headers.get("if-none-match")
         if inm and etag in [t.strip() for t in inm.split(",")]:
@@ -265,12 +270,12 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         return Response(data, media_type=IMAGE_FORMAT[1], headers=headers)
 
     @app.api_route("/health", methods=["GET", "HEAD"], summary="Liveness")
-    def health():
+    async def health():
         return {"status": "ok"}
 
     @app.get("/info", dependencies=auth, summary="What the index holds and what this service offers")
-    def info():
-        return service.info()
+    async def info():
+        return await run_in_threadpool(service.info)
 
     # -- the web page -------------------------------------------------------------------------
 
