@@ -347,6 +347,15 @@ def page_path_run(pages: list[tuple[str, str, int]], tiles: int, square: bool) -
     }
 
 
+def _hwm_mib() -> float:
+    """Peak RSS of this process image (VmHWM; ru_maxrss would carry the parent's over exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+
+
 def rss_one(route: str, inputs: list[str], square: bool) -> dict:
     """Peak RSS of one process preparing a batch of 32 pages at 2048 px (17 tiles when square)."""
     import pypdfium2 as pdfium
@@ -361,12 +370,12 @@ def rss_one(route: str, inputs: list[str], square: bool) -> dict:
     docs = {p: pdfium.PdfDocument(p) for k, p, _ in pages if k == "pdf"}
     proc = build_processor(TOKENIZER, longest_edge=2048)
     fp = FastPath(proc)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    base = _hwm_mib()
     dev = torch.device("cpu")
     if route == "reference":
         feats = [features(proc, _ref_render(k, p, n, docs, square)) for k, p, n in pages]
         batch = collate(feats, 50283)
-        host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+        host = _hwm_mib()
         tiles = int(batch["pixel_values"].shape[1])
         out = {"host_peak_mib": host}
     else:
@@ -383,11 +392,11 @@ def rss_one(route: str, inputs: list[str], square: bool) -> dict:
         n = max(f.num_tiles for f in feats)
         staging = torch.empty((32, n, fp.tile, fp.tile, 3), dtype=torch.uint8)
         batch = collate_fast(feats, 50283, dev, staging=staging)
-        host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+        host = _hwm_mib()
         to_model_inputs(fp.lut_on(dev), batch, dev, torch.float32)
         tiles = n
         out = {"host_peak_mib": host,
-               "peak_with_normalise_on_cpu_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10}
+               "peak_with_normalise_on_cpu_mib": _hwm_mib()}
     return {"route": route, "pages": 32, "tiles": tiles, "baseline_mib": base, **out}
 
 
@@ -455,6 +464,58 @@ def procs_run(pages: list[tuple[str, str, int]], procs: int, shm: bool = True) -
             "parent_cpu_ms_per_page": 1000 * cpu / len(feats)}
 
 
+def fidelity(inputs: list[str], max_pages: int | None) -> dict:
+    """Reference vs fast on every page: pixel values (the processor's normalised tiles against
+    the fast path's, same grid) and the sparse vectors of a tiny random ModernVBert at the full
+    geometry (2048 px, 512 px tiles; patch 64 so it runs on a CPU), seeded."""
+    import numpy as np
+    import torch
+
+    from vsplade.encoders.neural import build_model, build_processor, tiny_config
+    from vsplade.encoders.neural.encoder import VSpladeEncoder
+    from vsplade.encoders.neural.processor import features
+    from vsplade.pages import PageReader
+
+    torch.manual_seed(1234)
+    model = build_model(tiny_config(tile=512, patch=64, shuffle=2))
+    with torch.no_grad():  # as tests/neural/conftest.py: a head with some logits <= 0
+        model.mlm.lm_head.bias.normal_(0, 2.0)
+        model.mlm.projection_head.norm.bias.normal_(0, 0.5)
+    proc = build_processor(TOKENIZER, tile=512, image_seq_len=16)
+    ref = VSpladeEncoder(model, proc, "tiny-512", page_path="reference", batch_size=4)
+    fast = VSpladeEncoder(model, proc, "tiny-512", page_path="fast", batch_size=4)
+    rendered = list(PageReader(inputs, render=True, text=False))[:max_pages]
+    lazy = list(PageReader(inputs, render=False, text=False))[:max_pages]
+    assert [p.id for p in rendered] == [p.id for p in lazy]
+    dev = torch.device("cpu")
+    rows = []
+    for pr, pl in zip(rendered, lazy):
+        rf = features(proc, pr.image)
+        ff = fast.page_features(pl)
+        from vsplade.encoders.neural.fastpath import collate_fast, to_model_inputs
+
+        px = to_model_inputs(fast.fast.lut_on(dev), collate_fast([ff], 50283), dev, torch.float32)["pixel_values"][0]
+        d = (px - rf.pixel_values).abs()
+        x = ref.encode([pr]).matrix.toarray()[0]
+        y = fast.encode([pl]).matrix.toarray()[0]
+        rows.append({"page": f"{Path(pr.source).name}:{pr.page_no}", "kind": "pdf" if pr.source.endswith(".pdf") else "image",
+                     "tiles": ff.num_tiles, "pixel_max_abs": float(d.max()), "pixel_mean_abs": float(d.mean()),
+                     "cosine": float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y))),
+                     "top50_overlap": len(set(np.argsort(-x)[:50]) & set(np.argsort(-y)[:50])),
+                     "max_abs_weight_diff": float(np.abs(x - y).max())})
+    fast.close()
+    out = {}
+    for kind in ("image", "pdf"):
+        rs = [r for r in rows if r["kind"] == kind]
+        if rs:
+            out[kind] = {"pages": len(rs), "pixel_max_abs": max(r["pixel_max_abs"] for r in rs),
+                         "pixel_mean_abs": float(np.mean([r["pixel_mean_abs"] for r in rs])),
+                         "cosine_min": min(r["cosine"] for r in rs), "cosine_mean": float(np.mean([r["cosine"] for r in rs])),
+                         "top50_overlap_min": min(r["top50_overlap"] for r in rs),
+                         "top50_identical_pages": sum(r["top50_overlap"] == 50 for r in rs)}
+    return {"pages": rows, "summary": out}
+
+
 def page_path_main(args) -> int:
     pages = _page_list(args.page_path_only, args.max_pages)
     if not pages:
@@ -507,6 +568,13 @@ def page_path_main(args) -> int:
                 return 1
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"  {json.dumps(r)}")
+    if args.fidelity:
+        fid = fidelity(args.page_path_only, args.max_pages)
+        print("\nFidelity, reference vs fast (tiny random ModernVBert at 2048 px / 512 px tiles, seeded):")
+        for r in fid["pages"]:
+            print(f"  {json.dumps(r)}")
+        for kind, v in fid["summary"].items():
+            print(f"  {kind}: {json.dumps(v)}")
     if args.gil:
         print("\nWorker threads (fast route host work, wall clock; PDF renders serialised by PDFIUM_LOCK):")
         for n in (1, 2):
@@ -539,7 +607,8 @@ def main() -> int:
     p.add_argument("--no-square", action="store_true", help="page path: keep the pages' own grids")
     p.add_argument("--max-pages", type=int, default=None, help="page path: at most this many pages")
     p.add_argument("--rss", action="store_true", help="page path: peak RSS for a batch of 32 pages at 2048 px")
-    p.add_argument("--gil", action="store_true", help="page path: 1 vs 2 worker threads (wall clock)")
+    p.add_argument("--gil", action="store_true", help="page path: 1 vs 2 worker threads / render processes")
+    p.add_argument("--fidelity", action="store_true", help="page path: pixels and tiny-model vectors, reference vs fast")
     p.add_argument("--rss-one", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.rss_one:

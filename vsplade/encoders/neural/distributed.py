@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Sequence
 
 from ...encoded import EncodedDir, EncodedDirError, EncodedDirWriter
-from ...pages import DEFAULT_DPI, PageReader
-from ...pipeline import encoder_info
+from ...catalog import choose_root, source_key
+from ...pages import DEFAULT_DPI, PageFailure, PageReader, discover, file_sha256
+from ...pipeline import encoder_info, render_cap
 
 log = logging.getLogger(__name__)
 RANKS_DIR = "ranks"
@@ -71,7 +72,20 @@ def encode_rank(inputs: Sequence[str], encoder, out: str | Path, rank: int, worl
     already = merged_ids(out)
     with EncodedDirWriter(rank_dir(out, rank), info) as writer:
         skip = _SkipFilter(writer.done_ids() | already, rank, world)
-        reader = PageReader(inputs, dpi=dpi, render=encoder.needs_image, text=encoder.needs_text, skip_ids=skip)
+        # pages named as vsplade.pipeline names them (vsplade.catalog: source keys relative to
+        # the inputs' root, ids from key + content hash + page), so shards merge with, and
+        # resume, a one-process run of the same inputs
+        root = choose_root(inputs)
+        files, failures = discover(inputs)
+        ident = {}
+        for path in files:
+            try:
+                ident[path] = (source_key(path, root), file_sha256(path))
+            except OSError as e:
+                failures.append(PageFailure(str(path), None, f"cannot read file ({e.strerror or e})"))
+        reader = PageReader(list(ident), dpi=dpi, render=encoder.needs_image, text=encoder.needs_text, skip_ids=skip,
+                            identify=ident.__getitem__, max_edge=render_cap(info))
+        reader.failures[:0] = failures
         for batch in encoder.encode_stream(reader):
             writer.add(batch)
         summary = writer.close()
