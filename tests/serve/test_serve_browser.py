@@ -145,3 +145,29 @@ def test_page_with_token_asks_once_and_images_load(browser, indexes, tmp_path):
         _wait_thumbnails(page, 1)
         assert json.loads(json.dumps(page.evaluate("() => document.cookie"))).startswith("vsplade_token=")
         page.close()
+
+
+def test_lucene_page_results_and_unavailable_images_explained(browser, servers):
+    if "lucene" not in servers:
+        pytest.skip("the lucene connector is not installed")
+    s = servers["lucene"]
+    _, info = s.get_json("/info")
+    _, expected = s.get_json("/search", q="debian package management", k=10)
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    page.goto(s.base + "/?q=debian%20package%20management")
+    page.wait_for_selector("#results .card")
+    ids = page.eval_on_selector_all("#results .card", "cs => cs.map(c => c.dataset.id)")
+    assert ids == [h["id"] for h in expected["hits"]]
+    page.locator("#results button.open").first.click()
+    page.locator("#viewer").wait_for(state="visible")
+    assert {"debian", "package"} <= set(page.locator("#matched li .tok").all_inner_texts())
+    if info["catalog"]:  # the engine records the files: the page renders
+        page.wait_for_function("() => { const i = document.querySelector('#viewer-img'); return i.complete && i.naturalWidth > 0; }",
+                               timeout=120_000)
+    else:  # it does not (yet): the viewer says why, and the grid shows no broken pictures
+        page.wait_for_selector("#viewer-img-error:not([hidden])", timeout=60_000)
+        assert "cannot be shown" in page.inner_text("#viewer-img-error")
+        page.wait_for_selector(".thumb.failed")
+        assert "page image unavailable" in page.locator(".thumb.failed").first.inner_text()
+        _shot(page, "lucene-viewer.png")
+    page.close()

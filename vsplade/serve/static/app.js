@@ -118,6 +118,8 @@ async function openHit(i) {
   $("#viewer-title").textContent = (h.source || h.id) + (h.page != null ? " · page " + h.page : "");
   $("#viewer-meta").textContent = "#" + (i + 1) + " · score " + fmt(h.score) + " · id " + h.id;
   const img = $("#viewer-img");
+  img.hidden = false;
+  $("#viewer-img-error").hidden = true;
   img.src = imageUrl(h.id, LARGE_WIDTH);
   img.alt = (h.source || h.id) + ", page " + h.page;
   const matched = $("#matched");
@@ -167,6 +169,21 @@ document.addEventListener("DOMContentLoaded", () => {
     search($("#q").value, $("#k").value);
   });
   $("#close").addEventListener("click", closeViewer);
+  // a page that cannot be shown (file moved or changed, or an engine that does not record
+  // files): say why instead of a broken picture
+  $("#viewer-img").addEventListener("error", async () => {
+    const img = $("#viewer-img");
+    const box = $("#viewer-img-error");
+    let why = "The page image is unavailable.";
+    try {
+      const r = await fetch(img.src, { credentials: "same-origin" });
+      const body = await r.json();
+      if (body && body.detail) why = "The page image is unavailable: " + body.detail;
+    } catch (e) { /* keep the generic text */ }
+    img.hidden = true;
+    box.textContent = why;
+    box.hidden = false;
+  });
   $("#prev").addEventListener("click", () => openHit(current - 1));
   $("#next").addEventListener("click", () => openHit(current + 1));
   $("#viewer").addEventListener("click", (ev) => { if (ev.target === ev.currentTarget) closeViewer(); });
