@@ -132,8 +132,6 @@ class FastPath:
 
     def from_image(self, image) -> FastFeatures:
         """A PIL image, any mode (converted to RGB first, as `processor.features` does)."""
-        from PIL import Image
-
         if image.mode != "RGB":
             image = image.convert("RGB")
         plan = self.plan_image(*image.size)
