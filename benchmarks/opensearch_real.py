@@ -116,6 +116,7 @@ def store_size(url: str, index: str) -> dict:
     c.indices.refresh(index=index)
     before = int(c.cat.indices(index=index, params={"bytes": "b", "format": "json"})[0]["pri.store.size"])
     c.indices.forcemerge(index=index, params={"max_num_segments": 1})
+    c.indices.flush(index=index)
     c.indices.refresh(index=index)
     after = int(c.cat.indices(index=index, params={"bytes": "b", "format": "json"})[0]["pri.store.size"])
     return {"store_bytes": before, "merged_bytes": after}
