@@ -44,6 +44,10 @@ def _needs_escape(ch: str) -> bool:
 
 
 def escape_token(token: str) -> str:
+    # fast path for the ~99% of tokens that need nothing: printable excludes every C and Z
+    # category character except the ASCII space, so this is exactly the per-character rule
+    if token.isprintable() and " " not in token and "." not in token and "|" not in token and "%" not in token:
+        return token
     return "".join(
         "".join(f"%{b:02X}" for b in ch.encode("utf-8")) if _needs_escape(ch) else ch
         for ch in token
