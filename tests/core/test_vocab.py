@@ -61,3 +61,13 @@ def test_unknown_term_is_a_clear_error(vocab):
 def test_reconstructed_vision_tokenizer_names_the_same_terms(vocab, data_dir):
     other = Vocabulary(data_dir / "tokenizers" / "modernvbert-reconstructed" / "tokenizer.json")
     assert other.terms == vocab.terms
+
+
+def test_escape_fast_path_equals_the_per_character_rule(vocab):
+    from vsplade.vocab import _needs_escape, escape_token
+
+    def per_character(token):
+        return "".join("".join(f"%{b:02X}" for b in ch.encode("utf-8")) if _needs_escape(ch) else ch for ch in token)
+
+    samples = list(vocab.tokens) + ["a b", "x\u00a0y", "\u200bz", "a.b", "50%", "|", "\t", "é", "\u2028"]
+    assert [escape_token(t) for t in samples] == [per_character(t) for t in samples]
