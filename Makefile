@@ -4,8 +4,9 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-v1
-# torch 2.13.0 is the CPU wheel these machines carry on disk; pinning it first keeps pip from
-# pulling a multi-GB CUDA build when pyserini/transformers ask for torch.
+# torch is pinned and installed first so pyserini/transformers never pick another version. On
+# these machines PyPI serves 2.13.0 as its CUDA build (~3 GB with the nvidia-* wheels; it runs
+# on the CPU; pip's cache makes a reinstall fast). Override with TORCH=... (e.g. a CPU wheel).
 TORCH ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
