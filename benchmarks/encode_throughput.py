@@ -19,7 +19,8 @@ one run, CPU milliseconds of one core (thread CPU time) per page and step, at 1,
 Pages are padded to a square (white, page at the top left) so that the grids are exactly 1, 5
 and 17 tiles (`--no-square`: the pages' own grids, e.g. 13 tiles for A4 at 2048 px). The last
 line is one JSON object (the 17-tile numbers, or the largest configuration run, at the top
-level; every configuration under "by_tiles").
+level; every configuration under "by_tiles"). "tiles" names the configuration (1 / 5 / 17 =
+longest edge 512 / 1024 / 2048 px); "grid_tiles" the tile counts the pages actually got.
 """
 
 from __future__ import annotations
