@@ -225,3 +225,18 @@ def test_render_worker_processes_give_the_same_vectors(geometry_encoders, pdf_di
     finally:
         procs.close()
     assert VSpladeEncoder(fast.model, fast.processor, "m").render_workers == 0  # CPU default
+
+
+def test_cuda_only_steps_are_skipped_without_cuda(tiny_processor, images):
+    """Pinned staging and non_blocking copies only happen for a CUDA device that exists; asking
+    for CUDA on a machine without one stages nothing (no pin_memory call that would fail)."""
+    fp = FastPath(tiny_processor)
+    feats = [fp.from_image(im) for im in images[:2]]
+    b = collate_fast(feats, 50283, "cpu")
+    assert b["pixels_u8"] is None  # CPU: the tiles stay views, nothing copied
+    if not torch.cuda.is_available():
+        assert collate_fast(feats, 50283, "cuda")["pixels_u8"] is None
+    ref = collate([features(tiny_processor, im) for im in images[:2]], 50283)
+    got = to_model_inputs(fp.lut_on(CPU), b, CPU, torch.bfloat16)
+    assert got["pixel_values"].dtype == torch.bfloat16
+    assert torch.equal(got["pixel_values"], ref["pixel_values"].to(torch.bfloat16))
