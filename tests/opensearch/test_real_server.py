@@ -11,9 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
-import numpy as np
 import orjson
 import pytest
 

@@ -1,9 +1,10 @@
 """`--engine opensearch`: the Engine that the CLI finds through the `vsplade.engines` entry point.
 
-Options (keyword arguments; CLI flags in brackets): index [--index], url [--url], user,
-password, api_key, ca_certs, insecure, headers (dict), timeout, field ("vector"), shards (1),
-replicas (cluster default), threads (2), chunk_docs (500), chunk_bytes (8 MiB), max_retries
-(10), backoff_initial (0.5 s), backoff_max (30 s), snippet_chars (500), progress,
+Options (keyword arguments; CLI flags in brackets): index [--index], url [--url: one node or
+several of one cluster, comma-separated], user, password, api_key, ca_certs, insecure, headers
+(dict), timeout, field ("vector"), shards (1) [--shards], replicas (cluster default)
+[--replicas], threads (2), chunk_docs (500), chunk_bytes (8 MiB), max_retries (10),
+backoff_initial (0.5 s), backoff_max (30 s), snippet_chars (500), progress,
 query_mode ("rank_feature" | "neural_sparse"), max_clauses (1024). Credentials also come
 from VSPLADE_OPENSEARCH_* env vars and never appear in repr, logs or errors.
 """
