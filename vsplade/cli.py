@@ -111,10 +111,14 @@ def _report(report, as_json: bool, verb: str = "indexed") -> int:
 
 
 def _load_encoder(model: str, batch_size: Optional[int], device: Optional[str],
-                  top_k: Optional[int] = None, threshold: Optional[float] = None):
+                  top_k: Optional[int] = None, threshold: Optional[float] = None,
+                  page_path: Optional[str] = None, render_workers: Optional[int] = None):
     from .encoders import ModelError, load_encoder
 
-    opts = {k: v for k, v in {"device": device, "top_k": top_k, "threshold": threshold}.items() if v is not None}
+    opts = {k: v for k, v in {"device": device, "top_k": top_k, "threshold": threshold,
+                              "page_path": page_path, "render_workers": render_workers}.items() if v is not None}
+    if model in ("lexical", "lexical-noidf") and (page_path or render_workers is not None):
+        _fail("--page-path and --render-workers apply to the V-SPLADE encoder, not the lexical one")
     try:
         enc = load_encoder(model, **opts)
     except (ModelError, OSError, ValueError) as e:
@@ -134,6 +138,8 @@ def encode(
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (neural encoder)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k largest weights per page (neural encoder)."),
     threshold: Optional[float] = typer.Option(None, help="Drop weights below this value (neural encoder)."),
+    page_path: Optional[str] = typer.Option(None, "--page-path", help="V-SPLADE page preprocessing: fast (PDF pages rendered straight at the model's size, uint8 tiles normalised on the device) or reference (the checkpoint's Idefics3 processor). [default: fast]"),
+    render_workers: Optional[int] = typer.Option(None, "--render-workers", min=0, help="V-SPLADE fast path: PDF render processes. [default: 0 on CPU, half the cores up to 8 on CUDA]"),
     recreate: bool = typer.Option(False, help="Delete OUT first instead of resuming."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
@@ -144,7 +150,7 @@ def encode(
 
     from .encoded import EncodedDir, is_encoded_dir
 
-    enc = _load_encoder(model, batch_size, device, top_k, threshold)
+    enc = _load_encoder(model, batch_size, device, top_k, threshold, page_path, render_workers)
     try:
         props = EncodedDir(out).properties if not recreate and is_encoded_dir(out) else None
         report = index_pages(
@@ -173,6 +179,8 @@ def index(
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (neural encoder)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k largest weights per page (neural encoder)."),
     threshold: Optional[float] = typer.Option(None, help="Drop weights below this value (neural encoder)."),
+    page_path: Optional[str] = typer.Option(None, "--page-path", help="V-SPLADE page preprocessing: fast (PDF pages rendered straight at the model's size, uint8 tiles normalised on the device) or reference (the checkpoint's Idefics3 processor). [default: fast]"),
+    render_workers: Optional[int] = typer.Option(None, "--render-workers", min=0, help="V-SPLADE fast path: PDF render processes. [default: 0 on CPU, half the cores up to 8 on CUDA]"),
     recreate: bool = typer.Option(False, help="Drop the index first instead of resuming / refusing."),
     sync: bool = typer.Option(False, "--sync", help="Make the index hold exactly the files now under INPUTs: add new files, replace changed ones (new pages committed before old ones go), remove pages of vanished files, skip unchanged ones."),
     scale: Optional[float] = typer.Option(None, help="lucene: integer impact = round(w * scale), fixed when the index is created [default: the index's own; a new index: 10000, where top-10 equals float scoring for 99.7% of queries]."),
@@ -196,7 +204,7 @@ def index(
         else:
             if not model:
                 _fail("--model is required unless INPUT is an encoded dir (use --model lexical for text layers)")
-            enc = _load_encoder(model, batch_size, device, top_k, threshold)
+            enc = _load_encoder(model, batch_size, device, top_k, threshold, page_path, render_workers)
             props = None if recreate else eng.read_properties()
             report = index_pages(inputs, enc, open_writer, model, dpi=dpi, properties=props, sync=sync)
     except (EngineError, EncodedDirError) as e:

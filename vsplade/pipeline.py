@@ -157,6 +157,8 @@ def index_pages(
         report.page_failures.extend(reader.failures)
         report.warnings.extend(reader.warnings)
     report.warnings.extend(getattr(encoder, "warnings", []))
+    # pages an encoder had to render itself (the neural fast path) and could not
+    report.page_failures.extend(getattr(encoder, "failures", []))
     counts = todo_plan.counts()
     if sync:
         report.summary.extra.update(files=counts, removed_pages=removed_pages)
