@@ -132,3 +132,16 @@ def test_cli_inspect_breakdown_adds_up(checkpoint_fp32, data_dir, encoder):
         want = sum(v * doc.get(i, 0.0) for i, v in q.encode_ids(text).items())
         assert entry["score"] == pytest.approx(want, rel=1e-5)
         assert entry["score"] == pytest.approx(sum(c for _, c in entry["top_matches"]), rel=1e-5)
+
+
+def test_cli_page_path_flag_reaches_the_encoder(checkpoint_fp32, pdf_dir, tmp_path):
+    pdf = str(pdf_dir / "debian-refcard-en-a4.pdf")
+    for path in ("reference", "fast"):
+        out = tmp_path / path
+        res = runner.invoke(app, ["encode", pdf, "--model", str(checkpoint_fp32), "--out", str(out),
+                                  "--page-path", path, "--render-workers", "0", "--json"])
+        assert res.exit_code == 0, res.output
+        assert EncodedDir(out).encoder_info["page_path"] == path
+    res = runner.invoke(app, ["encode", pdf, "--model", str(checkpoint_fp32), "--out", str(tmp_path / "x"),
+                              "--page-path", "bogus"])
+    assert res.exit_code == 2 and "page_path must be one of" in res.output
