@@ -611,8 +611,13 @@ def _root(
 
 
 def main():
-    """Entry point. Whatever goes wrong, the user sees one line, never a traceback (-v adds
-    it): errors from input a user can type exit 2, an internal error exits 1."""
+    run_app(app, "vsplade")
+
+
+def run_app(typer_app, prog_name: str):
+    """Entry point of `vsplade` and `vsplade-train`. Whatever goes wrong, the user sees one
+    line, never a traceback (-v adds it): errors from input a user can type exit 2, an
+    internal error exits 1."""
     try:  # typer >= 0.29 vendors its own click
         from typer._click.exceptions import ClickException, NoArgsIsHelpError
         from typer.exceptions import Abort
@@ -625,14 +630,14 @@ def main():
     if verbose:  # accepted anywhere on the line, like most tools, not only before the subcommand
         args = ["-v"] + [a for a in args if a not in ("-v", "--verbose")]
     try:
-        code = app(args=args, prog_name="vsplade", standalone_mode=False)
+        code = typer_app(args=args, prog_name=prog_name, standalone_mode=False)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
     except NoArgsIsHelpError as e:
         typer.echo(e.ctx.get_help() if e.ctx else str(e))
         sys.exit(EXIT_OK if not args else EXIT_USAGE)
     except ClickException as e:  # usage errors: one line, exit 2
-        cmd = f" {e.ctx.info_name}" if getattr(e, "ctx", None) and e.ctx.info_name != "vsplade" else ""
-        typer.echo(_scrub(f"error: {e.format_message()} (see 'vsplade{cmd} --help')"), err=True)
+        cmd = f" {e.ctx.info_name}" if getattr(e, "ctx", None) and e.ctx.info_name != prog_name else ""
+        typer.echo(_scrub(f"error: {e.format_message()} (see '{prog_name}{cmd} --help')"), err=True)
         sys.exit(EXIT_USAGE)
     except Abort:
         typer.echo("interrupted", err=True)

@@ -55,3 +55,20 @@ def test_captions_then_merge_then_train_cli(tmp_path, tiny_vlm_dir, tiny_backbon
     # a bad recipe key is a usage error (exit 2) naming the key
     r = runner.invoke(app, ["train", "--dataset", str(merged2), "--model", str(tiny_backbone), "--set", "nope=1"])
     assert r.exit_code == 2 and "nope" in r.output
+
+
+def test_vsplade_train_help_version_and_one_line_usage_errors():
+    """Before: -h and --version were usage errors printed in a box."""
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-c", "from vsplade_training.cli import main; main()", *args],
+                              capture_output=True, text=True, timeout=120)
+
+    assert run("-h").returncode == 0 and "Train, caption and evaluate" in run("-h").stdout
+    v = run("--version")
+    assert v.returncode == 0 and v.stdout.strip() == "0.1.0"
+    bad = run("bogus")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "error: No such command 'bogus'. (see 'vsplade-train --help')"]
