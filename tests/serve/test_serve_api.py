@@ -7,7 +7,8 @@ import io
 import json
 
 import pytest
-from conftest import QUERIES, vsplade
+# at import time: inside a test, `conftest` is whichever conftest.py pytest imported last
+from conftest import QUERIES, run_server, vsplade
 
 
 def _rows(hits):
@@ -179,8 +180,6 @@ def test_lucene_page_image_or_a_clear_409(servers):
 
 def test_moved_or_changed_source_is_a_clear_409(tmp_path, pdf_dir):
     import shutil
-
-    from conftest import run_server
 
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# at import time: inside a test, `conftest` is whichever conftest.py pytest imported last
+from conftest import run_server
+
 CHROMIUM = os.environ.get("VSPLADE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -134,8 +137,6 @@ def test_errors_are_shown_not_swallowed(browser, memory_server):
 
 
 def test_page_with_token_asks_once_and_images_load(browser, indexes, tmp_path):
-    from conftest import run_server
-
     token = "browser-token-0123456789abcdef"
     with run_server("memory", indexes["memory"], tmp_path, token=token) as s:
         page = browser.new_page()

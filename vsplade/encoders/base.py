@@ -13,6 +13,10 @@ from ..sparse import SparseBatch
 class DocumentEncoder(ABC):
     name: str = ""
     needs_image: bool = True  # the page reader renders images only when an encoder needs them
+    # the encoder looks at pixels at all: pages that exist only as images (a dataset's rows,
+    # not files it could render itself) must come with their image even when needs_image is
+    # False because the encoder renders files on its own (the neural fast path)
+    uses_pixels: bool = True
     needs_text: bool = False
     needs_fit: bool = False  # True: call fit() over the corpus before encode()
     batch_size: int = 8

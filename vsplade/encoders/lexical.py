@@ -47,6 +47,7 @@ _WS = re.compile(r"\s+")
 class LexicalEncoder(DocumentEncoder):
     name = "lexical"
     needs_image = False
+    uses_pixels = False
     needs_text = True
     batch_size = 64
 

@@ -86,7 +86,7 @@ def encode_corpus(
 
             with tqdm(total=len(todo), desc=f"encoding {ds.name}", unit="page", file=sys.stderr,
                       disable=progress is False) as bar:
-                for batch in encoder.encode_stream(ds.pages(skip=skip, images=encoder.needs_image), batch_size):
+                for batch in encoder.encode_stream(ds.pages(skip=skip, images=encoder.needs_image or encoder.uses_pixels), batch_size):
                     writer.add(batch)
                     encoded += len(batch)
                     bar.update(len(batch))
