@@ -112,6 +112,8 @@ class DocumentBuilder:
             "page": meta.get("page"),
             "title": title,
             "text": text[: self.snippet_chars] if isinstance(text, str) and text else None,
+            "path": meta.get("path"),
+            "sha256": meta.get("sha256"),
             **self._encoder,
         }
         return {k: v for k, v in doc.items() if v is not None}

@@ -86,6 +86,58 @@ class OpenSearchEngine(Engine):
             max_clauses=int(self.options.get("max_clauses", 1024)),
         )
 
+    # ---- collection lifecycle, read side (vsplade.catalog) ----------------------------
+    def _mapping(self) -> dict | None:
+        from opensearchpy.exceptions import NotFoundError, OpenSearchException
+
+        from .connection import check_reachable, describe_error
+        from .mapping import mapping_of
+
+        client = self.conn.client()
+        try:
+            check_reachable(self.conn, client)
+            return mapping_of(client.indices.get_mapping(index=self.index))
+        except NotFoundError:
+            return None
+        except OpenSearchException as e:
+            raise EngineError(self.conn.redact(f"opensearch {self.conn.url} index {self.index!r}: {describe_error(e)}")) from None
+
+    def read_properties(self) -> dict | None:
+        from .mapping import COLLECTION_KEY, stored_meta
+
+        mapping = self._mapping()
+        return None if mapping is None else dict(stored_meta(mapping).get(COLLECTION_KEY) or {})
+
+    def read_encoder_info(self) -> dict:
+        from .mapping import stored_meta
+
+        mapping = self._mapping()
+        return dict(stored_meta(mapping).get("encoder") or {}) if mapping else {}
+
+    def read_catalog(self) -> list[dict]:
+        from opensearchpy.exceptions import OpenSearchException
+
+        from .connection import describe_error
+        from .writer import scan_catalog
+
+        if self._mapping() is None:
+            return []
+        try:
+            return scan_catalog(self.conn.client(), self.index)
+        except OpenSearchException as e:
+            raise EngineError(self.conn.redact(f"opensearch {self.conn.url} index {self.index!r}: {describe_error(e)}")) from None
+
+    def location_info(self) -> dict:
+        client = self.conn.client()
+        size = None
+        try:
+            stats = client.indices.stats(index=self.index, metric="store")
+            size = int(stats["_all"]["primaries"]["store"]["size_in_bytes"])
+        except Exception:  # noqa: BLE001 - size is informative only
+            pass
+        return {"engine": self.name, "index": self.index, "url": self.conn.redact(self.conn.url),
+                "size_bytes": size, "encoder": self.read_encoder_info() or None}
+
     @classmethod
     def export(cls, batches: Iterable[SparseBatch], out: Path, **options: Any) -> dict:
         name = check_index_name(options.get("index_name") or options.get("index") or "vsplade")

@@ -33,7 +33,14 @@ METADATA_FIELDS: dict[str, dict] = {
     "text": {"type": "text"},
     "encoder": {"type": "keyword"},
     "encoder_version": {"type": "keyword"},
+    # source identity (vsplade.catalog): where the page was read from and which version
+    "path": {"type": "keyword", "index": False},
+    "sha256": {"type": "keyword"},
 }
+# Fields added after FORMAT_VERSION 1 indexes were created: added to such an index's mapping
+# on open (an additive mapping change), so its new pages can carry them.
+LATER_FIELDS = ("path", "sha256")
+COLLECTION_KEY = "collection"  # vsplade.catalog properties, inside _meta.vsplade
 
 
 def vsplade_meta(info: Mapping[str, Any], field: str) -> dict:

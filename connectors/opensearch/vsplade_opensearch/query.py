@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-DEFAULT_SOURCE = ("id", "source", "page")
+DEFAULT_SOURCE = ("id", "source", "page", "path", "sha256")
 MODES = ("rank_feature", "neural_sparse")
 
 
@@ -46,8 +46,11 @@ def clean_query(query: Mapping[str, float], max_clauses: int = 1024) -> dict[str
 def filter_clauses(opts: SearchOptions) -> list[dict]:
     out: list[dict] = []
     if opts.sources:
+        # a key matches itself, and as a folder key every file under it (PageFilter)
         srcs = [opts.sources] if isinstance(opts.sources, str) else list(opts.sources)
-        out.append({"terms": {"source": [str(s) for s in srcs]}})
+        keys = [str(s).rstrip("/") for s in srcs]
+        out.append({"bool": {"should": [{"terms": {"source": keys}}]
+                             + [{"prefix": {"source": k + "/"}} for k in keys], "minimum_should_match": 1}})
     if opts.page_min is not None or opts.page_max is not None:
         rng = {}
         if opts.page_min is not None:

@@ -116,7 +116,8 @@ class OpenSearchSearcher(Searcher):
         terms = clean_query(query, self.max_clauses) if explain else None
         for h in resp["hits"]["hits"]:
             src = h.get("_source") or {}
-            hit = Hit(str(src.get("id", h["_id"])), float(h["_score"]), src.get("source"), src.get("page"))
+            hit = Hit(str(src.get("id", h["_id"])), float(h["_score"]), src.get("source"), src.get("page"),
+                      path=src.get("path"), sha256=src.get("sha256"))
             if explain:
                 matched = h.get("matched_queries")
                 hit.explain = contributions(terms, stored_weights(src, self.field), matched)

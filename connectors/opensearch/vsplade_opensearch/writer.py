@@ -25,6 +25,9 @@ from .bulk import BulkError, BulkSender
 from .connection import Connection, check_reachable, describe_error
 from .documents import DocumentBuilder
 from .mapping import (
+    COLLECTION_KEY,
+    LATER_FIELDS,
+    METADATA_FIELDS,
     META_KEY,
     PENDING_REFRESH_KEY,
     UNSET,
@@ -134,6 +137,9 @@ class OpenSearchWriter(IndexWriter):
                 mapping = mapping_of(c.indices.get_mapping(index=self.index))
         if mapping is not None:
             self.meta = check_compatible(self.index, mapping, self.info, self.field)
+            missing = [f for f in LATER_FIELDS if f not in (mapping.get("properties") or {})]
+            if missing:  # an index from before source identity: let its new pages carry it
+                c.indices.put_mapping(index=self.index, body={"properties": {f: METADATA_FIELDS[f] for f in missing}})
             if self.meta.get(PENDING_REFRESH_KEY) is None:  # else: a crashed job left it; keep its value
                 current = self._refresh_setting()
                 self.meta[PENDING_REFRESH_KEY] = UNSET if current is None else current
@@ -170,8 +176,43 @@ class OpenSearchWriter(IndexWriter):
             )
 
     # ---- IndexWriter ---------------------------------------------------------------
+    supports_lifecycle = True
+
     def done_ids(self) -> set[str]:
         return self._call(self._done_ids)
+
+    def catalog(self) -> list[dict]:
+        return self._call(lambda: scan_catalog(self.client, self.index))
+
+    def commit(self) -> None:
+        """Everything sent so far acknowledged by the cluster (durable in its translog) and
+        refreshed (visible to searches)."""
+        self._call(self.sender.flush)
+        self._call(lambda: self.client.indices.refresh(index=self.index))
+
+    def delete(self, ids) -> int:
+        """Bulk delete by id after the pending pages are acknowledged; a re-run repeats it
+        harmlessly (deleting a missing id is a no-op)."""
+        self.commit()
+        ids = list(dict.fromkeys(ids))
+        removed = 0
+        for start in range(0, len(ids), 1000):
+            part = ids[start:start + 1000]
+            body = "".join(f'{{"delete":{{"_id":{_json(i)}}}}}\n' for i in part)
+            resp = self._call(lambda: self.client.bulk(index=self.index, body=body))
+            for item in resp.get("items", []):
+                result = item.get("delete", {})
+                if result.get("result") == "deleted":
+                    removed += 1
+                elif result.get("status") not in (200, 404):
+                    raise EngineError(self.conn.redact(
+                        f"index {self.index!r}: deleting page {result.get('_id')!r} failed: {result.get('error')}"))
+        self._call(lambda: self.client.indices.refresh(index=self.index))
+        return removed
+
+    def set_properties(self, properties) -> None:
+        self.meta[COLLECTION_KEY] = dict(properties)
+        self._call(self._put_meta, self.meta)
 
     def _done_ids(self) -> set[str]:
         self.client.indices.refresh(index=self.index)
@@ -242,6 +283,31 @@ class OpenSearchWriter(IndexWriter):
             self._restore_refresh()
         except Exception as e:  # noqa: BLE001
             log.warning("could not restore refresh_interval on %r: %s", self.index, self.conn.redact(str(e)))
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def scan_catalog(client, index: str) -> list[dict]:
+    """Every page's metadata (id, source, page, path, sha256), by search_after over id."""
+    client.indices.refresh(index=index)
+    rows: list[dict] = []
+    after = None
+    while True:
+        body: dict[str, Any] = {"size": SCAN_PAGE, "_source": ["id", "source", "page", "path", "sha256"],
+                                "sort": [{"id": "asc"}], "query": {"match_all": {}}}
+        if after is not None:
+            body["search_after"] = after
+        hits = client.search(index=index, body=body)["hits"]["hits"]
+        for h in hits:
+            src = h.get("_source") or {}
+            rows.append({"id": src.get("id", h["_id"]), **{k: src.get(k) for k in ("source", "page", "path", "sha256")}})
+        if len(hits) < SCAN_PAGE:
+            return rows
+        after = hits[-1]["sort"]
 
 
 def _progress_bar(index: str, progress: bool | None):
