@@ -22,7 +22,7 @@ from vsplade.engines import get_engine_class
 
 DATA = Path(__file__).parents[1] / "data" / "pdfs"
 QUERIES = ["apt-get install package", "interface definition language", "camlidl stub code", "debian reference"]
-ENGINES = ["memory"]
+ENGINES = ["memory", "lucene"]
 
 runner = CliRunner()
 
@@ -186,8 +186,13 @@ def test_a_run_that_reads_nothing_creates_no_index(engine, folder, tmp_path):
     assert code == 0 and summary(out)["indexed"] == 9
 
 
-SYNC_STEPS = ["sync.new-pages-committed", "encoded.delete.committed", "encoded.shard.committed",
-              "encoded.merge.written", "encoded.merge.trio-linked:2", "encoded.manifest.before:2"]
+SYNC_STEPS = {
+    "memory": ["sync.new-pages-committed", "encoded.delete.committed", "encoded.shard.committed",
+               "encoded.merge.written", "encoded.merge.trio-linked:2", "encoded.manifest.before:2"],
+    "lucene": ["sync.new-pages-committed", "lucene.commit.after", "lucene.delete.config-written",
+               "lucene.delete.before-commit", "lucene.delete.committed", "lucene.delete.docs-written",
+               "lucene.close.docs-rebuilt", "lucene.close.writer-closed", "lucene.close.config-tmp"],
+}
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -200,7 +205,7 @@ def test_sigkill_during_a_sync_then_rerun_converges(engine, folder, tmp_path):
     old_ids = set(state(engine, base)["rows"])
     env = {k: v for k, v in os.environ.items() if not k.startswith("VSPLADE_CRASH")}
     cmd = [sys.executable, "-m", "vsplade", "index", str(folder), "--model", "lexical-noidf", "--engine", engine, "--sync"]
-    for step in SYNC_STEPS:
+    for step in SYNC_STEPS[engine]:
         ix = tmp_path / f"ix-{step.replace(':', '-')}"
         shutil.copytree(base, ix)
         p = subprocess.run(cmd + ["--index", str(ix)], env={**env, "VSPLADE_CRASH_AT": step}, capture_output=True, text=True)

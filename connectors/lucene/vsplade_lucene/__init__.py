@@ -2,9 +2,19 @@
 LuceneImpactSearcher reads unchanged; searched with {term: weight} queries, no neural model.
 
 Modules: jvm (JVM start-up and Pyserini traps), store (index dir layout), direct (fast
-indexing path), jsonvector (export + Pyserini's compatibility route), searcher, engine.
+indexing path), jsonvector (export + Pyserini's compatibility route), searcher, engine,
+pyserini_compat (`pyserini_searcher(index_dir)`: Pyserini's own LuceneImpactSearcher on our
+index, with vsplade's query encoder and float-scale scores).
 """
 
 from .engine import LuceneEngine
 
-__all__ = ["LuceneEngine"]
+
+def pyserini_searcher(index_dir, query_encoder=None, model=None, float_scores=True):
+    """Pyserini's LuceneImpactSearcher on a vsplade index (vsplade_lucene.pyserini_compat)."""
+    from .pyserini_compat import pyserini_searcher as make
+
+    return make(index_dir, query_encoder=query_encoder, model=model, float_scores=float_scores)
+
+
+__all__ = ["LuceneEngine", "pyserini_searcher"]

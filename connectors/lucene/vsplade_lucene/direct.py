@@ -180,15 +180,23 @@ class DirectImpactWriter(IndexWriter):
             J.ImpactIndexer, self._writer, J.ImpactSimilarity(), names, lengths, ID_FIELD, RAW_FIELD,
             CONTENTS_FIELD, threads, threads + 2, commit_every,
         )
-        committed = int(self._writer.getDocStats().maxDoc)
         self._docs = DocsFile(self.path)
         rows = []
-        if committed or self._docs.path.exists():
-            # lines past the last commit (pages a killed run handed over, never committed) go
-            rows = self._docs.truncate_to(committed)
-            crash_point("lucene.docs.truncated")
-        self._done: set[str] = {r["id"] for r in rows}
-        self._num_docs = committed
+        if self.config.get("deletes"):
+            # pages were deleted once: doc ids no longer follow the docs file's lines, so the
+            # committed pages come from Lucene's own stored rows and the file is rewritten
+            rows = self._live_rows()
+            self._docs.write(rows)
+            crash_point("lucene.docs.rebuilt")
+        else:
+            committed = int(self._writer.getDocStats().maxDoc)
+            if committed or self._docs.path.exists():
+                # lines past the last commit (pages a killed run handed over, never committed) go
+                rows = self._docs.truncate_to(committed)
+                crash_point("lucene.docs.truncated")
+        self._catalog: dict[str, dict] = {r["id"]: r for r in rows}
+        self._done: set[str] = set(self._catalog)
+        self._num_docs = len(rows)
         self._pending: list[dict] = []  # doc lines of the chunk being filled
         self._chunk = _Chunk()
 
@@ -254,6 +262,7 @@ class DirectImpactWriter(IndexWriter):
                 chunk.meta.append(orjson.dumps(line))
                 self._pending.append(line)
                 self._done.add(doc_id)
+                self._catalog[doc_id] = line
             chunk.counts.append(counts[start:end])
             chunk.term_ids.append(impacts.indices[lo:hi])
             chunk.impacts.append(impacts.data[lo:hi])
@@ -311,8 +320,64 @@ class DirectImpactWriter(IndexWriter):
             keep.append(r)
         return keep
 
+    # -- collection lifecycle ----------------------------------------------------------------
+
+    supports_lifecycle = True
+
+    def catalog(self) -> list[dict]:
+        """The metadata row of every page held (committed or added since), in doc order."""
+        return list(self._catalog.values())
+
+    def set_properties(self, properties: Mapping[str, Any]) -> None:
+        """Kept in vsplade-lucene.json ("collection"), written with the next commit/close."""
+        self.config["collection"] = dict(properties)
+
+    def _live_rows(self) -> list[dict]:
+        """Rows of the live pages the writer holds (a near-real-time reader on it), doc order."""
+        from .store import page_rows
+
+        J = jvm.classes()
+        reader = self._java(J.DirectoryReader.open, self._writer)
+        try:
+            return [r for r in page_rows(reader) if r is not None]
+        finally:
+            reader.close()
+
+    def delete(self, ids) -> int:
+        """Delete these pages (deleteDocuments on the ``id`` term) and commit at once.
+
+        Crash safety: the config is flagged ``deletes`` (atomically, fsynced) BEFORE the Lucene
+        commit that drops pages, so from then on every writer and searcher maps doc ids to pages
+        through Lucene's stored rows (IndexPages.raws) and not the docs file's line order; the
+        docs file is rewritten from the commit afterwards (and again at every open), so a kill
+        at any step leaves the last Lucene commit (all of the pages, or none deleted) plus a
+        docs file the next writer rebuilds."""
+        if self._closed:
+            raise EngineError("writer is closed")
+        gone = list(dict.fromkeys(i for i in ids if i in self._catalog))
+        if not gone:
+            return 0
+        self._submit()
+        self._java(self._indexer.flush)
+        if not self.config.get("deletes"):
+            self.config["deletes"] = True
+            write_config(self.path, self.config, step="delete")
+        names, lengths = _utf8_with_lengths(gone)
+        self._java(jvm.classes().IndexPages.deleteIds, self._writer, ID_FIELD, names, lengths)
+        crash_point("lucene.delete.before-commit")
+        self._java(self._writer.commit)
+        crash_point("lucene.delete.committed")
+        for i in gone:
+            del self._catalog[i]
+            self._done.discard(i)
+        self._num_docs -= len(gone)
+        self._docs.write(self._live_rows())
+        crash_point("lucene.delete.docs-written")
+        return len(gone)
+
     def commit(self) -> None:
-        """Make everything added so far durable (doc lines first, then the Lucene commit)."""
+        """Make everything added so far durable (doc lines first, then the Lucene commit) and
+        visible to searchers opened from now on; the collection properties go with it."""
         if self._closed:
             raise EngineError("writer is closed")
         self._submit()
@@ -320,6 +385,8 @@ class DirectImpactWriter(IndexWriter):
         crash_point("lucene.commit.before")
         self._java(self._writer.commit)
         crash_point("lucene.commit.after")
+        if "collection" in self.config:
+            write_config(self.path, self.config, step="commit")
 
     def close(self) -> IndexSummary:
         if self._closed:
@@ -329,6 +396,10 @@ class DirectImpactWriter(IndexWriter):
             build_s, append_s = float(self._indexer.buildSeconds()), float(self._indexer.appendSeconds())
             self._indexer.close()
             self._indexer = None
+            if self.config.get("deletes"):
+                # merges may have renumbered doc ids: the docs file follows the final commit
+                self._docs.write(self._live_rows())
+                crash_point("lucene.close.docs-rebuilt")
             self._java(self._writer.close)
             self._writer = None
             crash_point("lucene.close.writer-closed")

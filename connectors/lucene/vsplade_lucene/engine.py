@@ -101,6 +101,38 @@ class LuceneEngine(Engine):
         scale = None if self._has_config() else (self._scale_option or FOREIGN_INDEX_SCALE)
         return LuceneImpactIndexSearcher(self.path, scale=scale, threads=self.threads)
 
+    # -- collection lifecycle, read side (no lock, no searcher) -----------------------------
+
+    def _config(self) -> dict | None:
+        from .store import read_config
+
+        return read_config(self.path) if self.path.is_dir() else None
+
+    def read_properties(self) -> dict | None:
+        """The "collection" dict of vsplade-lucene.json; None when there is no index."""
+        from .store import is_lucene_dir
+
+        cfg = self._config()
+        if cfg is None or not is_lucene_dir(self.path):
+            return None
+        return dict(cfg.get("collection") or {})
+
+    def read_encoder_info(self) -> dict:
+        cfg = self._config()
+        return dict((cfg or {}).get("encoder") or {})
+
+    def read_catalog(self) -> list[dict]:
+        from .store import read_catalog
+
+        return read_catalog(self.path)
+
+    def location_info(self) -> dict:
+        cfg = self._config() or {}
+        size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()) if self.path.is_dir() else 0
+        return {"engine": self.name, "index": str(self.path.resolve()), "size_bytes": size,
+                "scale": cfg.get("scale", self.scale), "build": cfg.get("build", self.build),
+                "encoder": cfg.get("encoder"), "complete": cfg.get("state") == "ready" if cfg else None}
+
     def _has_config(self) -> bool:
         from .store import CONFIG_FILE
 

@@ -205,6 +205,10 @@ _CLASS_NAMES = {
     "QueryParser": "org.apache.lucene.queryparser.classic.QueryParser",
     "ImpactSimilarity": "io.anserini.search.similarity.ImpactSimilarity",
     "ImpactIndexer": "vsplade.lucene.ImpactIndexer",
+    "IndexPages": "vsplade.lucene.IndexPages",
+    "BooleanQuery": "org.apache.lucene.search.BooleanQuery",
+    "BooleanQueryBuilder": "org.apache.lucene.search.BooleanQuery$Builder",
+    "Occur": "org.apache.lucene.search.BooleanClause$Occur",
 }
 
 

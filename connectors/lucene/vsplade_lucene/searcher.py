@@ -22,11 +22,13 @@ import threading
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from vsplade.engines.base import EngineError, Hit, Searcher
+import numpy as np
+
+from vsplade.engines.base import EngineError, Hit, PageFilter, Searcher
 from vsplade.sparse import quantize_query_impacts
 
 from . import jvm
-from .store import CONTENTS_FIELD, ID_FIELD, DocsFile, is_lucene_dir, read_config
+from .store import CONTENTS_FIELD, ID_FIELD, DocsFile, is_lucene_dir, page_rows, read_config
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +63,21 @@ class LuceneImpactIndexSearcher(Searcher):
         self._searcher = J.IndexSearcher(self._reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
         self._searcher.setSimilarity(J.ImpactSimilarity())
         self.num_docs = int(self._reader.maxDoc())
-        rows = DocsFile(self.path).read(limit=self.num_docs) if self.config else []
-        if rows and len(rows) < self.num_docs:
-            raise EngineError(
-                f"{self.path}: vsplade-docs.jsonl lists {len(rows)} pages, the index holds {self.num_docs}; "
-                "rebuild with --recreate"
-            )
-        self._ids = [r["id"] for r in rows] if rows else None
-        self._sources = [r.get("source") for r in rows] if rows else None
-        self._pages = [r.get("page") for r in rows] if rows else None
+        # re-read after the reader is open: a writer flags "deletes" before the commit that
+        # drops pages, so a reader that sees deletions always finds the flag here
+        self.config = read_config(self.path) or {}
+        if self.config.get("deletes"):
+            # doc ids follow Lucene's merges, not the docs file: the commit's own stored rows
+            rows = [r or {} for r in page_rows(self._reader)]
+        else:
+            rows = DocsFile(self.path).read(limit=self.num_docs) if self.config else []
+            if rows and len(rows) < self.num_docs:
+                raise EngineError(
+                    f"{self.path}: vsplade-docs.jsonl lists {len(rows)} pages, the index holds {self.num_docs}; "
+                    "rebuild with --recreate"
+                )
+        self._rows = rows if rows else None
+        self._page_arrays = None  # (source codes, unique sources, pages) for filters, on first use
         self._stored = None
         self._escaped: dict[str, str] = {}
         self._parser = J.QueryParser(CONTENTS_FIELD, J.WhitespaceAnalyzer())
@@ -106,7 +114,11 @@ class LuceneImpactIndexSearcher(Searcher):
 
     # -- search -----------------------------------------------------------------------------
 
-    def search(self, query: Mapping[str, float], k: int = 10, explain: bool = False) -> list[Hit]:
+    def search(self, query: Mapping[str, float], k: int = 10, explain: bool = False, sources=None,
+               page_min: int | None = None, page_max: int | None = None) -> list[Hit]:
+        """Top-k pages; sources / page_min / page_max (vsplade.engines.base.PageFilter) restrict
+        the pages inside the Lucene search (a FILTER clause over the matching doc ids, so the
+        top-k is that of the filtered pages and scores are unchanged)."""
         if self._closed:
             raise EngineError("searcher is closed")
         if k <= 0:
@@ -116,6 +128,16 @@ class LuceneImpactIndexSearcher(Searcher):
         if not qs:
             return []
         lq = self._parse(qs)
+        page_filter = PageFilter.of(sources, page_min, page_max)
+        if page_filter is not None:
+            fq = self.filter_query(page_filter)
+            if fq is None:
+                return []
+            J = jvm.classes()
+            b = J.BooleanQueryBuilder()
+            b.add(lq, J.Occur.MUST)
+            b.add(fq, J.Occur.FILTER)
+            lq = b.build()
         top = self._searcher.search(lq, int(k))
         hits = [self._hit(sd.doc, sd.score) for sd in top.scoreDocs]
         if explain:
@@ -123,10 +145,47 @@ class LuceneImpactIndexSearcher(Searcher):
                 h.explain = self.explain(lq, sd.doc, impacts)
         return hits
 
+    def filter_mask(self, page_filter: PageFilter) -> np.ndarray:
+        """Which doc ids of this reader the filter admits (deleted docs: none), vectorized over
+        the distinct sources."""
+        if self._rows is None:
+            raise EngineError(
+                f"{self.path} holds no vsplade page metadata (built outside vsplade?); filters by "
+                "source or page need an index built by vsplade: re-index it with `vsplade index`"
+            )
+        if self._page_arrays is None:
+            srcs = [r.get("source") for r in self._rows]
+            uniq, codes = np.unique(np.array([s or "" for s in srcs], dtype=object), return_inverse=True)
+            pages = np.array([r.get("page") if r.get("page") is not None else -(2**62) for r in self._rows],
+                             dtype=np.int64)
+            live = np.array([bool(r.get("id")) for r in self._rows], dtype=bool)
+            self._page_arrays = (codes, uniq, pages, live)
+        codes, uniq, pages, live = self._page_arrays
+        mask = live.copy()
+        if page_filter.sources is not None:
+            ok = np.fromiter((PageFilter(page_filter.sources).matches(u, None) for u in uniq), dtype=bool,
+                             count=len(uniq))
+            mask &= ok[codes]
+        if page_filter.page_min is not None:
+            mask &= pages >= page_filter.page_min
+        if page_filter.page_max is not None:
+            mask &= (pages <= page_filter.page_max) & (pages > -(2**62))
+        return mask
+
+    def filter_query(self, page_filter: PageFilter):
+        """The filter as a Lucene query over doc ids (vsplade.lucene.IndexPages.filter); None
+        when no page matches."""
+        mask = self.filter_mask(page_filter)
+        if not mask.any():
+            return None
+        packed = np.packbits(mask, bitorder="little").tobytes()
+        return jvm.classes().IndexPages.filter(packed, int(self.num_docs))
+
     def _hit(self, doc: int, score: float) -> Hit:
         score = score * self._norm
-        if self._ids is not None:
-            return Hit(self._ids[doc], score, self._sources[doc], self._pages[doc])
+        if self._rows is not None:
+            r = self._rows[doc]
+            return Hit(r["id"], score, r.get("source"), r.get("page"), path=r.get("path"), sha256=r.get("sha256"))
         if self._stored is None:
             self._stored = self._reader.storedFields()
         return Hit(self._stored.document(doc).get(ID_FIELD), score)

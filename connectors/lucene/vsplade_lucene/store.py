@@ -189,7 +189,43 @@ def clear_index_dir(path: Path) -> None:
 
 
 def meta_line(doc_id: str, meta: Mapping[str, Any]) -> dict:
-    return {"id": doc_id, "source": meta.get("source"), "page": meta.get("page")}
+    """A page's metadata row (docs file line and the stored ``raw`` field): id, source, page,
+    and the file it came from (path, sha256) when the pipeline knows them."""
+    line = {"id": doc_id, "source": meta.get("source"), "page": meta.get("page")}
+    for key in ("path", "sha256"):
+        if meta.get(key) is not None:
+            line[key] = meta[key]
+    return line
+
+
+def page_rows(reader) -> list[dict | None]:
+    """The metadata row of every doc id of a Lucene reader (its stored ``raw`` field, read in
+    one JNI call by IndexPages.raws), None for a deleted doc. Always aligned with the doc ids
+    of that reader, whatever deletes and merges did."""
+    from . import jvm
+
+    blob = jvm.classes().IndexPages.raws(reader, RAW_FIELD)
+    blob = blob.tostring() if hasattr(blob, "tostring") else bytes(blob)
+    lines = blob.split(b"\n")[:-1] if blob else []
+    return [orjson.loads(x) if x else None for x in lines]
+
+
+def read_catalog(path: Path) -> list[dict]:
+    """Every live page of the committed index (read side: no lock, Lucene's own commit)."""
+    if not is_lucene_dir(path):
+        return []
+    from . import jvm
+
+    J = jvm.classes()
+    directory = J.FSDirectory.open(J.Paths.get(str(path.resolve())))
+    try:
+        reader = J.DirectoryReader.open(directory)
+        try:
+            return [r for r in page_rows(reader) if r is not None]
+        finally:
+            reader.close()
+    finally:
+        directory.close()
 
 
 class DocsFile:
