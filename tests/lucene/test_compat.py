@@ -33,6 +33,9 @@ def test_export_jsonvector(tmp_path, corpus, vocab):
         want = {vocab.terms[i]: int(np.floor(w * 100 + 0.5)) for i, w in zip(*corpus.row(r))}
         want = {t: v for t, v in want.items() if v > 0}
         assert by_id[corpus.ids[r]]["vector"] == want
+        # source and page kept in each document (before: only id, contents, vector)
+        assert (by_id[corpus.ids[r]]["source"], by_id[corpus.ids[r]]["page"]) == (
+            corpus.meta[r]["source"], corpus.meta[r]["page"])
     nonzero = int((corpus.matrix.data > 0).sum())
     assert res["dropped_weights"] == nonzero - sum(len(d["vector"]) for d in lines)
     assert res["dropped_weights"] > 0  # weights from 0.001: some round to 0 and are counted

@@ -1,6 +1,7 @@
 """The compatibility route: Pyserini's JsonVectorCollection files and Anserini's IndexCollection.
 
-Export: one JSON object per page, ``{"id", "contents": "", "vector": {term: impact}}`` with
+Export: one JSON object per page, ``{"id", "contents": "", "vector": {term: impact}, "source",
+"page"}`` (source/page when the page has them) with
 ``impact = round(w * scale)`` (weights that round to 0 are dropped and counted), term names
 from vsplade.vocab, written round-robin into ``shards`` files ``part-NNNNN.jsonl`` so
 IndexCollection's threads (one per file) have work. Page metadata goes to a separate
@@ -92,7 +93,15 @@ class JsonVectorExporter:
             vector = {terms[j]: v for j, v in zip(impacts.indices[s:e].tolist(), impacts.data[s:e].tolist())}
             if not vector:
                 self.empty += 1
-            line = orjson.dumps({"id": doc_id, "contents": "", "vector": vector}) + b"\n"
+            meta = batch.meta[r] if batch.meta else {}
+            doc = {"id": doc_id, "contents": "", "vector": vector}
+            # the page's source and page number travel in each document (Anserini keeps extra
+            # JSON fields as stored fields), so a collection is usable without pages.jsonl
+            if meta.get("source") is not None:
+                doc["source"] = meta["source"]
+            if meta.get("page") is not None:
+                doc["page"] = meta["page"]
+            line = orjson.dumps(doc) + b"\n"
             self._files[self._next].write(line)
             self._next = (self._next + 1) % len(self._files)
             if self._pages is not None:
