@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from pypdf import PdfReader, PdfWriter
+from lifecycle_support import make_folder, pdf_pages
 from typer.testing import CliRunner
 
 from vsplade.cli import app
@@ -32,24 +32,9 @@ def cli(*args) -> tuple[int, str]:
     return r.exit_code, r.output
 
 
-def pdf_pages(src: Path, out: Path, pages: range) -> Path:
-    w = PdfWriter()
-    reader = PdfReader(src)
-    for i in pages:
-        w.add_page(reader.pages[i])
-    with open(out, "wb") as f:
-        w.write(f)
-    return out
-
-
 @pytest.fixture
 def folder(tmp_path) -> Path:
-    d = tmp_path / "docs"
-    (d / "sub").mkdir(parents=True)
-    shutil.copy(DATA / "debian-refcard-en-a4.pdf", d / "refcard.pdf")
-    pdf_pages(DATA / "camlidl-1.04.doc.pdf", d / "sub" / "manual.pdf", range(0, 4))
-    pdf_pages(DATA / "camlidl-1.04.doc.pdf", d / "other.pdf", range(10, 13))
-    return d
+    return make_folder(tmp_path)
 
 
 def index(engine, folder, ix, *extra, model="lexical-noidf"):

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from pypdf import PdfReader, PdfWriter
+from lifecycle_support import make_folder, pdf_pages
 from typer.testing import CliRunner
 
 from vsplade.cli import app
@@ -25,24 +25,9 @@ QUERIES = ["apt-get install package", "interface definition language", "camlidl 
 runner = CliRunner()
 
 
-def pdf_pages(src: Path, out: Path, pages: range) -> Path:
-    w = PdfWriter()
-    reader = PdfReader(src)
-    for i in pages:
-        w.add_page(reader.pages[i])
-    with open(out, "wb") as f:
-        w.write(f)
-    return out
-
-
 @pytest.fixture
 def folder(tmp_path) -> Path:
-    d = tmp_path / "docs"
-    (d / "sub").mkdir(parents=True)
-    shutil.copy(DATA / "debian-refcard-en-a4.pdf", d / "refcard.pdf")
-    pdf_pages(DATA / "camlidl-1.04.doc.pdf", d / "sub" / "manual.pdf", range(0, 4))
-    pdf_pages(DATA / "camlidl-1.04.doc.pdf", d / "other.pdf", range(10, 13))
-    return d
+    return make_folder(tmp_path)
 
 
 @pytest.fixture
