@@ -16,10 +16,15 @@ the host:
   text, different pixels (benchmarks/RESULTS.md reports how far the vectors move). pdfium is not
   thread-safe: every call here holds `PDFIUM_LOCK`, and the encoder renders in the one thread
   that also iterates the page reader.
-- Image pages: the same PIL resizes as the processor (same sizes, same filter, same order, on
-  8-bit RGB, without the numpy round trips), so the pixels are the processor's bit for bit.
-  (A device-side replay of Pillow's LANCZOS was tried and dropped: Pillow 13 picks the order of
-  its two passes by a rule that is not documented, and the wrong order moves pixels by up to 26.)
+- Image pages, two routes giving the processor's pixels bit for bit (the same resizes: same
+  sizes, LANCZOS, same order, on 8-bit RGB):
+  - resize on the device (`device_resize`, the default when CUDA is available): the host only
+    decodes and converts to RGB; the decoded page goes over as uint8 and `lanczos.resize` (a
+    torch replay of Pillow 13's 8-bit LANCZOS: its coefficients, its 22-bit integer rounding,
+    its pass-order rule) resizes it there, then tiles and normalises. The coefficients are
+    computed on the host when the page is prepared (cached per size pair).
+  - PIL on the host (the default on the CPU, where PIL's C is the cheaper "device"): the
+    processor's own PIL resizes, without its numpy round trips and float work.
 - Tiles: views of the page (reshape/permute, no copy) until `collate_fast` copies them, once,
   into the uint8 staging batch (pinned memory on CUDA) that is sent with non_blocking=True.
 - Normalise (`normalise`): a 256-entry table equal, bit for bit, to the processor's
@@ -43,6 +48,7 @@ from .pdfrender import (  # noqa: F401  (re-exported: the geometry and the rende
     DEFAULT_DPI, DEFAULT_MAX_EDGE, PDFIUM_LOCK, PdfCache, Plan, plan_image, plan_pdf, raster_scale, raster_size,
     render_pdf_page,
 )
+from . import lanczos
 from .processor import PROMPT
 
 
@@ -74,9 +80,16 @@ class FastFeatures:
     """One page on the fast path: uint8 pixels (HWC) at the final size and its global view."""
 
     input_ids: torch.Tensor  # [L]
-    pixels: np.ndarray  # uint8 [H, W, 3], H and W multiples of the tile
+    pixels: np.ndarray | None  # uint8 [H, W, 3], H and W multiples of the tile; None: deferred
     global_view: np.ndarray | None  # uint8 [t, t, 3]; None for a single-tile page (= pixels)
     plan: Plan
+    # device_resize: the decoded RGB page (uint8 [h, w, 3], plan.source), resized on the device
+    source: np.ndarray | None = None
+
+    @property
+    def deferred(self) -> bool:
+        """True when the resizes are left to the device (`device_pixels`)."""
+        return self.pixels is None
 
     @property
     def num_tiles(self) -> int:
@@ -91,7 +104,7 @@ class FastPath:
     """The fast page path for one processor's settings (longest edge, tile, LANCZOS, mean/std,
     prompt) with the per-grid token-id cache. Thread-safe."""
 
-    def __init__(self, processor, prompt: str = PROMPT):
+    def __init__(self, processor, prompt: str = PROMPT, device_resize: bool | None = None):
         ip = processor.image_processor
         size = ip.size
         self.longest_edge = int(size["longest_edge"] if isinstance(size, dict) else size.longest_edge)
@@ -110,6 +123,14 @@ class FastPath:
         self._ids: dict[tuple[int, int], torch.Tensor] = {}
         self._lock = threading.Lock()
         self._luts: dict = {}
+        # image pages: resize on the device (lanczos replay) or with PIL on the host.
+        # None: on the device when CUDA is available (the encoder's device then defaults to it).
+        from PIL import Image
+
+        replayable = self.resample == int(Image.Resampling.LANCZOS) and lanczos.pillow_order_supported()
+        if device_resize and not replayable:
+            raise ValueError("device_resize needs LANCZOS and a Pillow whose resize lanczos.py replays (13.x)")
+        self.device_resize = replayable and (torch.cuda.is_available() if device_resize is None else bool(device_resize))
 
     def input_ids(self, rows: int, cols: int) -> torch.Tensor:
         """The processor's ids for a page of this grid (its text expansion, its tokenizer)."""
@@ -135,6 +156,9 @@ class FastPath:
         if image.mode != "RGB":
             image = image.convert("RGB")
         plan = self.plan_image(*image.size)
+        if self.device_resize and (plan.steps or plan.rows):
+            lanczos.prepare(plan.source, plan.steps + (((self.tile, self.tile),) if plan.rows else ()))
+            return FastFeatures(self.input_ids(plan.rows, plan.cols), None, None, plan, source=np.asarray(image))
         im = image
         for s in plan.steps:
             im = im.resize(s, resample=self.resample)
@@ -168,13 +192,27 @@ def _staging(shape: tuple[int, ...]) -> torch.Tensor:
     return torch.empty(shape, dtype=torch.uint8, pin_memory=True)
 
 
-def page_tiles(f: FastFeatures) -> np.ndarray:
+def page_tiles(f: FastFeatures, pixels=None):
     """uint8 [rows, cols, t, t, 3] (a single tile: [1, t, t, 3]), a view of the page, no copy;
-    row-major as the processor orders them."""
+    row-major as the processor orders them. `pixels`: the page (numpy or torch, e.g. resized on
+    the device by `device_pixels`), default f.pixels."""
     t, rows, cols = f.plan.tile, f.plan.rows, f.plan.cols
+    px = f.pixels if pixels is None else pixels
     if not rows:
-        return f.pixels[None]
-    return f.pixels.reshape(rows, t, cols, t, 3).transpose(0, 2, 1, 3, 4)
+        return px[None]
+    px = px.reshape(rows, t, cols, t, 3)
+    return px.permute(0, 2, 1, 3, 4) if isinstance(px, torch.Tensor) else px.transpose(0, 2, 1, 3, 4)
+
+
+def device_pixels(f: FastFeatures, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A deferred page's resizes where `source` (its decoded uint8 [h, w, 3]) lives: the
+    processor's chain (plan.steps), then the global view (tile x tile) from the result, each
+    `lanczos.resize` (Pillow's LANCZOS bit for bit). -> (page [H, W, 3], global view or None)."""
+    px = source
+    for step in f.plan.steps:
+        px = lanczos.resize(px, step)
+    glob = lanczos.resize(px, (f.plan.tile, f.plan.tile)) if f.plan.rows else None
+    return px, glob
 
 
 def collate_fast(items: list[FastFeatures], pad_id: int, device: torch.device | str = "cpu",
@@ -184,7 +222,9 @@ def collate_fast(items: list[FastFeatures], pad_id: int, device: torch.device | 
     For CUDA the tiles are copied once into a pinned uint8 batch [B, N, t, t, 3] (`staging`,
     or a new one), so the transfer can be non-blocking; elsewhere nothing is copied here (the
     tiles stay views of the pages until they are normalised). Padded slots are not written:
-    `to_model_inputs` zeroes them after normalising."""
+    `to_model_inputs` zeroes them after normalising. Deferred pages (resized on the device)
+    have no tiles yet: their decoded page is copied once into its own pinned buffer
+    (`sources_u8`, CUDA only) and their slots in the batch stay unwritten."""
     device = torch.device(device)
     b = len(items)
     length = max(i.seq_len for i in items)
@@ -196,17 +236,31 @@ def collate_fast(items: list[FastFeatures], pad_id: int, device: torch.device | 
         ids[r, length - it.seq_len:] = it.input_ids
         mask[r, length - it.seq_len:] = 1
     batch = {"input_ids": ids, "attention_mask": mask, "pages": items,
-             "num_tiles": [i.num_tiles for i in items], "tile": t, "pixels_u8": None}
-    if staging is not None or (device.type == "cuda" and torch.cuda.is_available()):
+             "num_tiles": [i.num_tiles for i in items], "tile": t, "pixels_u8": None, "sources_u8": None}
+    cuda = device.type == "cuda" and torch.cuda.is_available()
+    if staging is not None or cuda:
         pix = staging if staging is not None else _staging((b, n, t, t, 3))
         batch["pixels_u8"] = pix
         stage_pages(items, pix.numpy())
+    if cuda and any(i.deferred for i in items):
+        srcs: list[torch.Tensor | None] = []
+        for it in items:
+            if it.deferred:
+                buf = _staging(it.source.shape)
+                buf.numpy()[:] = it.source
+                srcs.append(buf)
+            else:
+                srcs.append(None)
+        batch["sources_u8"] = srcs
     return batch
 
 
 def stage_pages(items: list[FastFeatures], view: np.ndarray) -> None:
-    """Copy every page's tiles (and global view) into the uint8 batch `view` [B, N, t, t, 3]."""
+    """Copy every page's tiles (and global view) into the uint8 batch `view` [B, N, t, t, 3]
+    (deferred pages: nothing, they are resized and tiled on the device)."""
     for r, it in enumerate(items):
+        if it.deferred:
+            continue
         if it.plan.rows:
             k = it.num_tiles - 1
             view[r, :k].reshape(it.plan.rows, it.plan.cols, *view.shape[2:])[:] = page_tiles(it)
@@ -215,11 +269,24 @@ def stage_pages(items: list[FastFeatures], view: np.ndarray) -> None:
             view[r, 0] = it.pixels
 
 
+def _as_tensor(a: np.ndarray) -> torch.Tensor:
+    """A torch view of a (possibly read-only, as np.asarray of a PIL image is) uint8 array; it
+    is only read."""
+    if a.flags.writeable:
+        return torch.from_numpy(a)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "not writable": nothing writes to it
+        return torch.from_numpy(a)
+
+
 def to_model_inputs(lut: torch.Tensor, batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
     """The model's inputs on `device`: pixel_values [B, N, 3, t, t] in `dtype`, normalised
     there page by page (bounded memory), padded tile slots all zero, pixel_attention_mask None.
     CUDA: the pinned uint8 batch goes over with non_blocking=True. CPU: the tiles are read
-    straight from the page views (no pinning, no extra copy)."""
+    straight from the page views (no pinning, no extra copy). Deferred pages are resized on
+    `device` first (`device_pixels`)."""
     nb = device.type == "cuda"
     items: list[FastFeatures] = batch["pages"]
     t = batch["tile"]
@@ -228,8 +295,17 @@ def to_model_inputs(lut: torch.Tensor, batch: dict, device: torch.device, dtype:
     u8 = batch["pixels_u8"]
     if u8 is not None:
         u8 = u8.to(device, non_blocking=nb)
+    srcs = batch.get("sources_u8")
     for r, (it, k) in enumerate(zip(items, batch["num_tiles"])):
-        if u8 is not None:
+        if it.deferred:
+            src = srcs[r] if srcs is not None else _as_tensor(it.source)
+            page, glob = device_pixels(it, src.to(device, non_blocking=nb))
+            if glob is None:
+                pix[r, 0] = normalise(page, lut, dtype)
+            else:
+                pix[r, : k - 1] = normalise(page_tiles(it, page).flatten(0, 1), lut, dtype)
+                pix[r, k - 1] = normalise(glob, lut, dtype)
+        elif u8 is not None:
             pix[r, :k] = normalise(u8[r, :k], lut, dtype)
         elif it.plan.rows:
             tiles = torch.from_numpy(page_tiles(it)).to(device).flatten(0, 1)
