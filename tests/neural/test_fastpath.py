@@ -16,6 +16,7 @@ from PIL import Image
 
 from vsplade.encoders.neural import build_model, build_processor, tiny_config
 from vsplade.encoders.neural.encoder import VSpladeEncoder
+from vsplade.encoders.neural import lanczos
 from vsplade.encoders.neural.fastpath import (
     FastPath, PdfCache, collate_fast, normalise, plan_image, render_pdf_page, to_model_inputs,
 )
@@ -24,6 +25,11 @@ from vsplade.pages import Page, PageReader
 
 DATA = Path(__file__).parent.parent / "data"
 CPU = torch.device("cpu")
+# image pages: PIL's resizes on the host (device_resize=False) or the lanczos replay on the
+# device (True; here the device is the CPU): both must give the processor's pixels bit for bit
+ROUTES = [pytest.param(False, id="pil-host"),
+          pytest.param(True, id="device-resize", marks=pytest.mark.skipif(
+              not lanczos.pillow_order_supported(), reason="lanczos.py replays Pillow 13's resize"))]
 
 
 def fast_inputs(fp, feats, staging=False):
@@ -39,13 +45,15 @@ def synthetic(w, h, seed=0):
     return Image.fromarray(a)
 
 
+@pytest.mark.parametrize("device_resize", ROUTES)
 @pytest.mark.parametrize("size", [(40, 30), (64, 64), (65, 64), (300, 120), (120, 300), (257, 511), (1000, 37),
-                                  (37, 1000), (129, 128), (2, 2)])
-def test_grid_ids_and_pixels_equal_the_processor(tiny_processor, size):
-    fp = FastPath(tiny_processor)
+                                  (37, 1000), (129, 128), (2, 2), (256, 256), (255, 257), (511, 256), (700, 699)])
+def test_grid_ids_and_pixels_equal_the_processor(tiny_processor, size, device_resize):
+    fp = FastPath(tiny_processor, device_resize=device_resize)
     im = synthetic(*size)
     ref = features(tiny_processor, im)
     f = fp.from_image(im)
+    assert f.deferred == (device_resize and bool(f.plan.steps or f.plan.rows))
     assert f.num_tiles == ref.num_tiles
     assert torch.equal(f.input_ids, ref.input_ids)
     for staging in (False, True):  # True: the CUDA route (staging batch), minus the pinning
@@ -54,9 +62,10 @@ def test_grid_ids_and_pixels_equal_the_processor(tiny_processor, size):
         assert torch.equal(got["pixel_values"][0], ref.pixel_values), "max abs difference must be 0"
 
 
-def test_full_size_sample_page_is_bit_exact(tokenizer_file, sample_image):
+@pytest.mark.parametrize("device_resize", ROUTES)
+def test_full_size_sample_page_is_bit_exact(tokenizer_file, sample_image, device_resize):
     proc = build_processor(tokenizer_file)  # 2048 px, 512 px tiles: 13 tiles for this page
-    fp = FastPath(proc)
+    fp = FastPath(proc, device_resize=device_resize)
     ref = features(proc, sample_image)
     f = fp.from_image(sample_image)
     assert (f.num_tiles, f.plan.rows, f.plan.cols) == (13, 3, 4)
@@ -65,8 +74,9 @@ def test_full_size_sample_page_is_bit_exact(tokenizer_file, sample_image):
     assert float((got["pixel_values"][0] - ref.pixel_values).abs().max()) == 0.0
 
 
-def test_mixed_batch_pads_like_collate(tiny_processor, images):
-    fp = FastPath(tiny_processor)
+@pytest.mark.parametrize("device_resize", ROUTES)
+def test_mixed_batch_pads_like_collate(tiny_processor, images, device_resize):
+    fp = FastPath(tiny_processor, device_resize=device_resize)
     ref = collate([features(tiny_processor, im) for im in images], 50283)
     for staging in (False, True):
         b, got = fast_inputs(fp, [fp.from_image(im) for im in images], staging)
@@ -85,10 +95,13 @@ def test_lut_is_the_processor_rescale_and_normalise(tiny_processor):
     np.testing.assert_array_equal(got.numpy(), want)
 
 
-def test_modes_are_converted_like_the_processor(tiny_processor):
-    fp = FastPath(tiny_processor)
-    for mode in ("L", "RGBA", "P", "CMYK"):
-        im = synthetic(90, 70).convert(mode)
+@pytest.mark.parametrize("device_resize", ROUTES)
+def test_modes_are_converted_like_the_processor(tiny_processor, device_resize):
+    fp = FastPath(tiny_processor, device_resize=device_resize)
+    rgba = synthetic(90, 70).convert("RGBA")
+    rgba.putalpha(Image.fromarray(np.random.default_rng(3).integers(0, 256, (70, 90), dtype=np.uint8)))
+    for mode in ("L", "RGBA", "P", "CMYK", "LA", "1", "I;16"):
+        im = rgba if mode == "RGBA" else synthetic(90, 70).convert(mode)
         _, got = fast_inputs(fp, [fp.from_image(im)])
         assert torch.equal(got["pixel_values"][0], features(tiny_processor, im).pixel_values), mode
 
