@@ -17,7 +17,8 @@ Steps (engines interleaved at each step, so each step's numbers share the same l
  4. a fresh index of the mutated folder into a new index: seconds; ratio sync / fresh;
     page count and page ids of the synced index checked equal to the fresh one's;
  5. search latency (k=10, QUERIES queries of 5 consecutive words from pages of unchanged
-    files, encoded once, run round-robin over the indexes after a warm-up pass): Lucene
+    files, encoded once, run round-robin over the indexes after a warm-up pass, then a
+    second round-robin pass in the reverse order): Lucene
     before any delete (a copy taken after step 1) vs after the sync's deletes vs the fresh
     index (same pages as the synced one, never deleted); OpenSearch synced vs fresh. Also
     whether the synced and fresh indexes return the same top-10 scores for every query.
@@ -450,10 +451,16 @@ def main():
                 opened[n] = time.perf_counter() - t0
             print(f"\n5. {e} search latency, k=10, {len(queries)} queries, round-robin (load {loadavg()})")
             lat, hits = latency(searchers, queries)
+            # a second pass in the reverse order: what stays is the index, not its turn
+            lat2, _ = latency(dict(reversed(list(searchers.items()))), queries)
+            for n in names:
+                lat[n]["pass2"] = lat2[n]
             s_same, id_same = same_scores(hits["synced"], hits["fresh"])
             for n in names:
+                p2 = lat[n]["pass2"]
                 print(f"  {n:8s} open {opened[n]:6.2f} s   p50 {lat[n]['p50_ms']:6.2f} ms   p99 {lat[n]['p99_ms']:6.2f} ms"
-                      f"   mean {lat[n]['mean_ms']:6.2f} ms")
+                      f"   mean {lat[n]['mean_ms']:6.2f} ms   | reversed pass: p50 {p2['p50_ms']:6.2f} ms"
+                      f"   p99 {p2['p99_ms']:6.2f} ms")
                 lat[n]["open_s"] = opened[n]
             print(f"  synced vs fresh: same top-10 scores for {s_same}/{len(queries)} queries, "
                   f"same ids too for {id_same}")
