@@ -1,0 +1,78 @@
+"""The one-object path (`vsplade.Collection`) checked the same way on every engine
+(tests/lucene/test_collection_lucene.py, tests/opensearch/test_collection_opensearch.py):
+a fresh index of the same folder through Collection.create/index/search, compared with the
+memory engine's Collection on that folder and with the exact scorer over the weights the
+engine stores (integer impacts for Lucene, 9-bit FeatureField values for OpenSearch)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from vsplade.encoded import EncodedDir
+from vsplade.engines.memory import ExactScorer
+from vsplade.sparse import SparseBatch
+
+DATA = Path(__file__).parent / "data"
+
+QUERIES = ["apt-get install a package", "interface definition language", "camlidl stub code generation",
+           "debian reference card", "the type of a pointer", "remove a file from the system"]
+# (source, (first page, last page)) as Collection.search takes them
+FILTERS = [("camlidl-1.04.doc.pdf", (3, 12)), (["debian-refcard-en-a4.pdf", "scan.png"], (None, None)),
+           (None, (20, None)), ("camlidl-1.04.doc.pdf", (None, 2)), ("debian-refcard-en-a4.pdf", (2, 2)),
+           ("no-such-file.pdf", (None, None))]
+WORDS = ["interface", "the", "package", "camlidl", "file", "apt", "type", "function", "list", "system"]
+PAGES = 35  # the test PDFs' pages + scan.png (no text layer: indexed, empty)
+
+
+def make_docs(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for f in sorted((DATA / "pdfs").glob("*.pdf")):
+        shutil.copy(f, root / f.name)
+    shutil.copy(DATA / "sample_page.png", root / "scan.png")
+    return root
+
+
+def memory_batch(mem_col) -> SparseBatch:
+    """The float weights of the memory Collection (its index is an encoded dir)."""
+    return EncodedDir(mem_col.engine.index).load()
+
+
+def stored_like(batch: SparseBatch, transform: Callable[[np.ndarray], np.ndarray]) -> SparseBatch:
+    """The batch with each weight replaced by what the engine stores (and scores)."""
+    m = batch.matrix.copy().astype(np.float64)
+    m.data = np.asarray(transform(m.data), dtype=np.float64)
+    m.eliminate_zeros()
+    return SparseBatch(m.tocsr(), batch.ids, batch.meta)
+
+
+def brute_force(scorer: ExactScorer, batch: SparseBatch, query: dict, k: int, source=None, pages=(None, None),
+                rescale: float = 1.0) -> list[tuple[str, float]]:
+    """Top-k by scoring EVERY page, then keeping those the filter admits (score desc, row asc)."""
+    lo, hi = pages
+    scores = scorer.scores(query) * rescale
+    allowed = {source} if isinstance(source, str) else set(source) if source else None
+    out = []
+    for r in np.lexsort((np.arange(len(scores)), -scores)):
+        m = batch.meta[r]
+        if scores[r] <= 0 or (allowed is not None and m["source"] not in allowed):
+            continue
+        if (lo is not None and m["page"] < lo) or (hi is not None and m["page"] > hi):
+            continue
+        out.append((batch.ids[r], float(scores[r])))
+    return out[:k]
+
+
+def random_texts(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=3)) for _ in range(n)]
+
+
+def assert_hits(got, want: list[tuple[str, float]], tol: Callable[[float], float], what=""):
+    """Same ids in the same order, each score within tol(expected score)."""
+    assert [h.id for h in got] == [i for i, _ in want], what
+    for h, (i, s) in zip(got, want):
+        assert abs(h.score - s) <= tol(s), (what, i, h.score, s)
