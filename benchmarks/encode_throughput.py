@@ -16,6 +16,12 @@ one run, CPU milliseconds of one core (thread CPU time) per page and step, at 1,
     python benchmarks/encode_throughput.py --page-path-only tests/data/pdfs/*.pdf
     python benchmarks/encode_throughput.py --page-path-only tests/data/vidore_arxivqa_mini/images
 
+Image pages run a third route, "fast, resize on device" (FastPath(device_resize=True), the
+default when CUDA is available): the host decodes, converts to RGB and stages the decoded page;
+the LANCZOS resizes (vsplade.encoders.neural.lanczos), tiling and normalisation are device work.
+On a machine without a GPU the device is this CPU: that work is timed on rows of its own,
+outside the host total.
+
 Pages are padded to a square (white, page at the top left) so that the grids are exactly 1, 5
 and 17 tiles (`--no-square`: the pages' own grids, e.g. 13 tiles for A4 at 2048 px). The last
 line is one JSON object (the 17-tile numbers, or the largest configuration run, at the top
@@ -257,16 +263,23 @@ def page_path_run(pages: list[tuple[str, str, int]], tiles: int, square: bool) -
     import pypdfium2 as pdfium
     import torch
 
-    from vsplade.encoders.neural import build_processor
+    from vsplade.encoders.neural import build_processor, lanczos
     from vsplade.encoders.neural.fastpath import FastPath, collate_fast, to_model_inputs
     from vsplade.encoders.neural.processor import collate, features
 
     edge = EDGES[tiles]
     docs = {p: pdfium.PdfDocument(p) for k, p, _ in pages if k == "pdf"}
     proc = build_processor(TOKENIZER, longest_edge=edge)
-    fp = FastPath(proc)
+    fp = FastPath(proc, device_resize=False)
+    # image pages only: the route that leaves the resizes to the device (PDF pages are rendered
+    # at the final size, nothing to resize: the same as "fast")
+    dev_route = any(k == "image" for k, _, _ in pages) and lanczos.pillow_order_supported()
+    fpd = FastPath(proc, device_resize=True) if dev_route else None
     ip = proc.image_processor
-    ref, fast = _Clock(), _Clock()
+    ref, fast, fdev = _Clock(), _Clock(), _Clock()
+    dev_clock = _Clock()  # the device work of fdev on this CPU: resize (wrapped) vs the rest
+    real_resize = lanczos.resize
+    dev_clock.wrap(lanczos, "resize", "resize/tile")
     for name in ("process_image", "resize", "resize_for_vision_encoder", "split_images"):
         ref.wrap(ip, name, "resize/tile")
     for name in ("rescale", "normalize"):
@@ -278,14 +291,17 @@ def page_path_run(pages: list[tuple[str, str, int]], tiles: int, square: bool) -
     im0 = _ref_render(k0, p0, n0, docs, square)
     features(proc, im0)
     fp.from_image(im0)
+    if fpd is not None:
+        fpd.from_image(im0)
     if k0 == "pdf":
         _fast_pdf(fp, docs, p0, n0, square)
     ref.ms = dict.fromkeys(STEPS, 0.0)
     ref_total = 0.0
-    ref_feats, fast_feats, grids = [], [], []
+    ref_feats, fast_feats, dev_feats, grids = [], [], [], []
     dev = torch.device("cpu")
     lut = fp.lut_on(dev)
     norm_cpu_ms = 0.0
+    dev_route_device_ms = 0.0
     staging = None
     for kind, path, page_no in pages:
         # reference
@@ -315,6 +331,23 @@ def page_path_run(pages: list[tuple[str, str, int]], tiles: int, square: bool) -
         fp.input_ids(ff.plan.rows, ff.plan.cols)
         fast.add("tokenise", t)
         fast_feats.append(ff)
+        if fpd is not None:  # fast, resize on device
+            t = time.thread_time()
+            if kind == "pdf":
+                fd = _fast_pdf(fpd, docs, path, page_no, square)
+                t = fdev.add("render", t)
+            else:
+                from PIL import Image
+
+                with Image.open(path) as im:
+                    img = im.convert("RGB")
+                img = _square(img) if square else img
+                t = fdev.add("render", t)
+                fd = fpd.from_image(img)  # plan, coefficients (cached per size pair), np.asarray
+                t = fdev.add("resize/tile", t)
+            fpd.input_ids(fd.plan.rows, fd.plan.cols)
+            fdev.add("tokenise", t)
+            dev_feats.append(fd)
         grids.append(ff.num_tiles)
         if f.num_tiles != ff.num_tiles or not torch.equal(f.input_ids, ff.input_ids):
             raise AssertionError(f"{path} page {page_no}: the routes disagree on the grid or the ids")
@@ -332,12 +365,27 @@ def page_path_run(pages: list[tuple[str, str, int]], tiles: int, square: bool) -
             t = fast.add("collate", t)
             to_model_inputs(lut, batch, dev, torch.float32)
             norm_cpu_ms += 1000 * (time.thread_time() - t)
-            ref_feats, fast_feats = [], []
+            if fpd is not None:
+                t = time.thread_time()
+                # the staging route (on CUDA pinned): tiles of PDF pages, decoded images as they are
+                batch = collate_fast(dev_feats, 50283, dev, staging=staging[: len(dev_feats), :n])
+                t = fdev.add("collate", t)
+                to_model_inputs(lut, batch, dev, torch.float32)
+                dev_route_device_ms += 1000 * (time.thread_time() - t)
+            ref_feats, fast_feats, dev_feats = [], [], []
+    lanczos.resize = real_resize
     for d in docs.values():
         d.close()
     n = len(pages)
     ref_ms = {k: v / n for k, v in ref.ms.items()}
     fast_ms = {k: v / n for k, v in fast.ms.items()}
+    dev_extra = {}
+    if fpd is not None:
+        fdev_ms = {k: v / n for k, v in fdev.ms.items()}
+        resize_ms = dev_clock.ms["resize/tile"] / n
+        dev_extra = {"fast_device": fdev_ms, "fast_device_ms_per_page": sum(fdev_ms.values()),
+                     "fast_device_resize_on_this_cpu_ms": resize_ms,
+                     "fast_device_normalise_on_this_cpu_ms": dev_route_device_ms / n - resize_ms}
     return {
         "tiles": tiles, "longest_edge": edge, "pages": n, "grid_tiles": sorted(set(grids)),
         "reference": ref_ms, "fast": fast_ms,
@@ -345,6 +393,7 @@ def page_path_run(pages: list[tuple[str, str, int]], tiles: int, square: bool) -
         "reference_features_call_ms": ref_total / n,
         "fast_ms_per_page": sum(fast_ms.values()),
         "fast_normalise_on_this_cpu_ms": norm_cpu_ms / n,
+        **dev_extra,
     }
 
 
@@ -370,7 +419,7 @@ def rss_one(route: str, inputs: list[str], square: bool) -> dict:
     pages = (pages * (32 // len(pages) + 1))[:32]
     docs = {p: pdfium.PdfDocument(p) for k, p, _ in pages if k == "pdf"}
     proc = build_processor(TOKENIZER, longest_edge=2048)
-    fp = FastPath(proc)
+    fp = FastPath(proc, device_resize=route == "fast-device")
     base = _hwm_mib()
     dev = torch.device("cpu")
     if route == "reference":
@@ -485,28 +534,44 @@ def fidelity(inputs: list[str], max_pages: int | None) -> dict:
     proc = build_processor(TOKENIZER, tile=512, image_seq_len=16)
     ref = VSpladeEncoder(model, proc, "tiny-512", page_path="reference", batch_size=4)
     fast = VSpladeEncoder(model, proc, "tiny-512", page_path="fast", batch_size=4)
+    fast.fast.device_resize = False  # PIL on the host (the CPU default)
+    from vsplade.encoders.neural import lanczos
+
+    # image pages again with the resizes left to the device (lanczos replay; here on this CPU)
+    fastd = None
+    if lanczos.pillow_order_supported():
+        fastd = VSpladeEncoder(model, proc, "tiny-512", page_path="fast", batch_size=4)
+        fastd.fast.device_resize = True
     rendered = list(PageReader(inputs, render=True, text=False))[:max_pages]
     lazy = list(PageReader(inputs, render=False, text=False))[:max_pages]
     assert [p.id for p in rendered] == [p.id for p in lazy]
     dev = torch.device("cpu")
     rows = []
+    from vsplade.encoders.neural.fastpath import collate_fast, to_model_inputs
+
     for pr, pl in zip(rendered, lazy):
         rf = features(proc, pr.image)
-        ff = fast.page_features(pl)
-        from vsplade.encoders.neural.fastpath import collate_fast, to_model_inputs
-
-        px = to_model_inputs(fast.fast.lut_on(dev), collate_fast([ff], 50283), dev, torch.float32)["pixel_values"][0]
-        d = (px - rf.pixel_values).abs()
         x = ref.encode([pr]).matrix.toarray()[0]
-        y = fast.encode([pl]).matrix.toarray()[0]
-        rows.append({"page": f"{Path(pr.source).name}:{pr.page_no}", "kind": "pdf" if pr.source.endswith(".pdf") else "image",
-                     "tiles": ff.num_tiles, "pixel_max_abs": float(d.max()), "pixel_mean_abs": float(d.mean()),
-                     "cosine": float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y))),
-                     "top50_overlap": len(set(np.argsort(-x)[:50]) & set(np.argsort(-y)[:50])),
-                     "max_abs_weight_diff": float(np.abs(x - y).max())})
+        kind = "pdf" if pr.source.endswith(".pdf") else "image"
+        for enc, label in ((fast, kind), (fastd, "image, resize on device")):
+            if enc is None or (enc is fastd and kind == "pdf"):
+                continue
+            ff = enc.page_features(pl)
+            if enc is fastd and not ff.deferred:
+                raise AssertionError(f"{pl.id}: not resized on the device")
+            px = to_model_inputs(enc.fast.lut_on(dev), collate_fast([ff], 50283), dev, torch.float32)["pixel_values"][0]
+            d = (px - rf.pixel_values).abs()
+            y = enc.encode([pl]).matrix.toarray()[0]
+            rows.append({"page": f"{Path(pr.source).name}:{pr.page_no}", "kind": label,
+                         "tiles": ff.num_tiles, "pixel_max_abs": float(d.max()), "pixel_mean_abs": float(d.mean()),
+                         "cosine": float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y))),
+                         "top50_overlap": len(set(np.argsort(-x)[:50]) & set(np.argsort(-y)[:50])),
+                         "max_abs_weight_diff": float(np.abs(x - y).max())})
     fast.close()
+    if fastd is not None:
+        fastd.close()
     out = {}
-    for kind in ("image", "pdf"):
+    for kind in ("image", "image, resize on device", "pdf"):
         rs = [r for r in rows if r["kind"] == kind]
         if rs:
             out[kind] = {"pages": len(rs), "pixel_max_abs": max(r["pixel_max_abs"] for r in rs),
@@ -532,35 +597,48 @@ def page_path_main(args) -> int:
         results.append(r)
         print(json.dumps(r), file=sys.stderr)
     print()
-    head = "| step | " + " | ".join(f"{r['tiles']} tiles: reference | {r['tiles']} tiles: fast" for r in results) + " |"
+    has_dev = "fast_device" in results[0]
+    names = ("reference", "fast") + (("fast, resize on device",) if has_dev else ())
+    head = "| step | " + " | ".join(f"{r['tiles']} tiles: {nm}" for r in results for nm in names) + " |"
     print(head)
-    print("|---|" + "---:|---:|" * len(results))
+    print("|---|" + "---:|" * (len(results) * len(names)))
     for step in STEPS:
         cells = []
         for r in results:
-            f = r["fast"][step]
-            cells += [f"{r['reference'][step]:.1f}", f"{f:.1f}" + (" (device)" if step == "normalise" else "")]
+            cells += [f"{r['reference'][step]:.1f}", f"{r['fast'][step]:.1f}" if step != "normalise" else "on device"]
+            if has_dev:
+                d = r["fast_device"][step]
+                cells.append("on device" if step == "normalise" else f"{d:.1f}")
         label = step if step != "other" else "other (processor glue)"
         print(f"| {label} | " + " | ".join(cells) + " |")
-    cells = []
-    for r in results:
-        cells += [f"**{r['reference_ms_per_page']:.1f}**", f"**{r['fast_ms_per_page']:.1f}**"]
-    print("| total, host CPU | " + " | ".join(cells) + " |")
-    cells = []
-    for r in results:
-        cells += [f"{r['reference_ms_per_page'] / 10:.1f}", f"{r['fast_ms_per_page'] / 10:.1f}"]
-    print("| cores needed per 100 pages/s | " + " | ".join(cells) + " |")
+    key = ("reference_ms_per_page", "fast_ms_per_page") + (("fast_device_ms_per_page",) if has_dev else ())
+    print("| total, host CPU | " + " | ".join(f"**{r[k]:.1f}**" for r in results for k in key) + " |")
+    print("| cores needed per 100 pages/s | " + " | ".join(f"{r[k] / 10:.1f}" for r in results for k in key) + " |")
+    if has_dev:
+        print("| resize when the device is this CPU (not in the total) | "
+              + " | ".join(c for r in results for c in ("", "", f"{r['fast_device_resize_on_this_cpu_ms']:.1f}")) + " |")
     cells = []
     for r in results:
         cells += ["", f"{r['fast_normalise_on_this_cpu_ms']:.1f}"]
-    print("| normalise run on this CPU (stand-in for the device; not in the total) | " + " | ".join(cells) + " |")
+        if has_dev:
+            cells.append(f"{r['fast_device_normalise_on_this_cpu_ms']:.1f}")
+    print("| normalise when the device is this CPU (not in the total) | " + " | ".join(cells) + " |")
     for r in results:
-        print(f"\n{r['tiles']} tiles (longest edge {r['longest_edge']} px, grids {r['grid_tiles']}): "
-              f"reference {r['reference_ms_per_page']:.1f} ms/page, fast {r['fast_ms_per_page']:.1f} ms/page, "
-              f"{r['reference_ms_per_page'] / max(r['fast_ms_per_page'], 1e-9):.1f}x")
+        line = (f"\n{r['tiles']} tiles (longest edge {r['longest_edge']} px, grids {r['grid_tiles']}): "
+                f"reference {r['reference_ms_per_page']:.1f} ms/page, fast {r['fast_ms_per_page']:.1f} ms/page, "
+                f"{r['reference_ms_per_page'] / max(r['fast_ms_per_page'], 1e-9):.1f}x")
+        if has_dev:
+            line += (f"; fast, resize on device {r['fast_device_ms_per_page']:.1f} ms/page, "
+                     f"{r['reference_ms_per_page'] / max(r['fast_device_ms_per_page'], 1e-9):.1f}x")
+        print(line)
     if args.rss:
         print("\nPeak RSS, one process per route, a batch of 32 pages at 2048 px:")
-        for route in ("reference", "fast"):
+        from vsplade.encoders.neural import lanczos
+
+        routes = ("reference", "fast")
+        if any(k == "image" for k, _, _ in pages) and lanczos.pillow_order_supported():
+            routes += ("fast-device",)
+        for route in routes:
             cmd = [sys.executable, __file__, "--rss-one", route, *(["--no-square"] if args.no_square else []),
                    "--page-path-only", *args.page_path_only]
             out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
@@ -587,8 +665,12 @@ def page_path_main(args) -> int:
     summary = {"pages": len(pages), "tiles": top["tiles"],
                "reference_ms_per_page": round(top["reference_ms_per_page"], 2),
                "fast_ms_per_page": round(top["fast_ms_per_page"], 2),
+               **({"fast_device_resize_ms_per_page": round(top["fast_device_ms_per_page"], 2)}
+                  if "fast_device" in top else {}),
                "by_tiles": {str(r["tiles"]): {"reference_ms_per_page": round(r["reference_ms_per_page"], 2),
                                               "fast_ms_per_page": round(r["fast_ms_per_page"], 2),
+                                              **({"fast_device_resize_ms_per_page": round(r["fast_device_ms_per_page"], 2)}
+                                                 if "fast_device" in r else {}),
                                               "grid_tiles": r["grid_tiles"]} for r in results}}
     print(json.dumps(summary))
     return 0

@@ -57,7 +57,9 @@ def test_grid_ids_and_pixels_equal_the_processor(tiny_processor, size, device_re
     assert f.num_tiles == ref.num_tiles
     assert torch.equal(f.input_ids, ref.input_ids)
     for staging in (False, True):  # True: the CUDA route (staging batch), minus the pinning
-        _, got = fast_inputs(fp, [f], staging)
+        b, got = fast_inputs(fp, [f], staging)
+        # deferred pages: the decoded page itself is staged (CUDA: pinned), not tiles
+        assert (b["sources_u8"] is not None and b["sources_u8"][0] is not None) == (staging and f.deferred)
         assert got["pixel_attention_mask"] is None
         assert torch.equal(got["pixel_values"][0], ref.pixel_values), "max abs difference must be 0"
 

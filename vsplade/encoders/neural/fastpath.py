@@ -83,7 +83,8 @@ class FastFeatures:
     pixels: np.ndarray | None  # uint8 [H, W, 3], H and W multiples of the tile; None: deferred
     global_view: np.ndarray | None  # uint8 [t, t, 3]; None for a single-tile page (= pixels)
     plan: Plan
-    # device_resize: the decoded RGB page (uint8 [h, w, 3], plan.source), resized on the device
+    # device_resize: the decoded page (uint8 RGB [h, w, 3] or grey [h, w], plan.source), resized
+    # on the device
     source: np.ndarray | None = None
 
     @property
@@ -152,13 +153,20 @@ class FastPath:
         return plan_pdf(width_pt, height_pt, self.longest_edge, self.tile, max_edge=self.max_edge)
 
     def from_image(self, image) -> FastFeatures:
-        """A PIL image, any mode (converted to RGB first, as `processor.features` does)."""
-        if image.mode != "RGB":
-            image = image.convert("RGB")
+        """A PIL image, any mode (converted to RGB first, as `processor.features` does).
+        device_resize: grey pages ("L", and "1" through "L": the same values) go over with one
+        channel; RGB of them has three equal channels, each resized alike, so the device
+        resizes the one and repeats it (exact, a third of the bytes)."""
         plan = self.plan_image(*image.size)
         if self.device_resize and (plan.steps or plan.rows):
+            if image.mode == "1":
+                image = image.convert("L")
+            elif image.mode not in ("RGB", "L"):
+                image = image.convert("RGB")
             lanczos.prepare(plan.source, plan.steps + (((self.tile, self.tile),) if plan.rows else ()))
             return FastFeatures(self.input_ids(plan.rows, plan.cols), None, None, plan, source=np.asarray(image))
+        if image.mode != "RGB":
+            image = image.convert("RGB")
         im = image
         for s in plan.steps:
             im = im.resize(s, resample=self.resample)
@@ -205,13 +213,16 @@ def page_tiles(f: FastFeatures, pixels=None):
 
 
 def device_pixels(f: FastFeatures, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A deferred page's resizes where `source` (its decoded uint8 [h, w, 3]) lives: the
+    """A deferred page's resizes where `source` (its decoded uint8 [h, w, 3], or [h, w] grey) lives: the
     processor's chain (plan.steps), then the global view (tile x tile) from the result, each
     `lanczos.resize` (Pillow's LANCZOS bit for bit). -> (page [H, W, 3], global view or None)."""
     px = source
     for step in f.plan.steps:
         px = lanczos.resize(px, step)
     glob = lanczos.resize(px, (f.plan.tile, f.plan.tile)) if f.plan.rows else None
+    if px.dim() == 2:  # a grey page: RGB = the channel three times
+        px = px.unsqueeze(-1).expand(*px.shape, 3)
+        glob = glob.unsqueeze(-1).expand(*glob.shape, 3) if glob is not None else None
     return px, glob
 
 
@@ -223,8 +234,9 @@ def collate_fast(items: list[FastFeatures], pad_id: int, device: torch.device | 
     or a new one), so the transfer can be non-blocking; elsewhere nothing is copied here (the
     tiles stay views of the pages until they are normalised). Padded slots are not written:
     `to_model_inputs` zeroes them after normalising. Deferred pages (resized on the device)
-    have no tiles yet: their decoded page is copied once into its own pinned buffer
-    (`sources_u8`, CUDA only) and their slots in the batch stay unwritten."""
+    have no tiles yet: their decoded page is copied once into its own buffer (`sources_u8`:
+    pinned on CUDA; with an explicit `staging` elsewhere, unpinned, the same route minus the
+    pinning) and their slots in the batch stay unwritten."""
     device = torch.device(device)
     b = len(items)
     length = max(i.seq_len for i in items)
@@ -242,11 +254,11 @@ def collate_fast(items: list[FastFeatures], pad_id: int, device: torch.device | 
         pix = staging if staging is not None else _staging((b, n, t, t, 3))
         batch["pixels_u8"] = pix
         stage_pages(items, pix.numpy())
-    if cuda and any(i.deferred for i in items):
+    if (staging is not None or cuda) and any(i.deferred for i in items):
         srcs: list[torch.Tensor | None] = []
         for it in items:
             if it.deferred:
-                buf = _staging(it.source.shape)
+                buf = _staging(it.source.shape) if cuda else torch.empty(it.source.shape, dtype=torch.uint8)
                 buf.numpy()[:] = it.source
                 srcs.append(buf)
             else:
