@@ -2,7 +2,8 @@
 
 Topics: TSV ``qid<TAB>text`` (MS MARCO / Pyserini), JSON lines with ``id``/``qid``/``_id``
 and ``text``/``query``/``title``, or one query per line (ids 1, 2, ...); ``-`` reads stdin.
-Runs: ``trec`` (``qid Q0 docid rank score tag``, what trec_eval reads), ``tsv``
+Runs: ``trec`` (``qid Q0 docid rank score tag``, what trec_eval reads; the score with every
+digit, as ``vsplade-train eval`` writes it, not Pyserini's 6 decimals), ``tsv``
 (``qid<TAB>docid<TAB>rank``, Pyserini's MS MARCO output), ``json`` (one
 ``{"query_id", "query", "hits": [...]}`` object per query).
 """
@@ -78,6 +79,9 @@ def _lines(fmt: str, qid: str, text: str, hits: Sequence[Hit], tag: str) -> Iter
         return
     for rank, h in enumerate(hits, 1):
         if fmt == "trec":
-            yield f"{qid} Q0 {h.id} {rank} {h.score:.6f} {tag}"
+            # every digit (shortest repr, as `vsplade-train eval` writes): trec_eval re-sorts
+            # by the score it reads, so fewer digits would turn near-ties into ties it breaks
+            # by page id, and tiny scores into 0
+            yield f"{qid} Q0 {h.id} {rank} {float(h.score)!r} {tag}"
         else:
             yield f"{qid}\t{h.id}\t{rank}"
