@@ -49,9 +49,10 @@ def stored_like(batch: SparseBatch, transform: Callable[[np.ndarray], np.ndarray
     return SparseBatch(m.tocsr(), batch.ids, batch.meta)
 
 
-def brute_force(scorer: ExactScorer, batch: SparseBatch, query: dict, k: int, source=None, pages=(None, None),
-                rescale: float = 1.0) -> list[tuple[str, float]]:
-    """Top-k by scoring EVERY page, then keeping those the filter admits (score desc, row asc)."""
+def brute_force(scorer: ExactScorer, batch: SparseBatch, query: dict, k: int | None, source=None,
+                pages=(None, None), rescale: float = 1.0) -> list[tuple[str, float]]:
+    """Top-k (k=None: all) by scoring EVERY page, then keeping those the filter admits (score
+    desc, row asc)."""
     lo, hi = pages
     scores = scorer.scores(query) * rescale
     allowed = {source} if isinstance(source, str) else set(source) if source else None
@@ -63,7 +64,7 @@ def brute_force(scorer: ExactScorer, batch: SparseBatch, query: dict, k: int, so
         if (lo is not None and m["page"] < lo) or (hi is not None and m["page"] > hi):
             continue
         out.append((batch.ids[r], float(scores[r])))
-    return out[:k]
+    return out if k is None else out[:k]
 
 
 def random_texts(n: int, seed: int) -> list[str]:
@@ -76,3 +77,23 @@ def assert_hits(got, want: list[tuple[str, float]], tol: Callable[[float], float
     assert [h.id for h in got] == [i for i, _ in want], what
     for h, (i, s) in zip(got, want):
         assert abs(h.score - s) <= tol(s), (what, i, h.score, s)
+
+
+def assert_ranked(got, full: list[tuple[str, float]], k: int, tol: Callable[[float], float], what=""):
+    """For an engine whose order among EXACTLY equal scores is unspecified (OpenSearch: internal
+    doc ids, which follow the bulk threads): the top-k of `full` (every admitted page, ranked),
+    except that pages tying exactly may come in any order, and a tie across the k-th place may
+    be cut anywhere. Scores within tol."""
+    want = full[:k]
+    assert len(got) == len(want), what
+    ids = [h.id for h in got]
+    assert len(set(ids)) == len(ids), what
+    for h, (_, s) in zip(got, want):
+        assert h.id in {d for d, x in full if x == s}, (what, h.id, s)
+        assert abs(h.score - s) <= tol(s), (what, h.id, h.score, s)
+
+
+def untied(full: list[tuple[str, float]], k: int) -> bool:
+    """No two of the first k+1 pages score exactly the same: the order is the engine's to keep."""
+    top = [s for _, s in full[: k + 1]]
+    return len(set(top)) == len(top)
