@@ -37,12 +37,12 @@ def pil(a, size):
 
 
 def replay(a, size):
-    return lanczos.resize(torch.from_numpy(np.ascontiguousarray(a)), size).numpy()
+    return lanczos.resize(torch.from_numpy(np.array(a)), size).numpy()
 
 
 def opposite_order(a, size):
     """The replay with the other pass order."""
-    x = torch.from_numpy(np.ascontiguousarray(a))
+    x = torch.from_numpy(np.array(a))
     (w, h), (in_w, in_h) = size, (a.shape[1], a.shape[0])
     if lanczos.horizontal_first(in_w, in_h, w, h):
         return lanczos.resample_axis(lanczos.resample_axis(x, h, 0), w, 1).numpy()
