@@ -163,3 +163,15 @@ def test_cuda_fast_path_device_route(tiny_processor, images):
     got = to_model_inputs(fp.lut_on(dev), b, dev, torch.float32)
     ref = collate([features(tiny_processor, im) for im in images], 50283)
     assert torch.equal(got["pixel_values"].cpu(), ref["pixel_values"])
+
+
+def test_device_resize_default_and_checks(tokenizer_file, tiny_processor):
+    """Default: on the device only when CUDA is there; the replay is LANCZOS-only, so another
+    filter keeps PIL (and asking for the device route then is an error)."""
+    assert FastPath(tiny_processor).device_resize == torch.cuda.is_available()
+    assert FastPath(tiny_processor, device_resize=True).device_resize
+    assert not FastPath(tiny_processor, device_resize=False).device_resize
+    bicubic = build_processor(tokenizer_file, tile=64, image_seq_len=4, resample=int(Image.Resampling.BICUBIC))
+    assert not FastPath(bicubic).device_resize
+    with pytest.raises(ValueError, match="LANCZOS"):
+        FastPath(bicubic, device_resize=True)

@@ -131,7 +131,8 @@ class FastPath:
         replayable = self.resample == int(Image.Resampling.LANCZOS) and lanczos.pillow_order_supported()
         if device_resize and not replayable:
             raise ValueError("device_resize needs LANCZOS and a Pillow whose resize lanczos.py replays (13.x)")
-        self.device_resize = replayable and (torch.cuda.is_available() if device_resize is None else bool(device_resize))
+        wanted = torch.cuda.is_available() if device_resize is None else bool(device_resize)
+        self.device_resize = replayable and wanted
 
     def input_ids(self, rows: int, cols: int) -> torch.Tensor:
         """The processor's ids for a page of this grid (its text expansion, its tokenizer)."""
@@ -213,9 +214,10 @@ def page_tiles(f: FastFeatures, pixels=None):
 
 
 def device_pixels(f: FastFeatures, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A deferred page's resizes where `source` (its decoded uint8 [h, w, 3], or [h, w] grey) lives: the
-    processor's chain (plan.steps), then the global view (tile x tile) from the result, each
-    `lanczos.resize` (Pillow's LANCZOS bit for bit). -> (page [H, W, 3], global view or None)."""
+    """A deferred page's resizes where `source` (its decoded uint8 [h, w, 3], or [h, w] grey)
+    lives: the processor's chain (plan.steps), then the global view (tile x tile) from the
+    result, each `lanczos.resize` (Pillow's LANCZOS bit for bit). -> (page [H, W, 3], global
+    view or None)."""
     px = source
     for step in f.plan.steps:
         px = lanczos.resize(px, step)

@@ -44,7 +44,7 @@ import torch
 
 PRECISION_BITS = 32 - 8 - 2  # Resample.c
 SUPPORT = 3.0  # LANCZOS
-PILLOW_ORDER = "pillow13"  # vertical first iff dh > 0 and dh > 2 * dw
+PILLOW_ORDER = "pillow13"  # the rule replayed: vertical first iff dh > 0 and dh > 2 * dw
 
 
 def pillow_order_supported() -> bool:
