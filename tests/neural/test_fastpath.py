@@ -255,3 +255,29 @@ def test_cuda_only_steps_are_skipped_without_cuda(tiny_processor, images):
     got = to_model_inputs(fp.lut_on(CPU), b, CPU, torch.bfloat16)
     assert got["pixel_values"].dtype == torch.bfloat16
     assert torch.equal(got["pixel_values"], ref["pixel_values"].to(torch.bfloat16))
+
+
+@pytest.mark.skipif(not lanczos.pillow_order_supported(), reason="lanczos.py replays Pillow 13's resize")
+def test_cuda_staging_rows_for_mixed_batches(tiny_processor, images, monkeypatch):
+    """The CUDA bookkeeping, run on the CPU (pinning and the CUDA check patched out): pages
+    resized on the device get a staged source and no staging row, the others compact rows; an
+    all-deferred batch stages no tile batch at all. Pixels stay the processor's."""
+    import vsplade.encoders.neural.fastpath as fpm
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(fpm, "_staging", lambda shape: torch.empty(shape, dtype=torch.uint8))
+    host, dev = FastPath(tiny_processor, device_resize=False), FastPath(tiny_processor, device_resize=True)
+    ref = collate([features(tiny_processor, im) for im in images], 50283)
+    for pick in ([dev, host, dev, host], [host, dev, host, dev], [dev] * 4, [host] * 4):
+        feats = [fp.from_image(im) for fp, im in zip(pick, images)]
+        b = collate_fast(feats, 50283, "cuda")
+        deferred = [f.deferred for f in feats]
+        assert deferred == [fp is dev for fp in pick]
+        if all(deferred):
+            assert b["pixels_u8"] is None
+        else:
+            assert b["pixels_u8"].shape[0] == deferred.count(False)
+            assert [r is None for r in b["stage_rows"]] == deferred
+        assert [s is not None for s in (b["sources_u8"] or [None] * 4)] == deferred
+        got = to_model_inputs(host.lut_on(CPU), b, CPU, torch.float32)
+        assert torch.equal(got["pixel_values"], ref["pixel_values"])

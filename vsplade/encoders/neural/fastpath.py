@@ -250,12 +250,23 @@ def collate_fast(items: list[FastFeatures], pad_id: int, device: torch.device | 
         ids[r, length - it.seq_len:] = it.input_ids
         mask[r, length - it.seq_len:] = 1
     batch = {"input_ids": ids, "attention_mask": mask, "pages": items,
-             "num_tiles": [i.num_tiles for i in items], "tile": t, "pixels_u8": None, "sources_u8": None}
+             "num_tiles": [i.num_tiles for i in items], "tile": t, "pixels_u8": None, "sources_u8": None,
+             "stage_rows": None}
     cuda = device.type == "cuda" and torch.cuda.is_available()
-    if staging is not None or cuda:
-        pix = staging if staging is not None else _staging((b, n, t, t, 3))
-        batch["pixels_u8"] = pix
-        stage_pages(items, pix.numpy())
+    if staging is not None:  # the caller's batch, one row per page
+        batch["pixels_u8"] = staging
+        batch["stage_rows"] = list(range(b))
+        stage_pages(items, staging.numpy())
+    elif cuda and not all(i.deferred for i in items):
+        # rows only for the pages that have tiles (deferred ones are tiled on the device)
+        rows, k = [], 0
+        for it in items:
+            rows.append(None if it.deferred else k)
+            k += not it.deferred
+        nt = max(i.num_tiles for i in items if not i.deferred)
+        pix = _staging((k, nt, t, t, 3))
+        batch["pixels_u8"], batch["stage_rows"] = pix, rows
+        stage_pages(items, pix.numpy(), rows)
     if (staging is not None or cuda) and any(i.deferred for i in items):
         srcs: list[torch.Tensor | None] = []
         for it in items:
@@ -269,11 +280,13 @@ def collate_fast(items: list[FastFeatures], pad_id: int, device: torch.device | 
     return batch
 
 
-def stage_pages(items: list[FastFeatures], view: np.ndarray) -> None:
-    """Copy every page's tiles (and global view) into the uint8 batch `view` [B, N, t, t, 3]
-    (deferred pages: nothing, they are resized and tiled on the device)."""
-    for r, it in enumerate(items):
-        if it.deferred:
+def stage_pages(items: list[FastFeatures], view: np.ndarray, rows: list[int | None] | None = None) -> None:
+    """Copy every page's tiles (and global view) into the uint8 batch `view` [B, N, t, t, 3],
+    page i into row rows[i] (default i) (deferred pages: nothing, they are resized and tiled on
+    the device)."""
+    for i, it in enumerate(items):
+        r = i if rows is None else rows[i]
+        if it.deferred or r is None:
             continue
         if it.plan.rows:
             k = it.num_tiles - 1
@@ -320,7 +333,7 @@ def to_model_inputs(lut: torch.Tensor, batch: dict, device: torch.device, dtype:
                 pix[r, : k - 1] = normalise(page_tiles(it, page).flatten(0, 1), lut, dtype)
                 pix[r, k - 1] = normalise(glob, lut, dtype)
         elif u8 is not None:
-            pix[r, :k] = normalise(u8[r, :k], lut, dtype)
+            pix[r, :k] = normalise(u8[batch["stage_rows"][r], :k], lut, dtype)
         elif it.plan.rows:
             tiles = torch.from_numpy(page_tiles(it)).to(device).flatten(0, 1)
             pix[r, : k - 1] = normalise(tiles, lut, dtype)
