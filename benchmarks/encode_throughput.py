@@ -26,7 +26,9 @@ Pages are padded to a square (white, page at the top left) so that the grids are
 and 17 tiles (`--no-square`: the pages' own grids, e.g. 13 tiles for A4 at 2048 px). The last
 line is one JSON object (the 17-tile numbers, or the largest configuration run, at the top
 level; every configuration under "by_tiles"). "tiles" names the configuration (1 / 5 / 17 =
-longest edge 512 / 1024 / 2048 px); "grid_tiles" the tile counts the pages actually got.
+longest edge 512 / 1024 / 2048 px); "grid_tiles" the tile counts the pages actually got;
+"fast_device_resize_ms_per_page" (image inputs only) the host total of the route that leaves the
+resizes to the device.
 """
 
 from __future__ import annotations
