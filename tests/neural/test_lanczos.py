@@ -84,7 +84,7 @@ def test_random_sizes_equal_pil():
 
 def test_the_pass_order_is_seen():
     """The other order gives other pixels on both sides of the rule, so the tests above would
-    fail on a wrong rule (the 26-grey-level moves of the first attempt)."""
+    fail on a wrong rule (the first attempt, without it, moved pixels by up to 26)."""
     moved = {}
     for src, dst in [((100, 100), (90, 79)), ((53, 91), (45, 31)), ((101, 41), (140, 19)),  # vertical first
                      ((100, 100), (90, 81)), ((64, 64), (37, 53)), ((37, 53), (64, 64))]:  # horizontal first
