@@ -17,8 +17,8 @@ this module replays:
 - Pass order (the rule added in Pillow 13, python-pillow/Pillow#9549): the vertical pass runs
   first when the height shrinks by more than twice as many pixels as the width does,
   `(H_in - H_out) > 0 and (H_in - H_out) > 2 * (W_in - W_out)`; otherwise horizontal first.
-  (Before Pillow 13: always horizontal first, except Image.resize's own vertical-first special
-  case for images more than 100x taller than wide.) A pass whose axis keeps its size is skipped.
+  (Before Pillow 13: always horizontal first; Pillow 12.2-12.3 add Image.resize's own
+  vertical-first special case for images more than 100x taller than wide.) A pass whose axis keeps its size is skipped.
   The wrong order moves pixels (up to 23 grey levels on the ViDoRe test pages, 56 on synthetic
   edges), so the rule is part of the replay.
 - The horizontal-first pass is run by Pillow only on the rows the vertical pass reads
