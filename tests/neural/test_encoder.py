@@ -145,3 +145,11 @@ def test_cli_page_path_flag_reaches_the_encoder(checkpoint_fp32, pdf_dir, tmp_pa
     res = runner.invoke(app, ["encode", pdf, "--model", str(checkpoint_fp32), "--out", str(tmp_path / "x"),
                               "--page-path", "bogus"])
     assert res.exit_code == 2 and "page_path must be one of" in res.output
+
+
+def test_image_resizes_stay_on_the_host_when_the_model_runs_on_the_cpu(checkpoint_fp32, monkeypatch):
+    # a box with a GPU can still run the encoder on its CPU: the lanczos replay must not run
+    # there (it costs ~25x PIL on a CPU), whatever torch.cuda.is_available() says
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    enc = VSpladeEncoder.from_pretrained(str(checkpoint_fp32), batch_size=2, device="cpu")
+    assert enc.fast is not None and enc.fast.device_resize is False

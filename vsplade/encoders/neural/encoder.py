@@ -110,7 +110,10 @@ class VSpladeEncoder(DocumentEncoder):
         self._query: QueryEncoder | None = None
         self.timings = {"preprocess_s": 0.0, "forward_s": 0.0, "to_sparse_s": 0.0, "wait_s": 0.0}
         self.page_path = page_path
-        self.fast = FastPath(processor, prompt) if page_path == "fast" else None
+        # image resizes go to the device only when the model runs on CUDA: replayed on a CPU
+        # they cost ~25x PIL (one gather per filter tap), even on a box that has a GPU elsewhere
+        resize_on_device = None if self.device.type == "cuda" else False
+        self.fast = FastPath(processor, prompt, device_resize=resize_on_device) if page_path == "fast" else None
         # fast path: the encoder renders PDF pages itself, so the reader must not
         self.needs_image = page_path == "reference"
         self._pdfs = PdfCache()
