@@ -55,13 +55,16 @@ clean:
 # The server jars of both lines (server/lines.tsv: 3.x and 2.19.x) come from Maven Central
 # (server/pom.xml), the launcher is compiled against each (needs mvn and javac 17 / 21+).
 # Fetched once by install/test; tests/opensearch then starts nodes offline from them.
+# build.sh also lays out the plugin nodes (server/plugins: 3.6.0 and 2.19.1 with neural-search,
+# ml-commons, k-NN, job-scheduler; about 800 MB into ~/.m2 once, 330 MB under server/jars).
 OS_SERVER := connectors/opensearch/server
 OS_BUILT := $(OS_SERVER)/jars/.built
 .PHONY: opensearch-jars demo-opensearch
 install: $(OS_BUILT)
 test: $(OS_BUILT)
 opensearch-jars: $(OS_BUILT)
-$(OS_BUILT): $(OS_SERVER)/pom.xml $(OS_SERVER)/lines.tsv $(OS_SERVER)/build.sh $(wildcard $(OS_SERVER)/launcher/*.java $(OS_SERVER)/launcher/*/*.java)
+$(OS_BUILT): $(OS_SERVER)/pom.xml $(OS_SERVER)/lines.tsv $(OS_SERVER)/build.sh $(OS_SERVER)/find_jdk.sh $(wildcard $(OS_SERVER)/launcher/*.java $(OS_SERVER)/launcher/*/*.java) \
+		$(wildcard $(OS_SERVER)/plugins/*)
 	bash $(OS_SERVER)/build.sh
 	touch $@
 demo-opensearch: $(STAMP) $(OS_BUILT)

@@ -7,6 +7,10 @@
 - own_node: a node per line for the tests that stop and restart a server (vsplade_opensearch.
   testnode.TestCluster, module-scoped: started again only when a test left it stopped).
 - cluster3 (test_cluster.py): a real 3-node 3.x cluster for the fault tests.
+- plugin_nodes / opensearch_neural_node / opensearch_neural3_node: real nodes of the plugin lines
+  (server/plugins/plugins.tsv: 3.6.0 and 2.19.1) with neural-search, ml-commons, k-NN and
+  job-scheduler, started by `python -m vsplade_opensearch.testnode --plugins neural` only when a
+  test asks for one, once per session per line, and shared by every test that needs plugins.
 - noida: `noida-db` (Elasticsearch-8 flavour) is kept for the one thing no OpenSearch node
   shows: that the connector's documents and queries also suit an Elasticsearch-style server,
   which rejects dotted feature names. Tests marked `es_flavour` run against it too.
@@ -82,12 +86,12 @@ class TestnodeProcess:
 
     __test__ = False
 
-    def __init__(self, line: str, data: Path):
+    def __init__(self, line: str, data: Path, plugins: str | None = None):
         self.line = line
         self.log = open(data.with_suffix(".testnode.log"), "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vsplade_opensearch.testnode", "--nodes", "1", "--line", line,
-             "--http-port", "0", "--data", str(data)],
+             "--http-port", "0", "--data", str(data), *(["--plugins", plugins] if plugins else [])],
             stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
         )
         self.url: str | None = None
@@ -169,6 +173,52 @@ def real_nodes(tmp_path_factory):
     finally:
         for p in procs.values():
             p.stop()
+
+
+PLUGIN_REAL = ["neural3", "neural2"]
+PLUGIN_LINE = {"neural3": "3", "neural2": "2"}
+
+
+class PluginNodes:
+    """The plugin-line nodes of the session, each started on first use and kept until the end."""
+
+    def __init__(self, root: Path):
+        self.root, self.procs, self.nodes = root, {}, {}
+
+    def get(self, flavour: str) -> Server:
+        if flavour not in self.nodes:
+            from vsplade_opensearch.testnode import plugin_lines
+
+            line = PLUGIN_LINE[flavour]
+            p = self.procs[flavour] = TestnodeProcess(line, self.root / flavour, plugins="neural")
+            self.nodes[flavour] = Server(flavour, p.wait_url(NODE_START_TIMEOUT), plugin_lines()[line].version)
+        return self.nodes[flavour]
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            p.stop()
+
+
+@pytest.fixture(scope="session")
+def plugin_nodes(tmp_path_factory):
+    if CLUSTER_URL:
+        pytest.skip("VSPLADE_OPENSEARCH_URL is set: tests use that cluster")
+    nodes = PluginNodes(tmp_path_factory.mktemp("opensearch-plugins"))
+    yield nodes
+    nodes.stop()
+
+
+@pytest.fixture(scope="session", params=PLUGIN_REAL)
+def opensearch_neural_node(request, plugin_nodes) -> Server:
+    """A real node with neural-search, ml-commons, k-NN and job-scheduler, each plugin line in turn."""
+    return plugin_nodes.get(request.param)
+
+
+@pytest.fixture(scope="session")
+def opensearch_neural3_node(plugin_nodes) -> Server:
+    """The 3.6.0 plugin node only (what needs neural-search 3.3+: sparse ANN); the same node as
+    opensearch_neural_node's 3.x one."""
+    return plugin_nodes.get("neural3")
 
 
 @pytest.fixture(scope="session")

