@@ -1,0 +1,90 @@
+"""Sparse ANN (neural-search 3.3+: a `sparse_vector` field in an `index.sparse: true` index,
+SEISMIC clustering) for V-SPLADE pages: the index body, the documents and the query.
+
+Token ids, and why we fold them ourselves. A sparse_vector stores each token id as a Java
+`short`, folded by `id % MODULUS_FOR_SHORT`. neural-search 3.3-3.6 use 65536: an id in
+[32768, 65535] is then cast to a NEGATIVE short (40000 -> -25536), which breaks the dense
+query vector (NegativeArraySizeException) and mis-scores; 3.7+ use 32768 (neural-search
+PR #1926), where those ids collide with id - 32768 and the server keeps the MAX of the two
+weights, on both sides. The V-SPLADE text vocabulary has 50,368 ids, so 17,600 ids
+(32768..50367) share a slot with another id under any working fold (COLLIDING_IDS pairs). We
+fold every id to id % 32768 here, before the server sees it, and SUM the weights of the ids that
+share a slot (the usual hashing trick: a page's mass is kept; the score gains cross terms
+q[a]*d[b] for a, b sharing a slot). With every key already below 32768, 3.6 and 3.7+ index and
+score the same bytes. What that costs in recall against the exact, unfolded scorer is measured
+in benchmarks/opensearch_sparse_ann.py (benchmarks/RESULTS.md).
+
+Weights: the server quantizes to one byte in [0, quantization_ceiling_ingest] (default 3.0;
+larger weights are CLIPPED) for documents and [0, quantization_ceiling_search] (16) for
+queries, so choose `ceiling_ingest` >= the largest page weight. Scores are therefore
+approximate dot products of quantized weights, not FeatureField scores.
+
+SEISMIC only clusters segments with at least `approximate_threshold` documents (default
+1,000,000); smaller segments are searched exactly (the rank_features-like fallback). For tests
+and benchmarks on small corpora, set `approximate_threshold` lower so the ANN path runs.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import numpy as np
+
+FOLD = 32768  # neural-search 3.7+'s MODULUS_FOR_SHORT; see the module docstring
+DEFAULT_FIELD = "vector_ann"
+DEFAULT_CEILING_INGEST = 3.0  # neural-search's own defaults
+DEFAULT_CEILING_SEARCH = 16.0
+
+
+def colliding_ids(vocab_size: int, fold: int = FOLD) -> int:
+    """How many ids share their folded slot with at least one other id (0..vocab_size-1)."""
+    full, rest = divmod(vocab_size, fold)
+    per_slot = np.full(fold, full, dtype=np.int64)
+    per_slot[:rest] += 1
+    return int(per_slot[per_slot > 1].sum())
+
+
+def fold_vector(ids: Iterable[int], weights: Iterable[float], fold: int = FOLD) -> dict[str, float]:
+    """{str(id % fold): summed weight}: the keys a sparse_vector document or query carries."""
+    ids = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, dtype=np.int64)
+    weights = np.asarray(list(weights) if not isinstance(weights, np.ndarray) else weights, dtype=np.float64)
+    if ids.size and ids.min() < 0:
+        raise ValueError("sparse ANN: token ids must be non-negative")
+    slots, inv = np.unique(ids % fold, return_inverse=True)
+    summed = np.zeros(len(slots))
+    np.add.at(summed, inv, weights)
+    return {str(int(s)): float(w) for s, w in zip(slots, summed) if w > 0}
+
+
+def index_body(field: str = DEFAULT_FIELD, *, approximate_threshold: int | None = None,
+               n_postings: int | None = None, cluster_ratio: float | None = None,
+               summary_prune_ratio: float | None = None, ceiling_ingest: float = DEFAULT_CEILING_INGEST,
+               ceiling_search: float = DEFAULT_CEILING_SEARCH, shards: int = 1,
+               extra_properties: Mapping[str, dict] | None = None) -> dict:
+    """The create-index body: `index.sparse: true` and one SEISMIC sparse_vector field (unset
+    parameters keep neural-search's defaults)."""
+    params: dict = {"quantization_ceiling_ingest": ceiling_ingest, "quantization_ceiling_search": ceiling_search}
+    for k, v in (("approximate_threshold", approximate_threshold), ("n_postings", n_postings),
+                 ("cluster_ratio", cluster_ratio), ("summary_prune_ratio", summary_prune_ratio)):
+        if v is not None:
+            params[k] = v
+    props = {field: {"type": "sparse_vector", "method": {"name": "seismic", "parameters": params}}}
+    props.update(extra_properties or {})
+    return {"settings": {"index": {"sparse": True, "number_of_shards": shards}}, "mappings": {"properties": props}}
+
+
+def document(ids: Iterable[int], weights: Iterable[float], field: str = DEFAULT_FIELD, **extra) -> dict:
+    return {field: fold_vector(ids, weights), **extra}
+
+
+def query(ids: Iterable[int], weights: Iterable[float], field: str = DEFAULT_FIELD, *, k: int = 10,
+          top_n: int | None = None, heap_factor: float | None = None) -> dict:
+    """The `neural_sparse` query on the sparse_vector field: `k` candidates per shard, the query's
+    `top_n` largest tokens drive the posting-list walk (neural-search default 10), `heap_factor`
+    > 1 visits more clusters (recall for latency)."""
+    mp: dict = {"k": k}
+    if top_n is not None:
+        mp["top_n"] = top_n
+    if heap_factor is not None:
+        mp["heap_factor"] = heap_factor
+    return {"neural_sparse": {field: {"query_tokens": fold_vector(ids, weights), "method_parameters": mp}}}
