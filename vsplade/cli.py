@@ -186,6 +186,7 @@ def index(
     scale: Optional[float] = typer.Option(None, help="lucene: integer impact = round(w * scale), fixed when the index is created [default: the index's own; a new index: 10000, where top-10 equals float scoring for 99.7% of queries]."),
     shards: Optional[int] = typer.Option(None, "--shards", min=1, help="opensearch: primary shards of a new index [default: 1]."),
     replicas: Optional[int] = typer.Option(None, "--replicas", min=0, help="opensearch: replicas of a new index [default: the cluster's]."),
+    server_side_query: bool = typer.Option(False, "--server-side-query", help="opensearch: name each page's features as the model's ml-commons SPARSE_TOKENIZE bundle emits them (see `vsplade bundle --format opensearch-sparse`), so any client can query in plain text with neural_sparse query_text + model_id. Needs the neural-search plugin to search. With an encoded dir, --model names the query model."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Encode pages (or take an encoded dir) and write them into a search engine index."""
@@ -193,8 +194,11 @@ def index(
     from .engines import EngineError
     from .pipeline import index_encoded, index_pages, is_encoded_input
 
+    if server_side_query and (engine or "") != "opensearch":
+        _fail("--server-side-query applies to --engine opensearch")
     eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
-                       ca_certs=ca_certs, insecure=insecure, scale=scale, shards=shards, replicas=replicas)
+                       ca_certs=ca_certs, insecure=insecure, scale=scale, shards=shards, replicas=replicas,
+                       server_side_query=server_side_query, query_model=model if server_side_query else None)
     open_writer = lambda info: eng.writer(info, recreate=recreate)  # noqa: E731
     try:
         if is_encoded_input(inputs):
@@ -234,6 +238,8 @@ def search(
     ca_certs: Optional[str] = CaOpt,
     insecure: bool = InsecureOpt,
     explain: bool = typer.Option(False, "--explain", help="Show which terms matched and what they contributed."),
+    server_side_query: bool = typer.Option(False, "--server-side-query", help="opensearch: send the plain text (neural_sparse query_text) and let the cluster's ml-commons model encode it; no local encoder. The index must be built with --server-side-query."),
+    model_id: Optional[str] = typer.Option(None, "--model-id", help="With --server-side-query: the ml-commons model id [default: the one the index _meta records, else a deployed model with its zip hash]."),
     as_json: bool = typer.Option(False, "--json", help="Same as --format json: one JSON object per query."),
 ):
     """Search an index with the torch-free query encoder (text, or a topics file -> a TREC run)."""
@@ -259,8 +265,25 @@ def search(
         _fail(f"--topics {topics}: no queries in it")
     if fmt is None and (output or topics):
         fmt = "trec"
+    if server_side_query:
+        if (engine or "") != "opensearch":
+            _fail("--server-side-query applies to --engine opensearch")
+        if model or explain:
+            _fail("--server-side-query uses the cluster's model: no --model, and no --explain (the query's weights stay in the cluster)")
+    elif model_id:
+        _fail("--model-id applies to --server-side-query")
     eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
-                       ca_certs=ca_certs, insecure=insecure)
+                       ca_certs=ca_certs, insecure=insecure, server_side_query=server_side_query, model_id=model_id)
+    if server_side_query:
+        try:
+            filters = _filters(eng, source, page_min, page_max)
+            searcher = eng.searcher()
+            results = searcher.batch_search_text([text for _, text in todo], k, **filters)
+            searcher.close()
+        except (EngineError, OSError, ValueError) as e:
+            _fail(str(e))
+        _print_results(todo, results, fmt, output, run_tag, None, False)
+        return
     try:
         filters = _filters(eng, source, page_min, page_max)
         searcher = eng.searcher()
@@ -287,6 +310,14 @@ def search(
         searcher.close()
     except (EngineError, ModelError, OSError, ValueError) as e:
         _fail(str(e))
+    _print_results(todo, results, fmt, output, run_tag, (qenc, encoded), explain)
+
+
+def _print_results(todo, results, fmt, output, run_tag, local, explain) -> None:
+    """The run as a file/stdout format, or as text; `local` = (query encoder, encoded queries)
+    when the queries were encoded here (None for server-side queries)."""
+    from .runs import write_run
+
     if fmt is not None:
         if output:
             with open(output, "w", encoding="utf-8") as f:
@@ -295,8 +326,9 @@ def search(
         else:
             write_run(sys.stdout, fmt, todo, results, run_tag)
         return
+    qenc, encoded = local if local else (None, [None] * len(todo))
     for (_, text), q, hits in zip(todo, encoded, results):
-        typer.echo(f"query: {text}  ({len(q)} terms)")
+        typer.echo(f"query: {text}  ({len(q)} terms)" if q is not None else f"query: {text}  (encoded by the cluster)")
         if not hits:
             typer.echo("  no hits")
         for rank, h in enumerate(hits, 1):
@@ -525,16 +557,26 @@ def export(
 @app.command()
 def bundle(
     model: str = typer.Argument(..., help="'lexical' or a V-SPLADE checkpoint dir / Hub id."),
-    out: Path = typer.Option(..., "--out", "-o", help="Bundle dir to write."),
+    out: Path = typer.Option(..., "--out", "-o", help="Bundle dir to write (a .zip file for --format opensearch-sparse)."),
+    fmt: str = typer.Option("vsplade", "--format", help="vsplade (a bundle dir) or opensearch-sparse (an ml-commons SPARSE_TOKENIZE model zip for `vsplade opensearch register-model`)."),
 ):
     """Write the query-side model bundle (tokenizer.json + query table + vsplade.json): no torch needed to use it."""
-    from .bundle import write_bundle
+    from .bundle import BUNDLE_FORMATS, BundleError, write_bundle, write_opensearch_sparse
     from .encoders import ModelError, load_query_encoder
 
+    if fmt not in BUNDLE_FORMATS:
+        _fail(f"--format must be one of {', '.join(BUNDLE_FORMATS)}, got {fmt!r}")
     try:
         q = load_query_encoder(model)
     except (ModelError, OSError, ValueError) as e:
         _fail(str(e))
+    if fmt == "opensearch-sparse":
+        try:
+            path, digest = write_opensearch_sparse(out, q)
+        except (BundleError, OSError) as e:
+            _fail(str(e))
+        typer.echo(f"{path}  sha256={digest}")
+        return
     write_bundle(
         out, q.table, q.mode, tokenizer_path=q.vocab.tokenizer_path,
         encoder={"model": model}, lowercase=q.lowercase, prefix_space=q.prefix_space,
@@ -594,6 +636,53 @@ def inspect(
     for q in result["queries"]:
         typer.echo(f"score={q['score']:.3f} query={q['query']!r}")
         typer.echo("  top matches: " + ", ".join(f"{t}({c:.3f})" for t, c in q["top_matches"]))
+
+
+opensearch_app = typer.Typer(no_args_is_help=True, help="OpenSearch cluster tasks (vsplade-opensearch).",
+                              context_settings={"help_option_names": ["-h", "--help"]})
+app.add_typer(opensearch_app, name="opensearch")
+
+
+@opensearch_app.command("register-model")
+def register_model(
+    model_zip: Path = typer.Argument(..., help="A model zip from `vsplade bundle MODEL --format opensearch-sparse`."),
+    url: Optional[str] = UrlOpt,
+    user: Optional[str] = UserOpt,
+    password: Optional[str] = PasswordOpt,
+    api_key: Optional[str] = ApiKeyOpt,
+    ca_certs: Optional[str] = CaOpt,
+    insecure: bool = InsecureOpt,
+    name: Optional[str] = typer.Option(None, "--name", help="Model (and model group) name. [default: vsplade-query-<sha256 prefix>]"),
+    index_: Optional[str] = typer.Option(None, "--index", "-i", help="Also record the model id in this --server-side-query index's _meta."),
+    timeout: float = typer.Option(300.0, "--timeout", min=1, help="Seconds to wait for the deploy."),
+    as_json: bool = typer.Option(False, "--json", help="Print {model_id, content_hash, created, deployed_now} as JSON."),
+):
+    """Register, upload and deploy the query model in ml-commons (offline: the zip is uploaded from this machine); prints the model id. A second run finds the model by its content hash."""
+    from .engines import EngineError, get_engine_class
+    from .mlcommons import ModelZipError
+
+    _secrets.update(v for v in (password, api_key) if v)
+    try:
+        from vsplade_opensearch.connection import Connection
+        from vsplade_opensearch.ml_model import register_model as do_register
+    except ImportError:
+        _fail("vsplade opensearch needs the vsplade-opensearch connector (pip install vsplade-opensearch)")
+    try:
+        conn = Connection.from_options(_engine_options(url=url, user=user, password=password, api_key=api_key,
+                                                       ca_certs=ca_certs, insecure=insecure))
+        result = do_register(conn, model_zip, name=name, timeout=timeout)
+        if index_:
+            get_engine_class("opensearch")(index=index_, **_engine_options(
+                url=url, user=user, password=password, api_key=api_key, ca_certs=ca_certs, insecure=insecure,
+            )).record_model_id(result["model_id"])
+    except (EngineError, ModelZipError) as e:
+        _fail(str(e))
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        what = "registered and deployed" if result["created"] else ("deployed" if result["deployed_now"] else "already deployed")
+        typer.echo(f"{what}: model {result['model_id']} (sha256 {result['content_hash'][:12]}...)", err=True)
+        typer.echo(result["model_id"])
 
 
 def version_callback(value: bool):

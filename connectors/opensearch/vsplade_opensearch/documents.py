@@ -79,12 +79,17 @@ class DocumentBuilder:
         vocab: Vocabulary | None = None,
         field: str = DEFAULT_FIELD,
         snippet_chars: int = 500,
+        naming=None,
     ):
         self.vocab = vocab or default_vocabulary()
+        # server-side query indexes (vsplade.mlcommons.ServerSideNaming): features named as the
+        # ml-commons model emits them, page vectors folded onto those names first
+        self.naming = naming
         # One read-only table of every piece a line is made of, each term's JSON key escaped
         # once, so building a batch is one gather (no dict, no per-key escaping, no float
         # formatting): [",term":]*V  ["term":]*V (a page's first key)  [value]*2**16  [}}\n]
-        first = [orjson.dumps(t) + b":" for t in self.vocab.terms]
+        terms = naming.terms if naming is not None else self.vocab.terms
+        first = [orjson.dumps(t) + b":" for t in terms]
         self._pieces = np.concatenate([
             np.asarray([b"," + k for k in first], dtype=object),
             np.asarray(first, dtype=object),
@@ -133,6 +138,8 @@ class DocumentBuilder:
             m = m[good]
         if len(good) == 0:
             return out
+        if self.naming is not None:
+            m = self.naming.fold(m)
         data, indices, indptr = np.asarray(m.data, dtype=np.float32), m.indices, m.indptr
         keep = data >= MIN_NORMAL  # only zeros and subnormals are left to drop here
         if not keep.all():

@@ -5,7 +5,10 @@ several of one cluster, comma-separated], user, password, api_key, ca_certs, ins
 (dict), timeout, field ("vector"), shards (1) [--shards], replicas (cluster default)
 [--replicas], threads (2), chunk_docs (500), chunk_bytes (8 MiB), max_retries (10),
 backoff_initial (0.5 s), backoff_max (30 s), snippet_chars (500), progress,
-query_mode ("rank_feature" | "neural_sparse"), max_clauses (1024). Credentials also come
+query_mode ("rank_feature" | "neural_sparse"), max_clauses (1024), server_side_query
+[--server-side-query: documents named for an ml-commons SPARSE_TOKENIZE model, searches in plain
+text through it; see ml_model.py], query_model (the model whose query side names them), model_id
+[--model-id]. Credentials also come
 from VSPLADE_OPENSEARCH_* env vars and never appear in repr, logs or errors.
 """
 
@@ -75,7 +78,58 @@ class OpenSearchEngine(Engine):
         return out
 
     def writer(self, info: Mapping[str, Any], recreate: bool = False) -> OpenSearchWriter:
-        return OpenSearchWriter(self.conn, self.index, info, recreate=recreate, field=self.field, **self._writer_options())
+        naming = query_model = None
+        if self.options.get("server_side_query"):
+            naming, query_model = self._server_side_naming(info)
+        return OpenSearchWriter(self.conn, self.index, info, recreate=recreate, field=self.field,
+                                naming=naming, query_model=query_model, **self._writer_options())
+
+    def _server_side_naming(self, info: Mapping[str, Any]):
+        """--server-side-query: the ml-commons naming of the model's query side (the
+        `query_model` option, else the model the pages were encoded with), and the _meta it
+        records, with the id of a deployed model of the same zip when the cluster has one."""
+        from vsplade.encoders import ModelError as QueryModelError, load_query_encoder
+        from vsplade.mlcommons import ServerSideNaming
+
+        from .ml_model import ModelError, find_by_hash
+
+        model = self.options.get("query_model") or info.get("model") or info.get("name")
+        if not model or model == "unknown":
+            raise EngineError("--server-side-query needs the query model: the input does not say which model "
+                              "encoded it; pass --model with the checkpoint or bundle")
+        try:
+            naming = ServerSideNaming(load_query_encoder(str(model)))
+        except (QueryModelError, OSError, ValueError) as e:
+            raise EngineError(f"--server-side-query: {e}") from None
+        meta = naming.index_meta()
+        try:
+            deployed = [m for m in find_by_hash(self.conn, self.conn.client(), meta["model_content_hash"])
+                        if m.get("model_state") == "DEPLOYED"]
+            if deployed:
+                meta["model_id"] = deployed[0]["model_id"]
+        except (ModelError, EngineError):
+            pass  # no ml-commons (yet): the model id is looked up by hash when searching
+        return naming, meta
+
+    def record_model_id(self, model_id: str) -> None:
+        """Write `model_id` into this index's _meta (register-model --index)."""
+        from .mapping import QUERY_MODEL_KEY, META_KEY, mapping_of, stored_meta
+
+        from opensearchpy.exceptions import NotFoundError, OpenSearchException
+
+        from .connection import describe_error
+
+        client = self.conn.client()
+        try:
+            meta = stored_meta(mapping_of(client.indices.get_mapping(index=self.index)))
+            if not meta.get(QUERY_MODEL_KEY):
+                raise EngineError(f"index {self.index!r} was not built with --server-side-query; no model id to record")
+            meta[QUERY_MODEL_KEY] = {**meta[QUERY_MODEL_KEY], "model_id": model_id}
+            client.indices.put_mapping(index=self.index, body={"_meta": {META_KEY: meta}})
+        except NotFoundError:
+            raise EngineError(f"opensearch {self.conn.url}: no index {self.index!r}") from None
+        except OpenSearchException as e:
+            raise EngineError(self.conn.redact(f"opensearch {self.conn.url} index {self.index!r}: {describe_error(e)}")) from None
 
     def searcher(self) -> OpenSearchSearcher:
         return OpenSearchSearcher(
@@ -84,6 +138,8 @@ class OpenSearchEngine(Engine):
             field=self.options.get("field"),
             mode=self.query_mode,
             max_clauses=int(self.options.get("max_clauses", 1024)),
+            server_side=bool(self.options.get("server_side_query")),
+            model_id=self.options.get("model_id"),
         )
 
     # ---- collection lifecycle, read side (vsplade.catalog) ----------------------------

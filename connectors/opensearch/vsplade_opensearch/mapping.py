@@ -43,8 +43,11 @@ LATER_FIELDS = ("path", "sha256")
 COLLECTION_KEY = "collection"  # vsplade.catalog properties, inside _meta.vsplade
 
 
-def vsplade_meta(info: Mapping[str, Any], field: str) -> dict:
-    return {
+QUERY_MODEL_KEY = "query_model"  # server-side query indexes: naming, model zip sha256, scale, model_id
+
+
+def vsplade_meta(info: Mapping[str, Any], field: str, query_model: Mapping[str, Any] | None = None) -> dict:
+    meta = {
         "format": INDEX_FORMAT,
         "version": FORMAT_VERSION,
         "encoder": dict(info),
@@ -52,6 +55,12 @@ def vsplade_meta(info: Mapping[str, Any], field: str) -> dict:
         "term_naming": TERM_NAMING,
         "field": field,
     }
+    if query_model:
+        # features are named as the ml-commons model emits them (vsplade.mlcommons), not by
+        # vsplade's term names: a rank_feature query with vsplade terms would find nothing
+        meta["term_naming"] = query_model["naming"]
+        meta[QUERY_MODEL_KEY] = dict(query_model)
+    return meta
 
 
 def index_body(
@@ -60,6 +69,7 @@ def index_body(
     shards: int | None = 1,
     replicas: int | None = None,
     refresh_interval: str | None = None,
+    query_model: Mapping[str, Any] | None = None,
 ) -> dict:
     settings: dict[str, Any] = {}
     if shards is not None:
@@ -71,7 +81,7 @@ def index_body(
     return {
         "settings": {"index": settings},
         "mappings": {
-            "_meta": {META_KEY: vsplade_meta(info, field)},
+            "_meta": {META_KEY: vsplade_meta(info, field, query_model)},
             # strict: a typo'd field fails loudly instead of growing the mapping
             "dynamic": "strict",
             "properties": {**METADATA_FIELDS, field: {"type": "rank_features"}},
@@ -89,9 +99,10 @@ def mapping_of(get_mapping_response: Mapping[str, Any]) -> dict:
     return entry.get("mappings", {})
 
 
-def check_compatible(index: str, mapping: Mapping[str, Any], info: Mapping[str, Any], field: str) -> dict:
-    """Raise IndexMismatchError unless `mapping` is a vsplade index built with `info`.
-    Returns the stored vsplade meta."""
+def check_compatible(index: str, mapping: Mapping[str, Any], info: Mapping[str, Any], field: str,
+                     query_model: Mapping[str, Any] | None = None) -> dict:
+    """Raise IndexMismatchError unless `mapping` is a vsplade index built with `info` (and, for
+    a server-side query index, for the same query model). Returns the stored vsplade meta."""
     meta = (mapping.get("_meta") or {}).get(META_KEY)
     hint = "use another --index or --recreate"
     if not meta or meta.get("format") != INDEX_FORMAT:
@@ -102,7 +113,19 @@ def check_compatible(index: str, mapping: Mapping[str, Any], info: Mapping[str, 
     ftype = (mapping.get("properties") or {}).get(field, {}).get("type")
     if ftype != "rank_features":
         raise IndexMismatchError(f"index {index!r}: field {field!r} is {ftype or 'missing'}, not rank_features; {hint}")
-    for key, want in (("term_naming", TERM_NAMING), ("vocab_size", VOCAB_SIZE)):
+    stored_qm = meta.get(QUERY_MODEL_KEY)
+    if bool(stored_qm) != bool(query_model):
+        if stored_qm:
+            raise IndexMismatchError(f"index {index!r} was built with --server-side-query (features named for an "
+                                     f"ml-commons model); write to it with --server-side-query too; {hint}")
+        raise IndexMismatchError(f"index {index!r} was built without --server-side-query (vsplade term names); "
+                                 f"--server-side-query needs a new index; {hint}")
+    if query_model and stored_qm.get("model_content_hash") != query_model.get("model_content_hash"):
+        raise IndexMismatchError(
+            f"index {index!r} was built for the query model with zip sha256 {str(stored_qm.get('model_content_hash'))[:12]}..., "
+            f"this model gives {str(query_model.get('model_content_hash'))[:12]}...; {hint}")
+    want_naming = query_model["naming"] if query_model else TERM_NAMING
+    for key, want in (("term_naming", want_naming), ("vocab_size", VOCAB_SIZE)):
         if meta.get(key) != want:
             raise IndexMismatchError(f"index {index!r} uses {key}={meta.get(key)!r}, this vsplade writes {want!r}; {hint}")
     if meta.get("encoder") != dict(info):

@@ -104,6 +104,20 @@ def search_body(
     return body
 
 
+def text_search_body(text: str, model_id: str, k: int, field: str = "vector", opts: SearchOptions | None = None) -> dict:
+    """Server-side query: the plain text and the ml-commons model that turns it into weighted
+    feature names (neural-search's neural_sparse), filters as in search_body."""
+    opts = opts or SearchOptions()
+    scoring = {"neural_sparse": {field: {"query_text": text, "model_id": model_id}}}
+    filters = filter_clauses(opts)
+    q: dict = {"bool": {"must": [scoring], "filter": filters}} if filters else scoring
+    body: dict[str, Any] = {"size": int(k), "query": q, "track_total_hits": False}
+    fields = None if opts.source_fields is None else list(opts.source_fields)
+    if fields is not None:
+        body["_source"] = {"includes": fields} if fields else False
+    return body
+
+
 def stored_weights(source: Mapping[str, Any] | None, field: str) -> dict[str, float]:
     vec = (source or {}).get(field) or {}
     if isinstance(vec, Mapping):

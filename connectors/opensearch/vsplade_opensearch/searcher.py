@@ -18,8 +18,8 @@ from vsplade.engines.base import EngineError, Hit, Searcher
 from vsplade.sparse import feature_field_round
 
 from .connection import Connection, check_reachable, describe_error
-from .mapping import DEFAULT_FIELD, INDEX_FORMAT, mapping_of, stored_meta
-from .query import DEFAULT_SOURCE, SearchOptions, clean_query, search_body, stored_weights
+from .mapping import DEFAULT_FIELD, INDEX_FORMAT, QUERY_MODEL_KEY, mapping_of, stored_meta
+from .query import DEFAULT_SOURCE, SearchOptions, clean_query, search_body, stored_weights, text_search_body
 
 MSEARCH_GROUP = 64
 
@@ -46,6 +46,8 @@ class OpenSearchSearcher(Searcher):
         max_clauses: int = 1024,
         source_fields: Sequence[str] | None = DEFAULT_SOURCE,
         client=None,
+        server_side: bool = False,
+        model_id: str | None = None,
     ):
         self.conn = conn
         self.index = index
@@ -55,6 +57,22 @@ class OpenSearchSearcher(Searcher):
         self.client = client or conn.client()
         self.meta = self._call(self._read_meta)
         self.field = field or self.meta.get("field") or DEFAULT_FIELD
+        self.query_model = self.meta.get(QUERY_MODEL_KEY) or None
+        self.server_side = server_side
+        self.model_id: str | None = None
+        if server_side:
+            if not self.query_model:
+                raise EngineError(f"index {self.index!r} was not built with --server-side-query (its features carry "
+                                  "vsplade term names, which no ml-commons model emits): re-index it with "
+                                  "`vsplade index ... --server-side-query`, or search without --server-side-query")
+            from .ml_model import resolve_model
+
+            self.model_id = resolve_model(self.conn, self.client, self.index, self.query_model, model_id)
+
+    def _refuse_terms_on_server_side_index(self) -> None:
+        if self.query_model:
+            raise EngineError(f"index {self.index!r} was built with --server-side-query (features named for an "
+                              "ml-commons model): search it with --server-side-query (plain text)")
 
     def _call(self, fn, *args, **kwargs):
         from opensearchpy.exceptions import NotFoundError, OpenSearchException
@@ -83,13 +101,50 @@ class OpenSearchSearcher(Searcher):
     def search(self, query: Mapping[str, float], k: int = 10, explain: bool = False, **options: Any) -> list[Hit]:
         """options: sources (list of source paths), page_min, page_max, filters (raw clauses),
         source_fields (None: whole _source)."""
+        self._refuse_terms_on_server_side_index()
         body = self.body(query, k, explain, **options)
         resp = self._call(self.client.search, index=self.index, body=body)
         return self._hits(resp, query, explain)
 
+    # ---- server-side queries: plain text, the cluster's ml-commons model encodes it -------
+    def text_body(self, text: str, k: int = 10, **options: Any) -> dict:
+        if not self.server_side:
+            raise EngineError("plain-text search needs a searcher opened with server_side=True (--server-side-query)")
+        opts = SearchOptions(source_fields=options.pop("source_fields", self.source_fields), **options)
+        return text_search_body(text, self.model_id, k, self.field, opts)
+
+    def search_text(self, text: str, k: int = 10, **options: Any) -> list[Hit]:
+        """Plain text -> hits, no local encoder: neural_sparse with the index's model id.
+        A blank text has no terms: no hits (neural-search would refuse it)."""
+        if not text or not text.strip():
+            return []
+        resp = self._call(self.client.search, index=self.index, body=self.text_body(text, k, **options))
+        return self._hits(resp, {}, False)
+
+    def batch_search_text(self, texts: Sequence[str], k: int = 10, **options: Any) -> list[list[Hit]]:
+        out: list[list[Hit]] = []
+        for start in range(0, len(texts), MSEARCH_GROUP):
+            group = list(texts[start:start + MSEARCH_GROUP])
+            live = [t for t in group if t and t.strip()]
+            lines: list[dict] = []
+            for t in live:
+                lines += [{}, self.text_body(t, k, **dict(options))]
+            resp = self._call(self.client.msearch, index=self.index, body=lines) if live else {"responses": []}
+            answers = iter(resp["responses"])
+            for t in group:
+                if not (t and t.strip()):
+                    out.append([])
+                    continue
+                r = next(answers)
+                if "error" in r:
+                    raise EngineError(self.conn.redact(f"index {self.index!r}: query failed: {r['error']}"))
+                out.append(self._hits(r, {}, False))
+        return out
+
     def batch_search(
         self, queries: Sequence[Mapping[str, float]], k: int = 10, threads: int = 1, explain: bool = False, **options: Any
     ) -> list[list[Hit]]:
+        self._refuse_terms_on_server_side_index()
         groups = [list(queries[i : i + MSEARCH_GROUP]) for i in range(0, len(queries), MSEARCH_GROUP)]
 
         def run(group):

@@ -61,8 +61,13 @@ class OpenSearchWriter(IndexWriter):
         progress: bool | None = None,
         vocab: Vocabulary | None = None,
         client=None,
+        naming=None,
+        query_model: Mapping[str, Any] | None = None,
     ):
         self.conn = conn
+        # --server-side-query: vsplade.mlcommons.ServerSideNaming + the _meta it records
+        self.naming = naming
+        self.query_model = dict(query_model) if query_model else (naming.index_meta() if naming is not None else None)
         self.index = index
         self.info = dict(info)
         self.field = field
@@ -71,7 +76,7 @@ class OpenSearchWriter(IndexWriter):
         self._closed = False
         self._refresh_disabled = False
         self._call(self._open, recreate, shards, replicas)
-        self.builder = DocumentBuilder(None, self.info, vocab=vocab, field=field, snippet_chars=snippet_chars)
+        self.builder = DocumentBuilder(None, self.info, vocab=vocab, field=field, snippet_chars=snippet_chars, naming=naming)
         self._bar = _progress_bar(index, progress)
         self.sender = BulkSender(
             self.client,
@@ -124,7 +129,7 @@ class OpenSearchWriter(IndexWriter):
         except NotFoundError:
             mapping = None
         if mapping is None:
-            body = index_body(self.info, self.field, shards, replicas, refresh_interval="-1")
+            body = index_body(self.info, self.field, shards, replicas, refresh_interval="-1", query_model=self.query_model)
             body["mappings"]["_meta"][META_KEY][PENDING_REFRESH_KEY] = UNSET
             try:
                 c.indices.create(index=self.index, body=body)
@@ -136,7 +141,7 @@ class OpenSearchWriter(IndexWriter):
                 # existing index (same checks as below)
                 mapping = mapping_of(c.indices.get_mapping(index=self.index))
         if mapping is not None:
-            self.meta = check_compatible(self.index, mapping, self.info, self.field)
+            self.meta = check_compatible(self.index, mapping, self.info, self.field, self.query_model)
             missing = [f for f in LATER_FIELDS if f not in (mapping.get("properties") or {})]
             if missing:  # an index from before source identity: let its new pages carry it
                 c.indices.put_mapping(index=self.index, body={"properties": {f: METADATA_FIELDS[f] for f in missing}})
