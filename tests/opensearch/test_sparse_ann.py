@@ -78,3 +78,28 @@ def test_sparse_ann_index_answers_with_exact_top1(client, index):
         assert got and got[0] == f"p{i}", (i, got[:3])
         assert res["hits"]["hits"][0]["_score"] > 0
     assert folded > 0  # queries with ids above the fold were among them
+
+
+def test_sparse_batch_round_trip(client, index):
+    """vsplade SparseBatch pages through bulk_actions / search: each page's own vector finds it
+    first, metadata stored beside it."""
+    import scipy.sparse as sp
+
+    from vsplade.sparse import SparseBatch
+
+    docs = easy_corpus(seed=5)[:300]
+    m = sp.csr_matrix((np.concatenate([w for _, w in docs]).astype(np.float32),
+                       np.concatenate([i for i, _ in docs]), np.arange(0, 40 * len(docs) + 1, 40)),
+                      shape=(len(docs), VOCAB_SIZE))
+    ids = [f"doc-{i}" for i in range(len(docs))]
+    batch = SparseBatch(m, ids, [{"id": d, "source": "/x.pdf", "page": i + 1} for i, d in enumerate(ids)])
+    sparse_ann.create_index(client, index, approximate_threshold=50)
+    assert not client.bulk(body=list(sparse_ann.bulk_actions(batch, index)), refresh=True)["errors"]
+    client.indices.forcemerge(index=index, max_num_segments=1)
+    client.indices.refresh(index=index)
+    for i in (0, 17, 123, 299):
+        row = m.getrow(i)
+        hits = sparse_ann.search(client, index, dict(zip(row.indices.tolist(), row.data.tolist())), k=5, top_n=40)
+        assert hits[0][0] == ids[i], (i, hits)
+    src = client.get(index=index, id="doc-17")["_source"]
+    assert src["source"] == "/x.pdf" and src["page"] == 18 and src["id"] == "doc-17"

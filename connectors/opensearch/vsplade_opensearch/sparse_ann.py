@@ -88,3 +88,36 @@ def query(ids: Iterable[int], weights: Iterable[float], field: str = DEFAULT_FIE
     if heap_factor is not None:
         mp["heap_factor"] = heap_factor
     return {"neural_sparse": {field: {"query_tokens": fold_vector(ids, weights), "method_parameters": mp}}}
+
+
+# ---- a small client-side API over SparseBatch (the OpenSearch engine's writer/searcher do not
+# take an ANN option yet: this is what they would call)
+
+META_KEYS = ("source", "page", "path", "sha256")
+
+
+def create_index(client, index: str, field: str = DEFAULT_FIELD, **params) -> dict:
+    """Create `index` with the SEISMIC field and keyword/integer fields for the page metadata."""
+    extra = {"id": {"type": "keyword"}, "source": {"type": "keyword"}, "page": {"type": "integer"},
+             "path": {"type": "keyword"}, "sha256": {"type": "keyword"}}
+    return client.indices.create(index=index, body=index_body(field, extra_properties=extra, **params))
+
+
+def bulk_actions(batch, index: str, field: str = DEFAULT_FIELD):
+    """opensearch-py bulk action pairs for a vsplade SparseBatch: _id = page id, the folded vector
+    and the page metadata (source, page, path, sha256 when present)."""
+    m = batch.matrix
+    for i, pid in enumerate(batch.ids):
+        lo, hi = m.indptr[i], m.indptr[i + 1]
+        meta = {k: batch.meta[i][k] for k in META_KEYS if k in batch.meta[i]}
+        yield {"index": {"_index": index, "_id": pid}}
+        yield document(m.indices[lo:hi], m.data[lo:hi], field, id=pid, **meta)
+
+
+def search(client, index: str, query_weights: Mapping[int, float], k: int = 10, field: str = DEFAULT_FIELD,
+           **method_parameters) -> list[tuple[str, float]]:
+    """[(page id, score)] best first for a query given as {token id: weight}."""
+    ids = np.fromiter(query_weights.keys(), dtype=np.int64, count=len(query_weights))
+    w = np.fromiter(query_weights.values(), dtype=np.float64, count=len(query_weights))
+    body = {"size": k, "_source": False, "query": query(ids, w, field, k=k, **method_parameters)}
+    return [(h["_id"], h["_score"]) for h in client.search(index=index, body=body)["hits"]["hits"]]
