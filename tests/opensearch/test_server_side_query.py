@@ -104,9 +104,19 @@ def test_ml_commons_names_equal_the_python_replica(opensearch_neural_node, lexic
     # (runs of spaces are left out: there DJL's tokenizers 0.31 and Python's 0.23 split the
     # lexical bundle's Prepend + added space tokens differently; see connectors/opensearch/README)
     texts = PDF_QUERIES + ["Report report REPORT", "naïve café über", "x.y, (a|b) 3.14 — \"quoted\"", "日本語の検索"]
+    from opensearchpy.exceptions import TransportError
+
     for text in texts:
-        resp = client.transport.perform_request(
-            "POST", f"/_plugins/_ml/models/{lexical_model[0]['model_id']}/_predict", body={"text_docs": [text]})
+        ids = naming.tokenizer.encode(text).ids
+        shared = len({i for i in ids if naming.names[i] == "\ufffd"}) > 1
+        predict = ("POST", f"/_plugins/_ml/models/{lexical_model[0]['model_id']}/_predict")
+        if shared and opensearch_neural_node.version.startswith("2."):
+            # ml-commons 2.19 collects names with Collectors.toMap, which throws on a name that
+            # two distinct ids share (here two UTF-8 fragments, both '\ufffd'); 3.x keeps one
+            with pytest.raises(TransportError, match="Failed to inference"):
+                client.transport.perform_request(*predict, body={"text_docs": [text]})
+            continue
+        resp = client.transport.perform_request(*predict, body={"text_docs": [text]})
         got = resp["inference_results"][0]["output"][0]["dataAsMap"]["response"][0]
         assert got == pytest.approx(naming.encode(text)), text
 

@@ -73,6 +73,8 @@ def find_by_hash(conn: Connection, client, content_hash: str) -> list[dict]:
     except NotFoundError:  # no model index yet: no models
         return []
     hits = [{**h["_source"], "model_id": h["_id"]} for h in resp.get("hits", {}).get("hits", [])]
+    for m in hits:  # a search sees the model index as of its last refresh; GET is real-time
+        m.update({k: v for k, v in (get_model(conn, client, m["model_id"]) or {}).items() if k == "model_state"})
     return sorted(hits, key=lambda m: m.get("model_state") != "DEPLOYED")
 
 
