@@ -18,10 +18,13 @@ that the plain-text score equals vsplade's own query encoder + exact scorer:
   split out before BPE), so the name belongs to the id that encoding the name alone gives,
   and the unreachable twin's page weight is dropped (vsplade's own queries never reach it
   either: scores unchanged). The other 467 ids are fragments of multi-byte UTF-8 characters
-  that decode to U+FFFD ('�' 411 ids, ' �' 44, '��' 12): one name cannot tell them apart,
-  so each such name is one term: its query weight W = the largest table weight of its ids
-  and the page value = max over its ids of T[id] x w[id] / W, i.e. the page's best fragment
-  contribution. Scores differ from vsplade's only for queries holding such fragments.
+  that decode to U+FFFD ('�' 411 ids, ' �' 44, '��' 12): one name cannot tell them
+  apart, so they are not searchable server-side: their page weights are dropped (ml-commons'
+  default weight 1.0 for those names then meets no page). A query holding fragments scores
+  its other tokens exactly and loses only the fragment matches. The alternative, one term
+  per name (W = the largest table weight of its ids, page value = max of T[id] x w[id] / W),
+  was measured and rejected: a page with any fragment then matches every query with any
+  fragment (benchmarks/RESULTS.md). `merge_fragments=True` keeps it for that measurement.
 - Ids whose query weight is 0 (masked ids, BoW's id 0, zero table entries) can never add to a
   score: their page weights are dropped and they are left out of idf.json (ml-commons then
   weighs them 1.0 against a feature no page has; a 0 in idf.json would make neural-search
@@ -87,10 +90,14 @@ def bundled_tokenizer_json(tokenizer_path: str | Path, lowercase: bool, prefix_s
 class ServerSideNaming:
     """The ml-commons names of one query encoder's vocabulary, its idf.json and the page fold."""
 
-    def __init__(self, qenc: QueryEncoder):
+    def __init__(self, qenc: QueryEncoder, merge_fragments: bool = False):
         from tokenizers import Tokenizer
 
         self.qenc = qenc
+        # the rule for names several reachable ids share (U+FFFD fragments): dropped (the
+        # default, see the module docstring) or max-merged (measured, rejected)
+        self.merge_fragments = merge_fragments
+        self.fragments_dropped = 0
         self.tokenizer_json = bundled_tokenizer_json(qenc.vocab.tokenizer_path, qenc.lowercase, qenc.prefix_space)
         self.tokenizer = Tokenizer.from_str(self.tokenizer_json.decode("utf-8"))
         plain = Tokenizer.from_file(str(qenc.vocab.tokenizer_path))
@@ -115,6 +122,9 @@ class ServerSideNaming:
                     ids = alone
             live = [i for i in ids if weights[i] > 0]
             if not live:
+                continue
+            if len(live) > 1 and not self.merge_fragments:
+                self.fragments_dropped += len(live)
                 continue
             head = live[0]
             canon[live] = head

@@ -40,7 +40,9 @@ def test_names_are_decoded_ids_and_the_collisions_are_counted(lexical_naming):
     assert empty == [1, 50279, 50280, 50281, 50282, 50283, 50284]  # the special tokens
     assert len(set(s for s in n.names if s)) == 49874
     assert (n.colliding_names, n.colliding_ids, n.twins_dropped) == (26, 513, 23)
-    assert {n.names[h]: len(ids) for h, ids in n.groups.items()} == {"\ufffd": 411, " \ufffd": 44, "\ufffd\ufffd": 12}
+    assert n.groups == {} and n.fragments_dropped == 411 + 44 + 12
+    merged = ServerSideNaming(n.qenc, merge_fragments=True)
+    assert {merged.names[h]: len(ids) for h, ids in merged.groups.items()} == {"\ufffd": 411, " \ufffd": 44, "\ufffd\ufffd": 12}
     # a space run's name belongs to the added token the tokenizer emits for it
     assert n.canon[50276] == 50276 and n.canon[tok.token_to_id("ĠĠ")] == -1
 
@@ -68,9 +70,11 @@ def test_idf_weights_are_the_table_and_zero_weights_are_left_out():
     assert n.names[500] not in idf and n.names[600] not in idf
     assert idf[n.names[1000]] == float(table[1000])
     assert all(0 < v <= 64 for v in idf.values())
-    # a fragment name weighs the largest table weight of its ids
-    frag = [i for i in n.groups[next(h for h in n.groups if n.names[h] == "\ufffd")]]
-    assert idf["\ufffd"] == pytest.approx(float(table[frag].max()))
+    assert "\ufffd" not in idf  # fragments are not searchable server-side
+    # with merge_fragments, a fragment name weighs the largest table weight of its ids
+    merged = ServerSideNaming(n.qenc, merge_fragments=True)
+    frag = merged.groups[next(h for h in merged.groups if merged.names[h] == "\ufffd")]
+    assert merged.idf()["\ufffd"] == pytest.approx(float(table[frag].max()))
 
 
 def test_weights_over_64_are_scaled_by_a_power_of_two_exactly():
@@ -84,16 +88,18 @@ def test_weights_over_64_are_scaled_by_a_power_of_two_exactly():
     assert score_ss == pytest.approx(200.0 * 0.7 + 3.0 * 1.3, rel=1e-6)
 
 
-def test_fold_drops_unreachable_ids_and_max_merges_fragments(lexical_naming):
-    n = lexical_naming
-    frag_head = next(h for h in n.groups if n.names[h] == "\ufffd")
-    a, b = n.groups[frag_head][:2]
+def test_fold_drops_unreachable_ids_and_fragments(lexical_naming):
+    merged = ServerSideNaming(lexical_naming.qenc, merge_fragments=True)
+    frag_head = next(h for h in merged.groups if merged.names[h] == "\ufffd")
+    a, b = merged.groups[frag_head][:2]
     twin = Tokenizer.from_file(str(default_tokenizer_path())).token_to_id("ĠĠ")
     m = sp.csr_matrix((np.array([0.5, 2.0, 0.25, 1.5, 9.0], np.float32), ([0, 0, 0, 1, 1], [a, b, 1000, twin, 50281])),
                       shape=(2, VOCAB_SIZE))
-    f = n.fold(m)
-    assert dict(zip(f[0].indices.tolist(), f[0].data.tolist())) == {frag_head: 2.0, 1000: 0.25}
+    f = lexical_naming.fold(m)
+    assert dict(zip(f[0].indices.tolist(), f[0].data.tolist())) == {1000: 0.25}
     assert f[1].nnz == 0  # the BPE twin of an added token and a special id: never emitted
+    g = merged.fold(m)
+    assert dict(zip(g[0].indices.tolist(), g[0].data.tolist())) == {frag_head: 2.0, 1000: 0.25}
 
 
 def test_zip_is_deterministic_and_readable(tmp_path, lexical_naming):
