@@ -47,6 +47,9 @@ grep -v '^#' plugins.tsv | while read -r line version log4j java; do
   fi
   echo "opensearch $version + plugins: fetching (maven) and laying out $dir"
   rm -rf "$dir"
+  # maven's unpack skips an artifact whose marker (target/) says it was unpacked before, even
+  # into a folder that is gone: without this a rebuilt layout has no plugins
+  rm -rf target
   mkdir -p "$dir/modules" "$dir/plugins"
   mvn -q -B -f lib-pom.xml dependency:copy-dependencies -Dopensearch.version="$version" \
       -Dlog4j.version="$log4j" -DoutputDirectory="$dir/lib"
