@@ -174,7 +174,7 @@ def part2(url: str, pages: int, n_queries: int, seed: int) -> dict:
         client_s.search(q.encode(t), 10)
         server_s.search_text(t, 10)
     lat = {"client": [], "server": []}
-    agree = 0
+    agree = same_scores = 0
     for t in texts:
         t0 = time.perf_counter()
         a = client_s.search(q.encode(t), 10)
@@ -184,9 +184,12 @@ def part2(url: str, pages: int, n_queries: int, seed: int) -> dict:
         lat["client"].append(t1 - t0)
         lat["server"].append(t2 - t1)
         agree += [h.id for h in a] == [h.id for h in b]
+        # the same scores rank by rank (relative 1e-5): any id difference is an order among ties
+        same_scores += len(a) == len(b) and all(abs(x.score - y.score) <= 1e-5 * max(1.0, abs(x.score)) for x, y in zip(a, b))
     res["client_encoder_rank_feature"] = percentiles(lat["client"])
     res["server_side_neural_sparse"] = percentiles(lat["server"])
     res["identical_top10"] = f"{agree}/{len(texts)}"
+    res["equal_top10_scores"] = f"{same_scores}/{len(texts)}"
     res["model_id"] = reg["model_id"]
     return res
 
