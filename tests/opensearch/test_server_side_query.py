@@ -291,6 +291,14 @@ def test_cli_end_to_end(opensearch_neural_node, pdf_dir, tmp_path):
     for a, b in zip(ss.stdout.strip().splitlines(), local.stdout.strip().splitlines()):
         a, b = json.loads(a), json.loads(b)
         assert a["hits"] and [h["score"] for h in a["hits"]] == pytest.approx([h["score"] for h in b["hits"]], rel=0.01)
+    # no local encoder: the same search with torch and tokenizers unimportable
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['tokenizers'] = None\n"
+            "from vsplade.cli import main; sys.argv = ['vsplade', 'search', %r, '--engine', 'opensearch', '--url', %r, "
+            "'--index', %r, '--server-side-query', '--json', '-k', '5']; main()") % (queries[0], url, index)
+    blocked = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert blocked.returncode == 0, blocked.stderr
+    assert json.loads(blocked.stdout) == json.loads(ss.stdout.splitlines()[0])
     # usage errors: one line, exit 2
     for args, needle in [
         (("search", "x", "--engine", "opensearch", "--url", url, "--index", index), "search it with --server-side-query"),
