@@ -299,6 +299,17 @@ def test_cli_end_to_end(opensearch_neural_node, pdf_dir, tmp_path):
                              env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert blocked.returncode == 0, blocked.stderr
     assert json.loads(blocked.stdout) == json.loads(ss.stdout.splitlines()[0])
+    # the lifecycle commands follow the index's naming without the flag
+    r = run_cli("info", "--engine", "opensearch", "--url", url, "--index", index, "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["pages"] == 34, r.stderr
+    r = run_cli("delete", "--source", pdf_dir / "byaldi_financial_report.pdf", "--engine", "opensearch", "--url", url,
+                "--index", index, "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["deleted"] > 0, r.stderr
+    r = run_cli("index", pdf_dir, "--model", "lexical", "--engine", "opensearch", "--url", url, "--index", index, "--json")
+    assert r.returncode == 0, r.stderr  # re-adds the deleted file's pages, named for the model
+    again = run_cli("search", *queries, "--engine", "opensearch", "--url", url, "--index", index, "--server-side-query",
+                    "--json", "-k", "5")
+    assert [json.loads(x)["hits"] for x in again.stdout.splitlines()] == [json.loads(x)["hits"] for x in ss.stdout.splitlines()]
     # usage errors: one line, exit 2
     for args, needle in [
         (("search", "x", "--engine", "opensearch", "--url", url, "--index", index), "search it with --server-side-query"),

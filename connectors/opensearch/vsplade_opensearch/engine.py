@@ -79,7 +79,15 @@ class OpenSearchEngine(Engine):
 
     def writer(self, info: Mapping[str, Any], recreate: bool = False) -> OpenSearchWriter:
         naming = query_model = None
-        if self.options.get("server_side_query"):
+        server_side = self.options.get("server_side_query")
+        if not server_side and not recreate:
+            # an index built with --server-side-query stays so (delete, sync, later runs
+            # without the flag): its _meta says how its features are named
+            from .mapping import QUERY_MODEL_KEY, stored_meta
+
+            mapping = self._mapping()
+            server_side = bool(mapping and stored_meta(mapping).get(QUERY_MODEL_KEY))
+        if server_side:
             naming, query_model = self._server_side_naming(info)
         return OpenSearchWriter(self.conn, self.index, info, recreate=recreate, field=self.field,
                                 naming=naming, query_model=query_model, **self._writer_options())
