@@ -189,3 +189,56 @@ def _feature_value_json() -> np.ndarray:
 
 
 _VALUE_JSON = _feature_value_json()
+
+
+@dataclass
+class AnnBuiltDocs(BuiltDocs):
+    clipped: int = 0  # folded weights above the ingest ceiling (the server clips them to it)
+
+
+class SparseAnnDocumentBuilder(DocumentBuilder):
+    """Bulk lines for a sparse ANN index (sparse_ann.py): the same metadata fields as
+    DocumentBuilder (its `header`), the vector as {str(id % fold): summed weight} for the
+    SEISMIC sparse_vector field. Same validation: a page with NaN, infinite or negative weights
+    is reported, not sent."""
+
+    def __init__(self, index: str | None = None, info: Mapping[str, Any] | None = None,
+                 vocab: Vocabulary | None = None, field: str = DEFAULT_FIELD, snippet_chars: int = 500,
+                 params: Mapping[str, Any] | None = None):
+        # not DocumentBuilder.__init__: its term/value tables serve rank_features lines only
+        from .sparse_ann import DEFAULT_CEILING_INGEST, FOLD
+
+        self.vocab = vocab or default_vocabulary()
+        self.field = field
+        self.snippet_chars = snippet_chars
+        self._encoder = {k: v for k, v in encoder_fields(info).items() if v is not None}
+        self._action_head = (
+            b'{"index":{"_index":' + orjson.dumps(index) + b',"_id":' if index else b'{"index":{"_id":'
+        )
+        params = dict(params or {})
+        self.fold = int(params.get("fold", FOLD))
+        self.ceiling = float(params.get("ceiling_ingest", DEFAULT_CEILING_INGEST))
+
+    def build(self, batch: SparseBatch) -> AnnBuiltDocs:
+        from .sparse_ann import fold_vector
+
+        out = AnnBuiltDocs()
+        m = batch.matrix
+        if m.shape[1] != self.vocab.size:
+            raise ValueError(f"vectors have {m.shape[1]} columns, the vocabulary {self.vocab.size}")
+        bad = set(bad_rows(m).tolist())
+        for r in sorted(bad):
+            out.failures.append((batch.ids[r], _reason(m.data[m.indptr[r]:m.indptr[r + 1]])))
+        for r in range(m.shape[0]):
+            if r in bad:
+                continue
+            s, e = m.indptr[r], m.indptr[r + 1]
+            vec = fold_vector(m.indices[s:e], m.data[s:e], self.fold)
+            out.dropped += int((m.data[s:e] <= 0).sum())
+            out.clipped += sum(1 for w in vec.values() if w > self.ceiling)
+            out.empty += int(not vec)
+            doc_id = batch.ids[r]
+            doc = {**self.header(doc_id, batch.meta[r]), self.field: vec}
+            out.ids.append(doc_id)
+            out.lines.append(b"".join((self._action_head, orjson.dumps(doc_id), b"}}\n", orjson.dumps(doc), b"\n")))
+        return out

@@ -8,8 +8,22 @@ backoff_initial (0.5 s), backoff_max (30 s), snippet_chars (500), progress,
 query_mode ("rank_feature" | "neural_sparse"), max_clauses (1024), server_side_query
 [--server-side-query: documents named for an ml-commons SPARSE_TOKENIZE model, searches in plain
 text through it; see ml_model.py], query_model (the model whose query side names them), model_id
-[--model-id]. Credentials also come
+[--model-id], sparse_ann [--sparse-ann], ann_threshold [--ann-threshold], ann_ceiling
+[--ann-ceiling]. Credentials also come
 from VSPLADE_OPENSEARCH_* env vars and never appear in repr, logs or errors.
+
+sparse_ann: a new index whose vector field is a SEISMIC `sparse_vector` (neural-search 3.3+,
+`index.sparse: true`; sparse_ann.py) instead of rank_features, with the same metadata fields
+and _meta. Token ids are folded to id % 32768 (colliding weights summed), `ann_threshold` is
+SEISMIC's approximate_threshold (segments with fewer documents are searched exactly; neural-
+search's default 1,000,000), `ann_ceiling` its quantization_ceiling_ingest (default 3.0;
+larger page weights are clipped, counted as `ann_clipped_weights` in the summary). The
+parameters go into `_meta.vsplade.sparse_ann`: searches, lifecycle commands and later index
+runs follow the index without the flag. Searches encode the query locally and send a
+neural_sparse query (k = hits; --source / --page-* as its own filter, searcher._ann_filters);
+scores are APPROXIMATE: dot products of byte-quantized weights over folded ids, from the
+clusters SEISMIC visits, not FeatureField scores (benchmarks/RESULTS.md, "Sparse ANN").
+--explain is refused on such an index.
 """
 
 from __future__ import annotations
@@ -77,20 +91,42 @@ class OpenSearchEngine(Engine):
             out["progress"] = o["progress"]
         return out
 
+    def _ann_params(self) -> dict | None:
+        """The sparse_ann option as the _meta it records (None without it)."""
+        o = self.options
+        if not o.get("sparse_ann"):
+            if o.get("ann_threshold") is not None or o.get("ann_ceiling") is not None:
+                raise EngineError("--ann-threshold and --ann-ceiling apply to --sparse-ann")
+            return None
+        if o.get("server_side_query"):
+            raise EngineError("--sparse-ann and --server-side-query do not combine (a sparse_vector index is "
+                              "keyed by token ids, a server-side query index by the ml-commons model's names)")
+        from .sparse_ann import ann_params
+
+        try:
+            return ann_params(o.get("ann_threshold"), o.get("ann_ceiling"))
+        except (TypeError, ValueError) as e:
+            raise EngineError(str(e)) from None
+
     def writer(self, info: Mapping[str, Any], recreate: bool = False) -> OpenSearchWriter:
         naming = query_model = None
         server_side = self.options.get("server_side_query")
-        if not server_side and not recreate:
-            # an index built with --server-side-query stays so (delete, sync, later runs
-            # without the flag): its _meta says how its features are named
-            from .mapping import QUERY_MODEL_KEY, stored_meta
+        sparse_ann = self._ann_params()
+        if not recreate:
+            # an index built with --server-side-query or --sparse-ann stays so (delete, sync,
+            # later runs without the flag): its _meta says how its vectors are stored
+            from .mapping import QUERY_MODEL_KEY, SPARSE_ANN_KEY, stored_meta
 
             mapping = self._mapping()
-            server_side = bool(mapping and stored_meta(mapping).get(QUERY_MODEL_KEY))
+            meta = stored_meta(mapping) if mapping else {}
+            server_side = server_side or bool(meta.get(QUERY_MODEL_KEY))
+            if meta.get(SPARSE_ANN_KEY) and not server_side:
+                sparse_ann = dict(meta[SPARSE_ANN_KEY])
         if server_side:
             naming, query_model = self._server_side_naming(info)
         return OpenSearchWriter(self.conn, self.index, info, recreate=recreate, field=self.field,
-                                naming=naming, query_model=query_model, **self._writer_options())
+                                naming=naming, query_model=query_model, sparse_ann=sparse_ann,
+                                **self._writer_options())
 
     def _server_side_naming(self, info: Mapping[str, Any]):
         """--server-side-query: the ml-commons naming of the model's query side (the

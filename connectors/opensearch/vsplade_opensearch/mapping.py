@@ -44,9 +44,11 @@ COLLECTION_KEY = "collection"  # vsplade.catalog properties, inside _meta.vsplad
 
 
 QUERY_MODEL_KEY = "query_model"  # server-side query indexes: naming, model zip sha256, scale, model_id
+SPARSE_ANN_KEY = "sparse_ann"  # sparse ANN indexes: fold, ceilings, approximate_threshold (sparse_ann.py)
 
 
-def vsplade_meta(info: Mapping[str, Any], field: str, query_model: Mapping[str, Any] | None = None) -> dict:
+def vsplade_meta(info: Mapping[str, Any], field: str, query_model: Mapping[str, Any] | None = None,
+                 sparse_ann: Mapping[str, Any] | None = None) -> dict:
     meta = {
         "format": INDEX_FORMAT,
         "version": FORMAT_VERSION,
@@ -60,6 +62,9 @@ def vsplade_meta(info: Mapping[str, Any], field: str, query_model: Mapping[str, 
         # vsplade's term names: a rank_feature query with vsplade terms would find nothing
         meta["term_naming"] = query_model["naming"]
         meta[QUERY_MODEL_KEY] = dict(query_model)
+    if sparse_ann:
+        # the vector field is a SEISMIC sparse_vector keyed by folded token ids, not rank_features
+        meta[SPARSE_ANN_KEY] = dict(sparse_ann)
     return meta
 
 
@@ -70,7 +75,10 @@ def index_body(
     replicas: int | None = None,
     refresh_interval: str | None = None,
     query_model: Mapping[str, Any] | None = None,
+    sparse_ann: Mapping[str, Any] | None = None,
 ) -> dict:
+    """`sparse_ann` (sparse_ann.ann_params): the vector field is a SEISMIC sparse_vector in an
+    `index.sparse: true` index instead of rank_features; metadata fields and _meta the same."""
     settings: dict[str, Any] = {}
     if shards is not None:
         settings["number_of_shards"] = int(shards)
@@ -78,13 +86,19 @@ def index_body(
         settings["number_of_replicas"] = int(replicas)
     if refresh_interval is not None:
         settings["refresh_interval"] = refresh_interval
+    vector: dict = {"type": "rank_features"}
+    if sparse_ann:
+        from .sparse_ann import field_mapping
+
+        settings["sparse"] = True
+        vector = field_mapping(sparse_ann)
     return {
         "settings": {"index": settings},
         "mappings": {
-            "_meta": {META_KEY: vsplade_meta(info, field, query_model)},
+            "_meta": {META_KEY: vsplade_meta(info, field, query_model, sparse_ann)},
             # strict: a typo'd field fails loudly instead of growing the mapping
             "dynamic": "strict",
-            "properties": {**METADATA_FIELDS, field: {"type": "rank_features"}},
+            "properties": {**METADATA_FIELDS, field: vector},
         },
     }
 
@@ -100,7 +114,7 @@ def mapping_of(get_mapping_response: Mapping[str, Any]) -> dict:
 
 
 def check_compatible(index: str, mapping: Mapping[str, Any], info: Mapping[str, Any], field: str,
-                     query_model: Mapping[str, Any] | None = None) -> dict:
+                     query_model: Mapping[str, Any] | None = None, sparse_ann: bool = False) -> dict:
     """Raise IndexMismatchError unless `mapping` is a vsplade index built with `info` (and, for
     a server-side query index, for the same query model). Returns the stored vsplade meta."""
     meta = (mapping.get("_meta") or {}).get(META_KEY)
@@ -110,9 +124,17 @@ def check_compatible(index: str, mapping: Mapping[str, Any], info: Mapping[str, 
     stored_field = meta.get("field", DEFAULT_FIELD)
     if stored_field != field:
         raise IndexMismatchError(f"index {index!r} keeps vectors in field {stored_field!r}, not {field!r}; {hint}")
+    stored_ann = bool(meta.get(SPARSE_ANN_KEY))
+    if stored_ann != bool(sparse_ann):
+        if stored_ann:
+            raise IndexMismatchError(f"index {index!r} was built with --sparse-ann (a sparse_vector field); "
+                                     f"write to it with --sparse-ann too; {hint}")
+        raise IndexMismatchError(f"index {index!r} was built without --sparse-ann (rank_features); "
+                                 f"--sparse-ann needs a new index; {hint}")
+    want_type = "sparse_vector" if stored_ann else "rank_features"
     ftype = (mapping.get("properties") or {}).get(field, {}).get("type")
-    if ftype != "rank_features":
-        raise IndexMismatchError(f"index {index!r}: field {field!r} is {ftype or 'missing'}, not rank_features; {hint}")
+    if ftype != want_type:
+        raise IndexMismatchError(f"index {index!r}: field {field!r} is {ftype or 'missing'}, not {want_type}; {hint}")
     stored_qm = meta.get(QUERY_MODEL_KEY)
     if bool(stored_qm) != bool(query_model):
         if stored_qm:

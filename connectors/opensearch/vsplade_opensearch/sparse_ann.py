@@ -73,6 +73,29 @@ def index_body(field: str = DEFAULT_FIELD, *, approximate_threshold: int | None 
     return {"settings": {"index": {"sparse": True, "number_of_shards": shards}}, "mappings": {"properties": props}}
 
 
+def ann_params(approximate_threshold: int | None = None, ceiling_ingest: float | None = None) -> dict:
+    """The sparse ANN parameters the OpenSearch engine records in an index's _meta
+    (`_meta.vsplade.sparse_ann`): searches and later writes follow them without any flag."""
+    ceiling = DEFAULT_CEILING_INGEST if ceiling_ingest is None else float(ceiling_ingest)
+    if not ceiling > 0:
+        raise ValueError(f"sparse ANN: the ingest ceiling must be positive, got {ceiling_ingest!r}")
+    if approximate_threshold is not None and int(approximate_threshold) < 1:
+        raise ValueError(f"sparse ANN: approximate_threshold must be at least 1, got {approximate_threshold!r}")
+    out: dict = {"fold": FOLD, "ceiling_ingest": ceiling, "ceiling_search": DEFAULT_CEILING_SEARCH}
+    if approximate_threshold is not None:
+        out["approximate_threshold"] = int(approximate_threshold)
+    return out
+
+
+def field_mapping(params: Mapping) -> dict:
+    """The sparse_vector field mapping for ann_params() (what index_body writes for one field)."""
+    mp: dict = {"quantization_ceiling_ingest": float(params.get("ceiling_ingest", DEFAULT_CEILING_INGEST)),
+                "quantization_ceiling_search": float(params.get("ceiling_search", DEFAULT_CEILING_SEARCH))}
+    if params.get("approximate_threshold") is not None:
+        mp["approximate_threshold"] = int(params["approximate_threshold"])
+    return {"type": "sparse_vector", "method": {"name": "seismic", "parameters": mp}}
+
+
 def document(ids: Iterable[int], weights: Iterable[float], field: str = DEFAULT_FIELD, **extra) -> dict:
     return {field: fold_vector(ids, weights), **extra}
 
@@ -90,8 +113,8 @@ def query(ids: Iterable[int], weights: Iterable[float], field: str = DEFAULT_FIE
     return {"neural_sparse": {field: {"query_tokens": fold_vector(ids, weights), "method_parameters": mp}}}
 
 
-# ---- a small client-side API over SparseBatch (the OpenSearch engine's writer/searcher do not
-# take an ANN option yet: this is what they would call)
+# ---- a small client-side API over SparseBatch (the OpenSearch engine's own path is the
+# `sparse_ann` option: --sparse-ann on `vsplade index`; this is for scripts and benchmarks)
 
 META_KEYS = ("source", "page", "path", "sha256")
 

@@ -23,13 +23,14 @@ from vsplade.vocab import Vocabulary
 
 from .bulk import BulkError, BulkSender
 from .connection import Connection, check_reachable, describe_error
-from .documents import DocumentBuilder
+from .documents import DocumentBuilder, SparseAnnDocumentBuilder
 from .mapping import (
     COLLECTION_KEY,
     LATER_FIELDS,
     METADATA_FIELDS,
     META_KEY,
     PENDING_REFRESH_KEY,
+    SPARSE_ANN_KEY,
     UNSET,
     check_compatible,
     index_body,
@@ -63,8 +64,11 @@ class OpenSearchWriter(IndexWriter):
         client=None,
         naming=None,
         query_model: Mapping[str, Any] | None = None,
+        sparse_ann: Mapping[str, Any] | None = None,
     ):
         self.conn = conn
+        # sparse ANN (sparse_ann.ann_params): a SEISMIC sparse_vector field, folded ids
+        self.sparse_ann = dict(sparse_ann) if sparse_ann else None
         # --server-side-query: vsplade.mlcommons.ServerSideNaming + the _meta it records
         self.naming = naming
         self.query_model = dict(query_model) if query_model else (naming.index_meta() if naming is not None else None)
@@ -76,7 +80,14 @@ class OpenSearchWriter(IndexWriter):
         self._closed = False
         self._refresh_disabled = False
         self._call(self._open, recreate, shards, replicas)
-        self.builder = DocumentBuilder(None, self.info, vocab=vocab, field=field, snippet_chars=snippet_chars, naming=naming)
+        if self.sparse_ann:  # an existing index's own parameters decide (fold, ceiling)
+            self.sparse_ann = dict(self.meta.get(SPARSE_ANN_KEY) or self.sparse_ann)
+        if self.sparse_ann:
+            self.builder = SparseAnnDocumentBuilder(None, self.info, vocab=vocab, field=field,
+                                                    snippet_chars=snippet_chars, params=self.sparse_ann)
+        else:
+            self.builder = DocumentBuilder(None, self.info, vocab=vocab, field=field, snippet_chars=snippet_chars,
+                                           naming=naming)
         self._bar = _progress_bar(index, progress)
         self.sender = BulkSender(
             self.client,
@@ -129,7 +140,8 @@ class OpenSearchWriter(IndexWriter):
         except NotFoundError:
             mapping = None
         if mapping is None:
-            body = index_body(self.info, self.field, shards, replicas, refresh_interval="-1", query_model=self.query_model)
+            body = index_body(self.info, self.field, shards, replicas, refresh_interval="-1", query_model=self.query_model,
+                              sparse_ann=self.sparse_ann)
             body["mappings"]["_meta"][META_KEY][PENDING_REFRESH_KEY] = UNSET
             try:
                 c.indices.create(index=self.index, body=body)
@@ -141,7 +153,8 @@ class OpenSearchWriter(IndexWriter):
                 # existing index (same checks as below)
                 mapping = mapping_of(c.indices.get_mapping(index=self.index))
         if mapping is not None:
-            self.meta = check_compatible(self.index, mapping, self.info, self.field, self.query_model)
+            self.meta = check_compatible(self.index, mapping, self.info, self.field, self.query_model,
+                                         sparse_ann=bool(self.sparse_ann))
             missing = [f for f in LATER_FIELDS if f not in (mapping.get("properties") or {})]
             if missing:  # an index from before source identity: let its new pages carry it
                 c.indices.put_mapping(index=self.index, body={"properties": {f: METADATA_FIELDS[f] for f in missing}})
@@ -246,6 +259,8 @@ class OpenSearchWriter(IndexWriter):
         built = self.builder.build(batch)
         self.summary.empty += built.empty
         self.summary.dropped_weights += built.dropped
+        if getattr(built, "clipped", 0):
+            self.summary.extra["ann_clipped_weights"] = self.summary.extra.get("ann_clipped_weights", 0) + built.clipped
         self.summary.failures.extend(built.failures)
         if built.failures:
             self._bar.update(len(built.failures))
