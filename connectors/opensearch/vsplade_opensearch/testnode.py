@@ -65,7 +65,11 @@ class Line:
 
 
 def lines() -> dict[str, Line]:
-    table = SERVER_DIR / "lines.tsv"
+    return _read_lines(SERVER_DIR / "lines.tsv")
+
+
+def _read_lines(table: Path) -> dict[str, Line]:
+    """One Line per row of a lines table (line, version, log4j, java), by line."""
     if not table.is_file():
         raise TestNodeError(f"no {table}: vsplade_opensearch.testnode runs from a vsplade checkout")
     out = {}
@@ -95,15 +99,7 @@ ML_SETTINGS = {
 
 
 def plugin_lines() -> dict[str, Line]:
-    table = SERVER_DIR / "plugins" / "plugins.tsv"
-    if not table.is_file():
-        raise TestNodeError(f"no {table}: vsplade_opensearch.testnode runs from a vsplade checkout")
-    out = {}
-    for row in table.read_text().splitlines():
-        if row.strip() and not row.startswith("#"):
-            line, version, _log4j, java = row.split()
-            out[line] = Line(line, version, int(java))
-    return out
+    return _read_lines(SERVER_DIR / "plugins" / "plugins.tsv")
 
 
 def plugin_source_hash(line: str) -> str:
