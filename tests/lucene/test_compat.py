@@ -13,8 +13,7 @@ from vsplade.sparse import SparseBatch
 from vsplade_lucene import LuceneEngine, jvm
 from vsplade_lucene.store import CONTENTS_FIELD
 
-from helpers import QuantizedReference, random_queries
-from conftest import INFO
+from lucene_support import INFO, QuantizedReference, random_queries
 
 
 def _all_hits(searcher, q, n):

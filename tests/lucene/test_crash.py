@@ -41,8 +41,7 @@ from vsplade.engines.base import EngineError
 from vsplade_lucene import LuceneEngine, jvm
 from vsplade_lucene.store import DocsFile, read_config
 
-from conftest import random_corpus
-from helpers import QuantizedReference, assert_same_hits, random_queries, stored_ids, write_encoded_dir
+from lucene_support import QuantizedReference, assert_same_hits, random_corpus, random_queries, stored_ids, write_encoded_dir
 
 N, HALF, SCALE = 300, 150, 100  # scale 100: integer scores stay exact in Lucene's float32
 ENV = {"VSPLADE_LUCENE_CHUNK_DOCS": "40", "VSPLADE_LUCENE_COMMIT_EVERY": "80", "VSPLADE_LUCENE_HEAP": "256m"}

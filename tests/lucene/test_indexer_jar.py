@@ -12,8 +12,7 @@ import pytest
 
 from vsplade_lucene import LuceneEngine, jvm
 
-from conftest import INFO
-from helpers import QuantizedReference, assert_same_hits, random_queries
+from lucene_support import INFO, QuantizedReference, assert_same_hits, random_queries
 
 JAVA_SRC = Path(__file__).resolve().parents[2] / "connectors" / "lucene" / "java"
 

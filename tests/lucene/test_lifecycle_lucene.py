@@ -12,8 +12,7 @@ from vsplade.sparse import SparseBatch, quantize_query_impacts
 from vsplade_lucene import LuceneEngine
 from vsplade_lucene.store import read_config
 
-from conftest import INFO, random_corpus
-from helpers import QuantizedReference, random_queries, stored_ids
+from lucene_support import INFO, QuantizedReference, random_corpus, random_queries, stored_ids
 
 SOURCES = ["a/x.pdf", "a/b/y.pdf", "a/b/z.pdf", "ab.pdf", "c.pdf", "a"]
 

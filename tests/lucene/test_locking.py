@@ -17,8 +17,7 @@ from vsplade.locking import LOCK_FILE, IndexLockedError
 from vsplade_lucene import LuceneEngine, jvm
 from vsplade_lucene.store import CONFIG_FILE, DOCS_FILE
 
-from conftest import INFO
-from helpers import dir_snapshot, stored_ids, write_encoded_dir
+from lucene_support import INFO, dir_snapshot, stored_ids, write_encoded_dir
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,7 @@ import numpy as np
 
 from vsplade_lucene import LuceneEngine
 
-from helpers import QuantizedReference, assert_same_hits, random_queries
-from conftest import INFO, tricky_ids
+from lucene_support import INFO, QuantizedReference, assert_same_hits, random_queries, tricky_ids
 
 
 def test_top10_and_top100_equal_exact(direct_index, corpus, vocab):

@@ -12,8 +12,7 @@ from vsplade.engines.base import EngineError, IndexMismatchError
 from vsplade.sparse import SparseBatch
 from vsplade_lucene import LuceneEngine
 
-from helpers import QuantizedReference, assert_same_hits, random_queries
-from conftest import INFO
+from lucene_support import INFO, QuantizedReference, assert_same_hits, random_queries
 
 
 def test_resume_after_crash_equals_one_pass(tmp_path, corpus, vocab):

@@ -26,7 +26,7 @@ from vsplade.engines.memory import ExactScorer
 from vsplade.sparse import SparseBatch
 from vsplade_opensearch import OpenSearchEngine
 
-from test_opensearch import INFO, rounded
+from opensearch_support import INFO, rounded
 
 KILL_PAGES = 20_000  # the size: ~20 s of bulk on this cluster
 TERMS_PER_PAGE = 40

@@ -22,7 +22,8 @@ from vsplade_opensearch import OpenSearchEngine
 from vsplade_opensearch.documents import DocumentBuilder
 from vsplade_opensearch.query import iter_terms
 
-INFO = {"name": "lexical", "model": "lexical", "k1": 0.9}
+from opensearch_support import INFO, AuthEcho, rounded
+
 # ordinary tokens plus names that needed escaping ('.', '..', '.,' ...): all must be queryable
 COLS = np.concatenate([np.arange(1000, 1150), [15, 449, 481, 537, 904]])
 
@@ -36,12 +37,6 @@ def make_batch(n: int, seed: int = 0, nnz: int = 25, start: int = 0) -> SparseBa
         ids.append(f"doc{i % 4}.pdf#p{i + 1}")
         meta.append({"id": ids[-1], "source": f"/data/doc{i % 4}.pdf", "page": i + 1, "text": f"page {i + 1} text"})
     return SparseBatch.from_dicts(rows, ids, meta)
-
-
-def rounded(batch: SparseBatch) -> SparseBatch:
-    m = batch.matrix.copy()
-    m.data = feature_field_round(m.data)
-    return SparseBatch(m, batch.ids, batch.meta)
 
 
 def random_queries(vocab, n: int, seed: int = 1, size: int = 12) -> list[dict[str, float]]:
@@ -405,31 +400,6 @@ def test_cli_index_and_search_equal_memory_engine(server, index_name, pdf_dir, t
     assert res.exit_code == 0 and "matched:" in res.stdout
 
 
-class _AuthEcho(http.server.BaseHTTPRequestHandler):
-    """A hostile endpoint: answers 401 and echoes the credentials it got in the error text."""
-
-    seen: list = []
-
-    def do_GET(self):
-        self._answer()
-
-    do_HEAD = do_PUT = do_POST = do_GET
-
-    def _answer(self):
-        auth = self.headers.get("Authorization", "")
-        _AuthEcho.seen.append(auth)
-        body = orjson.dumps({"error": {"type": "security_exception", "reason": f"bad credentials {auth}"}, "status": 401})
-        self.send_response(401)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.mark.parametrize("creds", [
     {"user": "alice", "password": "pw-s3cret-1"},
     {"url_auth": "alice:pw-s3cret-2"},
@@ -437,21 +407,21 @@ class _AuthEcho(http.server.BaseHTTPRequestHandler):
     {"headers": {"Authorization": "Bearer tok-s3cret-4"}},
 ])
 def test_credentials_are_sent_but_never_shown(creds):
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AuthEcho)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AuthEcho)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         host = f"127.0.0.1:{srv.server_address[1]}"
         opts = dict(creds)
         url = f"http://{opts.pop('url_auth')}@{host}" if "url_auth" in creds else f"http://{host}"
-        _AuthEcho.seen.clear()
+        AuthEcho.seen.clear()
         eng = OpenSearchEngine(index="x", url=url, **opts)
         with pytest.raises(EngineError) as err:
             eng.writer(INFO)
         text = str(err.value) + repr(eng) + repr(eng.conn)
         secret = next(v for v in [*creds.values(), *creds.get("headers", {}).values()] if isinstance(v, str) and "s3cret" in v)
         secret = secret.split(":")[-1]
-        assert _AuthEcho.seen, "the request reached the server"
-        sent = _AuthEcho.seen[0]
+        assert AuthEcho.seen, "the request reached the server"
+        sent = AuthEcho.seen[0]
         if sent.startswith("Basic "):
             assert secret in base64.b64decode(sent[6:]).decode()
         else:

@@ -20,7 +20,7 @@ from vsplade.sparse import SparseBatch
 from vsplade_opensearch import OpenSearchEngine
 from vsplade_opensearch.connection import Connection
 
-from test_opensearch import INFO, _AuthEcho
+from opensearch_support import INFO, AuthEcho
 
 BATCH_TERMS = 1000  # clauses per query: under every line's bool clause limit (1024 in 2.x)
 
@@ -112,7 +112,7 @@ def test_unreachable_library_call_is_an_engine_error(silent_port):
 
 @pytest.mark.parametrize("via_env", [False, True])
 def test_url_without_scheme_never_shows_the_password(via_env, closed_port, pdf_dir):
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AuthEcho)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AuthEcho)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         for port in (closed_port, srv.server_address[1]):  # refused, and a 401 that echoes the credentials

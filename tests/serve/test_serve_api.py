@@ -8,7 +8,7 @@ import json
 
 import pytest
 # at import time: inside a test, `conftest` is whichever conftest.py pytest imported last
-from conftest import QUERIES, run_server, vsplade
+from serve_support import QUERIES, run_server, vsplade
 
 
 def _rows(hits):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 # at import time: inside a test, `conftest` is whichever conftest.py pytest imported last
-from conftest import run_server
+from serve_support import run_server
 
 CHROMIUM = os.environ.get("VSPLADE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -24,6 +24,7 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; `make test` does it)",
                 allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (pip) is not installed")
+pytestmark = pytest.mark.browser
 
 # Pixel statistics of every thumbnail, drawn into a canvas (same origin, so readable).
 THUMB_STATS = """() => [...document.querySelectorAll('#results img')].map(img => {

@@ -15,9 +15,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import QUERIES, run_server, vsplade
+from serve_support import QUERIES, run_server, vsplade
 
 pytest.importorskip("vsplade_opensearch")
+pytestmark = pytest.mark.cluster  # real OpenSearch nodes
 JARS = Path(__file__).resolve().parents[2] / "connectors" / "opensearch" / "server" / "jars"
 NODE_START_TIMEOUT = 240.0
 

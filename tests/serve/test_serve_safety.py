@@ -8,7 +8,7 @@ import http.client
 import json
 
 import pytest
-from conftest import run_server, vsplade
+from serve_support import run_server, vsplade
 
 TRAVERSALS = [
     "/pages/..%2F..%2F..%2Fetc%2Fpasswd/image",

@@ -1,4 +1,6 @@
-"""Reference scoring for the Lucene tests: the exact scorer on the SAME integer impacts."""
+"""Shared by the Lucene tests (imported by name, never from conftest or a test module): the
+index info they write, random corpora over the real vocabulary with terms that trip parsers,
+and reference scoring: the exact scorer on the SAME integer impacts."""
 
 from __future__ import annotations
 
@@ -92,3 +94,38 @@ def dir_snapshot(path) -> dict:
 
     return {str(p.relative_to(path)): "" if p.name in (LOCK_FILE, "write.lock") else hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(Path(path).rglob("*")) if p.is_file()}
+
+
+INFO = {"name": "test-random", "seed": 7}
+
+
+def tricky_ids(vocab) -> list[int]:
+    """Token ids whose term names hold characters that trip parsers and tokenizers."""
+    want = ["%2E", "#", '"', "'", "\\", "*", "?", ":", "(", "^", "~", "/", "+", "-", "%", "&", "!", "[", "{"]
+    picked: list[int] = []
+    for ch in want:
+        picked += [i for i, t in enumerate(vocab.terms) if ch in t][:2]
+    picked += [i for i, t in enumerate(vocab.terms) if any(ord(c) > 127 for c in vocab.display(i))][:6]
+    picked += [i for i, t in enumerate(vocab.terms) if t.startswith("%%")][:2]
+    picked += [i for i, t in enumerate(vocab.terms) if t in ("AND", "OR", "NOT", "TO")]
+    return sorted(set(picked))
+
+
+def random_corpus(vocab, n: int = 300, nnz: int = 40, seed: int = 0) -> SparseBatch:
+    """Zipf-ish term choice over the real vocabulary plus the tricky terms; one empty page."""
+    rng = np.random.default_rng(seed)
+    tricky = np.array(tricky_ids(vocab))
+    common = rng.choice(vocab.size, 300, replace=False)
+    rows = []
+    for r in range(n):
+        if r == 7:
+            rows.append({})
+            continue
+        ids = set(rng.choice(common, nnz // 2).tolist()) | set(rng.choice(tricky, 4).tolist())
+        ids |= set(rng.integers(0, vocab.size, nnz // 4).tolist())
+        row = {int(i): float(rng.uniform(0.001, 2.0)) for i in ids}
+        rows.append(row)
+    rows[3] = {int(i): 1.0 for i in tricky}  # every tricky term in one page
+    ids = [f"page-{r:04d}" for r in range(n)]
+    meta = [{"id": d, "source": f"doc{r % 5}.pdf", "page": r + 1} for r, d in enumerate(ids)]
+    return SparseBatch.from_dicts(rows, ids, meta)
