@@ -11,7 +11,7 @@ TORCH ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test test-core demo bench jar clean
+.PHONY: install test check demo bench jar clean
 
 install: $(STAMP)
 
@@ -23,8 +23,16 @@ $(STAMP): pyproject.toml connectors/lucene/pyproject.toml connectors/opensearch/
 		-e ".[encode,test,serve,serve-test]" -e connectors/lucene -e "connectors/opensearch[test]" -e training
 	touch $(STAMP)
 
+# The whole suite (what CI runs): real OpenSearch nodes, Chromium, crash loops; the 15 slowest
+# tests are listed at the end. Every test has a deadline (pyproject.toml, pytest-timeout).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
+
+# The inner loop, a few minutes on 2 cores: everything but the marker groups that start
+# OpenSearch JVM nodes, drive a browser or take long (pyproject.toml lists the markers).
+CHECK_MARKERS := not cluster and not browser and not slow
+check: $(STAMP)
+	$(BIN)/python -m pytest -q --durations=10 -m "$(CHECK_MARKERS)" tests
 
 # Debian's chromium for tests/serve's browser test (Playwright drives it by executable_path;
 # `playwright install` is never run). Only when it is missing and apt-get exists.
