@@ -86,6 +86,11 @@ def _report(report, as_json: bool, verb: str = "indexed") -> int:
         typer.echo(json.dumps(data))
     else:
         s = report.summary
+        if report.nothing_to_do and len(report.page_failures) == 1 and not report.warnings:
+            # one input that could not be read: one line that names it and says why
+            typer.echo(_scrub(f"error: nothing {verb}: {report.page_failures[0]}; no index was created or changed"),
+                       err=True)
+            return EXIT_PARTIAL
         if report.nothing_to_do:
             typer.echo(f"nothing {verb}: none of the inputs could be read ({len(report.page_failures)} failed); "
                        "no index was created or changed", err=True)

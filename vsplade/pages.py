@@ -32,12 +32,14 @@ Hostile inputs, by design:
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import logging
 import math
 import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +103,11 @@ def file_sha256(path: Path) -> str:
 
 
 def discover(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list[PageFailure]]:
-    """Expand files, folders (recursive, supported suffixes only) and globs, in a stable order."""
+    """Expand files, folders (recursive, supported suffixes only) and globs, in a stable order.
+
+    An input that yields nothing is a failure that says truly why: missing, a broken or looping
+    symbolic link, not a regular file (a FIFO, a socket, a device), or a folder with no PDF or
+    image file under it (a folder named x.pdf included)."""
     files: list[Path] = []
     failures: list[PageFailure] = []
     seen: set[Path] = set()
@@ -116,9 +122,11 @@ def discover(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list[Page
         text = os.fspath(item)
         path = Path(text)
         if path.is_dir():
-            for p in sorted(path.rglob("*")):
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | PDF_SUFFIXES:
-                    add(p)
+            found = [p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | PDF_SUFFIXES]
+            if not found:
+                failures.append(PageFailure(text, None, EMPTY_FOLDER))
+            for p in found:
+                add(p)
         elif path.is_file():
             add(path)
         elif glob.has_magic(text):
@@ -129,8 +137,32 @@ def discover(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list[Page
             for m in matches:
                 add(m)
         else:
-            failures.append(PageFailure(text, None, "no such file or directory"))
+            failures.append(PageFailure(text, None, _why_unreadable(path)))
     return files, failures
+
+
+# a folder given as an input with nothing to read under it (a --sync run accepts it: the
+# folder's files are gone, so are their pages)
+EMPTY_FOLDER = "a folder with no PDF or image file under it; give PDF or image files, folders holding them, or globs"
+_NOT_REGULAR = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a character device",
+                stat.S_ISBLK: "a block device"}
+
+
+def _why_unreadable(path: Path) -> str:
+    """Why an input that is neither a folder nor a regular file yields nothing, in words that
+    are true (a FIFO exists: "no such file" would send the user looking for a typo)."""
+    try:
+        st = path.stat()
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link loop (it never reaches a file); fix or remove the link"
+        if path.is_symlink():
+            return f"a broken symbolic link (its target {os.readlink(path)!r} does not exist)"
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "no such file or directory"
+        return f"cannot read it ({e.strerror or e})"
+    kind = next((name for test, name in _NOT_REGULAR.items() if test(st.st_mode)), "not a regular file")
+    return f"not a regular file but {kind}; give PDF or image files, folders or globs"
 
 
 def _sniff(path: Path, head: bytes) -> str:

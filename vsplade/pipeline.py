@@ -7,6 +7,7 @@ any `IndexWriter` (encoded dir, memory, Lucene, OpenSearch).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from .crashpoints import crash_point
 from .encoded import EncodedDir, is_encoded_dir
 from .encoders.base import DocumentEncoder
 from .engines.base import EngineError, IndexSummary, IndexWriter
-from .pages import DEFAULT_DPI, DEFAULT_MAX_EDGE, PageFailure, PageReader, discover, file_sha256
+from .pages import DEFAULT_DPI, DEFAULT_MAX_EDGE, EMPTY_FOLDER, PageFailure, PageReader, discover, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +87,11 @@ def index_pages(
     report = RunReport()
     disable = progress is False
     files, failures = discover(inputs)
-    report.page_failures = list(failures)
     exists = properties is not None
+    # a folder that has become empty is what --sync is for (its pages go), not a failure
+    report.page_failures = [f for f in failures if not (sync and exists and f.error == EMPTY_FOLDER)]
     props = dict(properties or {})
-    root = Path(props["root"]) if props.get("root") else choose_root(inputs)
+    root = Path(props["root"]) if props.get("root") else _root(inputs, failures)
 
     ident: dict[Path, tuple[str, str]] = {}
     with _progress("reading files", total=len(files), disable=disable, unit="file") as bar:
@@ -168,6 +170,16 @@ def index_pages(
     else:
         report.summary.extra.update(files={k: counts[k] for k in ("added", "unchanged")}, changed=len(todo_plan.changed))
     return report
+
+
+def _root(inputs: Sequence[str], failures: list[PageFailure]) -> Path:
+    """choose_root over the inputs; one it cannot resolve (a symbolic link loop, already named
+    by discover as a failure) does not decide the root, and is not a traceback."""
+    try:
+        return choose_root(inputs)
+    except (RuntimeError, OSError):  # pathlib raises RuntimeError for a loop before 3.13
+        failed = {f.source for f in failures}
+        return choose_root([i for i in inputs if os.fspath(i) not in failed])
 
 
 def index_encoded(
