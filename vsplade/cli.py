@@ -227,7 +227,7 @@ def index(
             props = None if recreate else eng.read_properties()
             report = index_pages(inputs, enc, open_writer, model, dpi=dpi, properties=props, sync=sync)
     except (EngineError, EncodedDirError) as e:
-        _fail(str(e))
+        _index_fail(eng, index_, str(e))
     raise typer.Exit(_report(report, as_json))
 
 
@@ -296,7 +296,7 @@ def search(
             results = searcher.batch_search_text([text for _, text in todo], k, **filters)
             searcher.close()
         except (EngineError, OSError, ValueError) as e:
-            _fail(str(e))
+            _index_fail(eng, index_, str(e))
         _print_results(todo, results, fmt, output, run_tag, None, False)
         return
     try:
@@ -324,7 +324,7 @@ def search(
             results = [one(q) for q in encoded]
         searcher.close()
     except (EngineError, ModelError, OSError, ValueError) as e:
-        _fail(str(e))
+        _index_fail(eng, index_, str(e))
     _print_results(todo, results, fmt, output, run_tag, (qenc, encoded), explain)
 
 
@@ -374,6 +374,29 @@ def _lifecycle_engine(engine, index_, url, user, password, api_key, ca_certs, in
     return eng
 
 
+def _local_index_kind(index_: Optional[str]) -> Optional[str]:
+    """Which local engine's index the dir holds, judged by its files alone (no JVM started)."""
+    from .encoded import is_encoded_dir
+
+    p = Path(index_) if index_ else None
+    if p is None or not p.is_dir():
+        return None
+    if is_encoded_dir(p):
+        return "memory"
+    if (p / "vsplade-lucene.json").is_file() or any(p.glob("segments_*")):
+        return "lucene"
+    return None
+
+
+def _index_fail(eng, index_: Optional[str], msg: Optional[str] = None):
+    """No index (or an error reading it) where the dir holds another engine's index: say which
+    --engine opens it, instead of a true-but-useless "no such index"."""
+    other = _local_index_kind(index_)
+    if other and other != getattr(eng, "name", other):
+        _fail(f"{index_}: not a {eng.name} index but a {other} index; add --engine {other}")
+    _fail(msg or f"{index_ or 'the index'}: no such index")
+
+
 @app.command()
 def delete(
     source: List[str] = typer.Option([], "--source", "-s", help="A file (or folder) whose pages to delete: its path, or its key as `vsplade info --sources` lists it."),
@@ -399,7 +422,7 @@ def delete(
     try:
         props = eng.read_properties()
         if props is None:
-            _fail(f"{index_ or 'the index'}: no such index")
+            _index_fail(eng, index_)
         catalog = eng.read_catalog()
         matched, unmatched = match_sources(catalog, source, Path(props["root"]) if props.get("root") else None)
         known = {row["id"] for row in catalog}
@@ -410,7 +433,7 @@ def delete(
             with eng.writer(eng.read_encoder_info()) as w:
                 removed = w.delete(sorted(ids))
     except (EngineError, EncodedDirError) as e:
-        _fail(str(e))
+        _index_fail(eng, index_, str(e))
     result = {"deleted": removed, "not_found": unmatched}
     if as_json:
         typer.echo(json.dumps(result))
@@ -443,10 +466,10 @@ def info(
     try:
         props = eng.read_properties()
         if props is None:
-            _fail(f"{index_ or 'the index'}: no such index")
+            _index_fail(eng, index_)
         result = summarize(eng.read_catalog(), props, eng.location_info())
     except (EngineError, EncodedDirError) as e:
-        _fail(str(e))
+        _index_fail(eng, index_, str(e))
     if not sources:
         result.pop("sources")
     if as_json:
@@ -465,7 +488,7 @@ def serve(
     index_: Optional[str] = IndexOpt,
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Query side: 'lexical', a bundle or checkpoint. Default: what the index was built with."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Anything but loopback needs a token in VSPLADE_SERVE_TOKEN."),
-    port: int = typer.Option(8080, "--port", help="TCP port."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="TCP port."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Rendered pages are cached here [default: ~/.cache/vsplade/pages]."),
     url: Optional[str] = UrlOpt,
     user: Optional[str] = UserOpt,
@@ -484,12 +507,54 @@ def serve(
         check_bind(host, os.environ.get(TOKEN_ENV) or None)
     except ServeConfigError as e:
         _fail(str(e))
+    _check_port(host, port)  # before the index loads and the "serving at" line is printed
     eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
                        ca_certs=ca_certs, insecure=insecure)
     try:
         run(eng, host=host, port=port, model=model, cache_dir=cache_dir, echo=lambda m: typer.echo(m, err=True))
     except (ServeConfigError, EngineError, ModelError) as e:
-        _fail(str(e))
+        _index_fail(eng, index_, str(e))
+    except SystemExit as e:
+        # uvicorn exits 3 when it cannot bind after all (the port was taken while the index
+        # loaded); its own line above says why. Exit with the documented code.
+        if e.code in (0, None):
+            raise
+        _fail(f"--host {host} --port {port}: the server could not start (see above); choose another --port")
+
+
+def _check_port(host: str, port: int) -> None:
+    """Bind HOST:PORT the way uvicorn will (every address HOST resolves to, SO_REUSEADDR) and let
+    go at once: a taken port is one line and exit 2 before anything loads, not uvicorn's raw
+    error after the "serving at" line (and its exit 3)."""
+    import errno
+    import socket
+
+    try:
+        addrs = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        _fail(f"--host {host}: cannot resolve it ({e.strerror or e}); give an address such as 127.0.0.1")
+    bound = 0
+    for family, kind, proto, _, addr in dict.fromkeys(addrs):
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                s.bind(addr)
+                bound += 1
+            except OSError as e:
+                if e.errno == errno.EADDRNOTAVAIL:
+                    continue  # asyncio skips an address family the machine lacks (::1 without IPv6)
+                if e.errno == errno.EADDRINUSE:
+                    _fail(f"port {port} on {host} is already in use (another vsplade serve?); "
+                          "stop that server or choose another --port")
+                if e.errno == errno.EACCES:
+                    _fail(f"port {port} on {host}: permission denied (ports below 1024 need privileges); "
+                          "choose another --port")
+                _fail(f"--host {host} --port {port}: cannot bind ({e.strerror or e}); "
+                      "check --host, or choose another --port")
+    if not bound:
+        _fail(f"--host {host}: not an address of this machine; bind 127.0.0.1 or one of its own addresses")
 
 
 @app.command()
@@ -514,12 +579,12 @@ def show(
     eng = _lifecycle_engine(engine, index_, url, user, password, api_key, ca_certs, insecure)
     try:
         if eng.read_properties() is None:
-            _fail(f"{index_ or 'the index'}: no such index")
+            _index_fail(eng, index_)
         meta = _find_page(eng, page_ref)
         image = hit_image(meta, width)
         image.save(out)
     except (EngineError, EncodedDirError, SourceError) as e:
-        _fail(str(e))
+        _index_fail(eng, index_, str(e))
     except (OSError, ValueError) as e:
         _fail(f"{out}: cannot write the image ({e})")
     typer.echo(f"{out}: {meta.get('source')} page {meta.get('page')} ({image.width} x {image.height})", err=True)
