@@ -12,6 +12,21 @@ Owns the known traps of Pyserini on these machines (FINDINGS.md, Lucene / Pyseri
 
 The heap is configurable (``heap=`` or VSPLADE_LUCENE_HEAP, e.g. "4g"); it can only be set
 before the JVM starts, once per process.
+
+Threads. pyjnius keeps ONE Python method object per Java method of a class and, on every
+attribute access ``obj.method``, rebinds it to ``obj`` before the call reads it
+(kivy/pyjnius#287, #563). Two threads calling the same method on two different instances can
+therefore run it on the wrong object, or on one whose reference the other thread has just
+dropped: wrong results, NullPointerExceptions, SIGSEGV (issue 22: jni_CallFloatMethodA during
+explain). Field reads and static methods carry no such binding. So:
+
+- ``LOCK`` serializes every Java method call on an object of a class that other threads may
+  call the same method on with another instance (per-query objects: parsed queries, builders,
+  explanations, documents), and every class loading (``autoclass`` reflects through shared
+  ``Class``/``Method`` objects).
+- ``private(obj, methods)`` gives one long-lived object method objects of its own, so calls on
+  it need no lock (all threads bind the same instance): the IndexSearcher's search and explain
+  run in parallel that way.
 """
 
 from __future__ import annotations
@@ -33,7 +48,8 @@ DEFAULT_HEAP = "4g"
 MAX_CLAUSES = 1 << 17
 _BAD_OPTION = "--add-modules=jdk.incubator.vector"
 
-_lock = threading.Lock()
+# the JVM call lock (module docstring, Threads); reentrant so helpers may nest
+LOCK = threading.RLock()
 _started = False
 _heap_used: str | None = None
 _keep: list = []  # strong refs to Java loggers we silenced (java.util.logging holds them weakly)
@@ -89,7 +105,7 @@ def _set_java_env() -> None:
 def start(heap: str | None = None) -> None:
     """Start the JVM with the Anserini jar on the class path (idempotent)."""
     global _started, _heap_used
-    with _lock:
+    with LOCK:
         if _started:
             if heap and heap != _heap_used:
                 log.warning("JVM already running with heap %s; heap=%s ignored", _heap_used, heap)
@@ -145,7 +161,43 @@ def jclass(name: str):
     start()
     from jnius import autoclass
 
-    return autoclass(name)
+    with LOCK:
+        return autoclass(name)
+
+
+_free_private: dict[str, list] = {}  # java class -> private Python classes no open object uses
+_private_serial = 0
+
+
+def private(obj, methods: dict[str, str]):
+    """`obj` seen through a Python class of its own that declares `methods` (name -> JNI
+    signature): its method objects are bound to `obj` only, so any number of threads may call
+    them at once. Release with `release_private` when `obj` is closed: pyjnius registers every
+    class for the life of the process, so released classes are reused rather than made anew."""
+    global _private_serial
+    from jnius import JavaClass, JavaMethod, MetaJavaClass, cast
+
+    javaclass = obj.__javaclass__
+    key = (javaclass, tuple(sorted(methods.items())))
+    with LOCK:
+        pool = _free_private.setdefault(repr(key), [])
+        if pool:
+            cls = pool.pop()
+        else:
+            _private_serial += 1
+            body = {"__javaclass__": javaclass, **{name: JavaMethod(sig) for name, sig in methods.items()}}
+            # a classparams value autoclass never uses: the registry entry is ours alone
+            cls = MetaJavaClass.__new__(MetaJavaClass, f"VspladePrivate{_private_serial}", (JavaClass,), body,
+                                        classparams=("vsplade-private", _private_serial))
+            cls._vsplade_pool_key = repr(key)
+        return cast(cls, obj)
+
+
+def release_private(wrapper) -> None:
+    """Hand a `private` wrapper's class back for reuse (its object is closed)."""
+    with LOCK:
+        cls = type(wrapper)
+        _free_private.setdefault(cls._vsplade_pool_key, []).append(cls)
 
 
 def detach_thread() -> None:
@@ -174,7 +226,7 @@ def _placeholder_openai_key():
 def import_pyserini(module: str = "pyserini.search.lucene"):
     """Import a pyserini module on this machine: our JVM first, no OpenAI key needed."""
     start()
-    with _placeholder_openai_key():
+    with LOCK, _placeholder_openai_key():  # its import loads classes (autoclass)
         return importlib.import_module(module)
 
 
@@ -223,7 +275,8 @@ class _Classes:
             raise AttributeError(name) from None
         from jnius import autoclass
 
-        cls = autoclass(binary)
+        with LOCK:  # autoclass reflects through shared Class/Method objects (docstring, Threads)
+            cls = autoclass(binary)
         setattr(self, name, cls)  # next time a plain attribute
         return cls
 

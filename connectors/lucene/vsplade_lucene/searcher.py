@@ -12,6 +12,13 @@ weights are rounded (not truncated), and long queries do not hit the 1024-clause
 (raised in jvm.start). Hit metadata (id, source, page) comes from vsplade-docs.jsonl, aligned
 with Lucene doc ids, so a hit costs no extra JVM call; an index without that file (built by
 Pyserini) falls back to the stored ``id`` field.
+
+Threads: one searcher serves any number of Python threads. The IndexSearcher's search and
+explain run in parallel through method objects of this searcher's own (`jvm.private`); every
+other Java call (parsing, filter queries, reading an explanation, stored fields, open/close)
+holds `jvm.LOCK`, because pyjnius shares a method object between all instances of a class
+(jvm.py, Threads). An explanation is read as one ``toString()`` under the lock, not walked
+node by node, so explain costs the lock one call per hit.
 """
 
 from __future__ import annotations
@@ -36,6 +43,17 @@ log = logging.getLogger(__name__)
 _SPECIAL = set('\\+-!():^[]"{}~*?|&/ ')
 _OPERATORS = {"AND", "OR", "NOT", "TO"}
 _EXPLAIN_TERM = re.compile(r"weight\(" + CONTENTS_FIELD + r":(.*) in \d+\)")
+# one line of Explanation.toString(): indentation, "<value> = <description>"
+_EXPLAIN_LINE = re.compile(r"^\s*(\S+) = (.*)$")
+# the two IndexSearcher methods called without the lock, with explicit signatures: pyjnius'
+# overload choice picked the protected explain(Weight, int) for a BooleanQuery (filters)
+_SEARCHER_METHODS = {
+    "search": "(Lorg/apache/lucene/search/Query;I)Lorg/apache/lucene/search/TopDocs;",
+    "explain": "(Lorg/apache/lucene/search/Query;I)Lorg/apache/lucene/search/Explanation;",
+}
+# classes pyjnius converts results to; loaded (autoclass) under the lock before any search
+_RESULT_CLASSES = ("org.apache.lucene.search.TopDocs", "org.apache.lucene.search.ScoreDoc",
+                   "org.apache.lucene.search.Explanation", "org.apache.lucene.search.TotalHits")
 
 
 def escape_term(term: str) -> str:
@@ -58,17 +76,27 @@ class LuceneImpactIndexSearcher(Searcher):
         self._norm = 1.0 / (self.scale * self.scale)
         self.threads = threads
         J = jvm.classes()
-        self._directory = J.FSDirectory.open(J.Paths.get(str(self.path.resolve())))
-        self._reader = J.DirectoryReader.open(self._directory)
-        self._searcher = J.IndexSearcher(self._reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
-        self._searcher.setSimilarity(J.ImpactSimilarity())
-        self.num_docs = int(self._reader.maxDoc())
-        # re-read after the reader is open: a writer flags "deletes" before the commit that
-        # drops pages, so a reader that sees deletions always finds the flag here
-        self.config = read_config(self.path) or {}
-        if self.config.get("deletes"):
+        with jvm.LOCK:
+            from jnius import autoclass
+
+            for name in _RESULT_CLASSES:
+                autoclass(name)
+            self._directory = J.FSDirectory.open(J.Paths.get(str(self.path.resolve())))
+            self._reader = J.DirectoryReader.open(self._directory)
+            searcher = J.IndexSearcher(self._reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
+            searcher.setSimilarity(J.ImpactSimilarity())
+            # the lock-free view: search and explain on this instance only (module docstring)
+            self._searcher = jvm.private(searcher, _SEARCHER_METHODS)
+            self.num_docs = int(self._reader.maxDoc())
+            # re-read after the reader is open: a writer flags "deletes" before the commit that
+            # drops pages, so a reader that sees deletions always finds the flag here
+            self.config = read_config(self.path) or {}
+            deletes = bool(self.config.get("deletes"))
             # doc ids follow Lucene's merges, not the docs file: the commit's own stored rows
-            rows = [r or {} for r in page_rows(self._reader)]
+            stored_rows = [r or {} for r in page_rows(self._reader)] if deletes else None
+            self._parser = J.QueryParser(CONTENTS_FIELD, J.WhitespaceAnalyzer())
+        if deletes:
+            rows = stored_rows
         else:
             rows = DocsFile(self.path).read(limit=self.num_docs) if self.config else []
             if rows and len(rows) < self.num_docs:
@@ -78,10 +106,9 @@ class LuceneImpactIndexSearcher(Searcher):
                 )
         self._rows = rows if rows else None
         self._page_arrays = None  # (source codes, unique sources, pages) for filters, on first use
+        self._page_arrays_lock = threading.Lock()
         self._stored = None
         self._escaped: dict[str, str] = {}
-        self._parser = J.QueryParser(CONTENTS_FIELD, J.WhitespaceAnalyzer())
-        self._parse_lock = threading.Lock()
         self._closed = False
 
     # -- queries ----------------------------------------------------------------------------
@@ -100,12 +127,11 @@ class LuceneImpactIndexSearcher(Searcher):
         return " ".join(parts)
 
     def _parse(self, qs: str):
-        # QueryParser is not thread-safe, and one parser per thread is not safe either under
-        # pyjnius: a Java method's Python object is shared by every instance of the class and
-        # rebound to `self` on each attribute access (kivy/pyjnius#287, #563), so two threads
-        # calling parse() on two parsers can run one parser twice. One parser, one lock; the
-        # search itself (one shared IndexSearcher) runs in parallel.
-        with self._parse_lock:
+        # QueryParser is not thread-safe, and one parser per thread (or per searcher) is not
+        # safe either under pyjnius: parse() on two parsers from two threads can run one parser
+        # twice (jvm.py, Threads). The process-wide JVM lock, since two searchers (two
+        # collections) have two parsers.
+        with jvm.LOCK:
             return self._parser.parse(qs)
 
     def lucene_query(self, query: Mapping[str, float]):
@@ -127,22 +153,28 @@ class LuceneImpactIndexSearcher(Searcher):
         qs = self.query_string(query, impacts)
         if not qs:
             return []
-        lq = self._parse(qs)
         page_filter = PageFilter.of(sources, page_min, page_max)
+        mask = None
         if page_filter is not None:
-            fq = self.filter_query(page_filter)
-            if fq is None:
+            mask = self.filter_mask(page_filter)
+            if not mask.any():
                 return []
-            J = jvm.classes()
-            b = J.BooleanQueryBuilder()
-            b.add(lq, J.Occur.MUST)
-            b.add(fq, J.Occur.FILTER)
-            lq = b.build()
+        J = jvm.classes()
+        with jvm.LOCK:  # per-query objects (module docstring)
+            lq = self._parser.parse(qs)
+            if mask is not None:
+                b = J.BooleanQueryBuilder()
+                b.add(lq, J.Occur.MUST)
+                b.add(self._mask_query(mask), J.Occur.FILTER)
+                lq = b.build()
+        # the search itself runs without the lock (this searcher's own method object);
+        # scoreDocs / doc / score are field reads, which pyjnius does not bind
         top = self._searcher.search(lq, int(k))
-        hits = [self._hit(sd.doc, sd.score) for sd in top.scoreDocs]
+        docs = [(sd.doc, sd.score) for sd in top.scoreDocs]
+        hits = [self._hit(doc, score) for doc, score in docs]
         if explain:
-            for h, sd in zip(hits, top.scoreDocs):
-                h.explain = self.explain(lq, sd.doc, impacts)
+            for h, (doc, _) in zip(hits, docs):
+                h.explain = self.explain(lq, doc, impacts)
         return hits
 
     def filter_mask(self, page_filter: PageFilter) -> np.ndarray:
@@ -154,12 +186,14 @@ class LuceneImpactIndexSearcher(Searcher):
                 "source or page need an index built by vsplade: re-index it with `vsplade index`"
             )
         if self._page_arrays is None:
-            srcs = [r.get("source") for r in self._rows]
-            uniq, codes = np.unique(np.array([s or "" for s in srcs], dtype=object), return_inverse=True)
-            pages = np.array([r.get("page") if r.get("page") is not None else -(2**62) for r in self._rows],
-                             dtype=np.int64)
-            live = np.array([bool(r.get("id")) for r in self._rows], dtype=bool)
-            self._page_arrays = (codes, uniq, pages, live)
+            with self._page_arrays_lock:  # built once, by the first thread that filters
+                if self._page_arrays is None:
+                    srcs = [r.get("source") for r in self._rows]
+                    uniq, codes = np.unique(np.array([s or "" for s in srcs], dtype=object), return_inverse=True)
+                    pages = np.array([r.get("page") if r.get("page") is not None else -(2**62)
+                                      for r in self._rows], dtype=np.int64)
+                    live = np.array([bool(r.get("id")) for r in self._rows], dtype=bool)
+                    self._page_arrays = (codes, uniq, pages, live)
         codes, uniq, pages, live = self._page_arrays
         mask = live.copy()
         if page_filter.sources is not None:
@@ -178,32 +212,44 @@ class LuceneImpactIndexSearcher(Searcher):
         mask = self.filter_mask(page_filter)
         if not mask.any():
             return None
+        return self._mask_query(mask)
+
+    def _mask_query(self, mask: np.ndarray):
         packed = np.packbits(mask, bitorder="little").tobytes()
-        return jvm.classes().IndexPages.filter(packed, int(self.num_docs))
+        IndexPages = jvm.classes().IndexPages
+        with jvm.LOCK:
+            return IndexPages.filter(packed, int(self.num_docs))
 
     def _hit(self, doc: int, score: float) -> Hit:
         score = score * self._norm
         if self._rows is not None:
             r = self._rows[doc]
             return Hit(r["id"], score, r.get("source"), r.get("page"), path=r.get("path"), sha256=r.get("sha256"))
-        if self._stored is None:
-            self._stored = self._reader.storedFields()
-        return Hit(self._stored.document(doc).get(ID_FIELD), score)
+        with jvm.LOCK:  # one StoredFields (not thread-safe in Lucene), per-hit Documents
+            if self._stored is None:
+                self._stored = self._reader.storedFields()
+            return Hit(self._stored.document(doc).get(ID_FIELD), score)
 
     def explain(self, lucene_query, doc: int, impacts: Mapping[str, int]) -> dict[str, float]:
         """term -> contribution (query impact x doc impact / scale^2), from Lucene's explain.
 
         ImpactSimilarity's explanation of a clause carries the document impact (the term
-        frequency) without the query boost, so the boost is applied here."""
+        frequency) without the query boost, so the boost is applied here. The explanation is
+        computed without the lock and read as text under it (one call, module docstring):
+        each line is "<value> = <description>", children indented below their parent; term
+        names hold no whitespace (vsplade.vocab), so a line is one node."""
+        e = self._searcher.explain(lucene_query, int(doc))
+        with jvm.LOCK:
+            text = e.toString()
         out: dict[str, float] = {}
-        stack = [self._searcher.explain(lucene_query, doc)]
-        while stack:
-            e = stack.pop()
-            m = _EXPLAIN_TERM.search(e.getDescription())
-            if m and m.group(1) in impacts:
-                out[m.group(1)] = float(e.getValue().floatValue()) * impacts[m.group(1)] * self._norm
+        for line in text.splitlines():
+            m = _EXPLAIN_LINE.match(line)
+            if not m:
                 continue
-            stack.extend(e.getDetails())
+            t = _EXPLAIN_TERM.search(m.group(2))
+            if t and t.group(1) in impacts:
+                # Float.toString round-trips the float32 value; np.float32 restores it exactly
+                out[t.group(1)] = float(np.float32(m.group(1))) * impacts[t.group(1)] * self._norm
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
     def batch_search(
@@ -246,4 +292,6 @@ class LuceneImpactIndexSearcher(Searcher):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._reader.close()
+            with jvm.LOCK:
+                self._reader.close()
+                jvm.release_private(self._searcher)
