@@ -14,6 +14,7 @@ writers and searchers, the torch-free query encoder (loaded from what the index 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -28,6 +29,9 @@ class Collection:
         self._searcher = None
         self._query_encoder = None
         self._document_encoder = None
+        # search() may be called from many threads: the searcher and query encoder are built
+        # once, by the first of them (two Lucene searchers opened at once would leak one)
+        self._open_lock = threading.Lock()
 
     # -- opening -------------------------------------------------------------------------
 
@@ -132,14 +136,20 @@ class Collection:
         if self._query_encoder is None:
             from .encoders import load_query_encoder
 
-            self._query_encoder = load_query_encoder(self.model)
+            with self._open_lock:
+                if self._query_encoder is None:
+                    self._query_encoder = load_query_encoder(self.model)
         return self._query_encoder
 
     @property
     def searcher(self):
-        if self._searcher is None:
-            self._searcher = self.engine.searcher()
-        return self._searcher
+        searcher = self._searcher
+        if searcher is None:
+            with self._open_lock:
+                if self._searcher is None:
+                    self._searcher = self.engine.searcher()
+                searcher = self._searcher
+        return searcher
 
     def info(self, sources: bool = False) -> dict:
         """What `vsplade info` prints: pages, files, encoder, root, created/updated, size."""
@@ -157,9 +167,10 @@ class Collection:
         return len(self.engine.read_catalog())
 
     def _close_searcher(self) -> None:
-        if self._searcher is not None:
-            self._searcher.close()
-            self._searcher = None
+        with self._open_lock:
+            searcher, self._searcher = self._searcher, None
+        if searcher is not None:
+            searcher.close()
 
     def close(self) -> None:
         self._close_searcher()
