@@ -152,3 +152,48 @@ def test_missing_index_is_one_line_exit_2(tmp_path):
     p = vsplade("serve", "--engine", "memory", "--index", str(tmp_path / "none"), "--port", "9", check=False)
     assert p.returncode == 2, p.stderr
     assert p.stderr.startswith("error:") and "Traceback" not in p.stderr
+
+
+# Raw bytes, as a client may send them: Python's json.dumps would refuse NaN only with
+# allow_nan=False and never writes a lone surrogate escape, so these are written by hand.
+# Before: each answered 500 {"detail": "internal error"} (FastAPI's 422 handler failed while
+# echoing the input: UnicodeEncodeError for the surrogate, "Out of range float values are not
+# JSON compliant" for NaN), except a surrogate in `source`, which reached the engine.
+@pytest.mark.parametrize("raw, field, needle", [
+    (rb'{"q": "\ud800"}', "q", "lone surrogate"),
+    (rb'{"queries": ["ok", "\udc00x"]}', "queries", "lone surrogate"),
+    (rb'{"q": "a", "source": ["\ud800"]}', "source", "lone surrogate"),
+    (rb'{"q": "a", "nonsense\ud800": 1}', "body", "valid string"),
+    (rb'{"q": "a", "k": NaN}', "k", "finite number"),
+    (rb'{"q": "a", "k": Infinity}', "k", "finite number"),
+    (rb'{"q": "a", "page_min": -Infinity}', "page_min", "finite number"),
+    (rb'{"q": "a", "explain": NaN}', "explain", "valid boolean"),
+    (rb'NaN', "body", "valid dictionary"),
+])
+def test_unencodable_input_is_a_4xx_with_a_message(memory_server, raw, field, needle):
+    status, headers, body = memory_server.request("POST", "/search", raw, {"Content-Type": "application/json"})
+    assert status == 422, (status, body[:300])
+    assert headers["content-type"] == "application/json"
+    detail = json.loads(body)["detail"]  # strict JSON: no NaN, no surrogate
+    assert isinstance(detail, list) and detail, detail
+    assert field in detail[0]["loc"] and needle in detail[0]["msg"], detail
+    _no_trace(body)
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_taken_port_is_one_line_exit_2(indexes, host):
+    """Before: the "serving at" line, then uvicorn's raw "[Errno 98] ... address already in
+    use" and exit 3 (no documented code), after the whole index had loaded."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        p = vsplade("serve", "--engine", "memory", "--index", str(indexes["memory"]), "--host", host,
+                    "--port", str(port), check=False)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.splitlines() == [
+        f"error: port {port} on {host} is already in use (another vsplade serve?); stop that server or choose "
+        "another --port"], p.stderr

@@ -15,15 +15,18 @@ are refused with 413 before they are read whole.
 # no `from __future__ import annotations`: FastAPI resolves the endpoint annotations (models
 # defined inside create_app) at runtime
 import logging
+import math
 import secrets
 from importlib import resources
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from .. import __version__
 from ..engines import EngineError
@@ -125,6 +128,37 @@ async def _send_json(send, status: int, detail: str):
     await send({"type": "http.response.body", "body": body})
 
 
+def _unicode_text(value: str) -> str:
+    # JSON's \ud800 escape decodes to a lone surrogate, which no engine, log or response can
+    # encode as UTF-8; pydantic refuses it in some str fields but not in list items
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid Unicode text (it holds a lone surrogate such as \\ud800)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_unicode_text)]
+
+
+def _json_safe(value):
+    """What a 422 may echo of the request: text that encodes as UTF-8 (a lone surrogate is
+    written as its escape), finite numbers (NaN as "nan"), and plain JSON types (anything else,
+    e.g. an exception in an error's context, as its str). FastAPI's own handler echoes the input
+    as is and answers 500 when rendering it fails."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, dict):
+        return {str(_json_safe(k)): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return _json_safe(str(value))
+
+
 def static_dir():
     return resources.files("vsplade.serve") / "static"
 
@@ -167,13 +201,15 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         results: List[SearchOut]
 
     class SearchIn(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        q: Optional[str] = Field(None, min_length=1, max_length=L.max_query_chars, description="one query")
-        queries: Optional[List[str]] = Field(None, min_length=1, max_length=L.max_batch,
+        # NaN and infinities are no number a client means (a JSON `NaN` literal is accepted by
+        # Python's parser): refused as invalid, like any other bad value
+        model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+        q: Optional[Text] = Field(None, min_length=1, max_length=L.max_query_chars, description="one query")
+        queries: Optional[List[Text]] = Field(None, min_length=1, max_length=L.max_batch,
                                              description="a batch of queries (instead of q)")
         k: int = Field(10, ge=1, le=L.max_k)
         explain: bool = False
-        source: Optional[List[str]] = Field(None, max_length=L.max_sources, description="only pages of these sources")
+        source: Optional[List[Text]] = Field(None, max_length=L.max_sources, description="only pages of these sources")
         page_min: Optional[int] = Field(None, ge=1)
         page_max: Optional[int] = Field(None, ge=1)
 
@@ -209,6 +245,15 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
     async def _service_error(request: Request, e: ServiceError):
         headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
         return JSONResponse({"detail": e.message}, status_code=e.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError):
+        # FastAPI's shape ({"detail": [{type, loc, msg, input, ctx}]}), made safe to encode
+        try:
+            detail = jsonable_encoder(e.errors())
+        except Exception:  # an error context jsonable_encoder cannot walk: keep type, loc, msg
+            detail = [{k: err.get(k) for k in ("type", "loc", "msg")} for err in e.errors()]
+        return JSONResponse({"detail": _json_safe(detail)}, status_code=422)
 
     @app.exception_handler(EngineError)
     async def _engine_error(request: Request, e: EngineError):
