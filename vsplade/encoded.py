@@ -37,6 +37,7 @@ empty, non-string or duplicate id is refused with the offending ids named.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -101,8 +102,33 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_RESUME = "then re-run: what was committed is kept and the run resumes"
+
+
+def write_failure(where: str | os.PathLike, reason: str, err: int | None = None) -> str:
+    """One line for a write that failed (here or in a connector's Java): where, why, and
+    what to do. `reason` is the system's words; `err` its errno when known."""
+    if err in _DISK_FULL or "No space left on device" in reason or "Disk quota exceeded" in reason:
+        todo = f"the disk is full: free space on it (or write to a dir on another disk), {_RESUME}"
+    elif err == errno.EFBIG or "File too large" in reason:
+        todo = (f"a file reached the size limit (`ulimit -f`, or the filesystem's largest file): raise it "
+                f"(or write to a dir on another filesystem), {_RESUME}")
+    elif err in (errno.EACCES, errno.EPERM, errno.EROFS) or "Permission denied" in reason or "Read-only" in reason:
+        todo = f"check that the dir is writable (or write to another dir), {_RESUME}"
+    else:
+        todo = f"fix that, {_RESUME}"
+    return f"{where}: cannot write ({reason}); {todo}"
+
+
+def _write_error(final: Path, e: OSError) -> "EncodedDirError":
+    # named by the file meant, not the hidden temp name the write went to
+    return EncodedDirError(write_failure(final, e.strerror or str(e), e.errno))
+
+
 def _write_file(final: Path, write) -> None:
-    """write(f) into a temp file, fsync it, rename it to `final` (atomic on POSIX)."""
+    """write(f) into a temp file, fsync it, rename it to `final` (atomic on POSIX). A failed
+    write (a full disk) is an EncodedDirError naming `final`, not a bare OSError."""
     tmp = _tmp_path(final)
     try:
         with open(tmp, "wb") as f:
@@ -111,6 +137,9 @@ def _write_file(final: Path, write) -> None:
             os.fsync(f.fileno())
         crash_point("encoded.file.tmp-written")
         os.replace(tmp, final)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(final, e) from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -140,10 +169,14 @@ def _link_or_copy(src: Path, final: Path) -> None:
     """Make `final` a new name for src's content without touching whatever `final` was."""
     tmp = _tmp_path(final)
     try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, final)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, final)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(final, e) from e
 
 
 def _npz_shape_nnz(path: Path) -> tuple[int, int]:
@@ -519,7 +552,10 @@ class EncodedDirWriter:
 
     def _write_part(self, batch: SparseBatch, name: str) -> dict:
         shard_dir = self.path / SHARD_DIR
-        shard_dir.mkdir(exist_ok=True)
+        try:
+            shard_dir.mkdir(exist_ok=True)
+        except OSError as e:
+            raise _write_error(shard_dir, e) from e
         spec = {"npz": f"{SHARD_DIR}/{name}.npz", "ids": f"{SHARD_DIR}/{name}.ids.json",
                 "pages": f"{SHARD_DIR}/{name}.pages.jsonl", "rows": len(batch), "nnz": int(batch.matrix.nnz)}
         _write_bytes(self.path / spec["pages"], _jsonl(batch.meta))

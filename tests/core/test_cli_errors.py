@@ -4,8 +4,12 @@ what failed and exits 1, never a traceback, never a credential; one writer per i
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import resource
+import signal
 import subprocess
 import sys
 
@@ -157,3 +161,112 @@ def test_scrub_masks_userinfo_with_and_without_scheme():
     assert _scrub("https://u:pw1@h:9200/x") == "https://u:***@h:9200/x"
     assert _scrub("bad url 'bob:hunter2@host:9x'") == "bad url 'bob:***@host:9x'"
     assert _scrub("at 10:30 on http://host:9200") == "at 10:30 on http://host:9200"
+
+
+# -- one line always, and true (issue 22, item 6) ---------------------------------------------
+
+
+def test_a_fifo_named_like_a_pdf_is_named_as_a_fifo(tmp_path):
+    """Before: "nothing indexed ... (1 failed)" and "failed: y.pdf: no such file or directory"."""
+    fifo = tmp_path / "y.pdf"
+    os.mkfifo(fifo)
+    p = vsplade("index", fifo, "--model", "lexical", "--engine", "memory", "--index", tmp_path / "ix")
+    assert_one_line_error(p, 1, f"{fifo}: not a regular file but a FIFO (named pipe)", "give PDF or image files",
+                          "no index was created")
+
+
+def test_a_folder_named_like_a_pdf_is_named(tmp_path):
+    """Before: "nothing indexed: none of the inputs could be read (0 failed)", naming nothing."""
+    folder = tmp_path / "x.pdf"
+    folder.mkdir()
+    p = vsplade("index", folder, "--model", "lexical", "--engine", "memory", "--index", tmp_path / "ix")
+    assert_one_line_error(p, 1, f"{folder}: a folder with no PDF or image file under it", "no index was created")
+
+
+@pytest.mark.parametrize("links", [{"loop": "loop"}, {"a.pdf": "b.pdf", "b.pdf": "a.pdf"}])
+def test_a_symlink_loop_is_named_not_a_runtime_error(tmp_path, links):
+    """Before: "error: RuntimeError: Symlink loop from '...'", exit 2 (pathlib, choosing the
+    collection's root)."""
+    for name, target in links.items():
+        (tmp_path / name).symlink_to(tmp_path / target)
+    given = tmp_path / next(iter(links))
+    p = vsplade("index", given, "--model", "lexical", "--engine", "memory", "--index", tmp_path / "ix")
+    assert_one_line_error(p, 1, f"{given}: a symbolic link loop", "no index was created")
+    assert "RuntimeError" not in p.stderr
+
+
+def test_a_loop_beside_good_files_fails_alone(tmp_path, pdf_dir):
+    (tmp_path / "loop.pdf").symlink_to(tmp_path / "loop.pdf")
+    p = vsplade("index", tmp_path / "loop.pdf", pdf_dir / "debian-refcard-en-a4.pdf", "--model", "lexical",
+                "--engine", "memory", "--index", tmp_path / "ix")
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert f"failed: {tmp_path / 'loop.pdf'}: a symbolic link loop" in p.stderr
+    assert len(EncodedDir(tmp_path / "ix").ids()) == 2
+
+
+@pytest.mark.parametrize("command", [["info"], ["search", "apt"], ["delete", "--id", "x"]])
+def test_another_engines_index_says_which_engine_opens_it(tmp_path, command):
+    """Before: "MEMDIR: no such index" (info, delete), "--index MEMDIR: no Lucene index there"
+    (search), and for a Lucene dir under --engine memory "not an encoded dir"."""
+    mem, luc = encoded(tmp_path / "mem"), tmp_path / "luc"
+    assert vsplade("index", mem, "--engine", "lucene", "--index", luc).returncode == 0
+    p = vsplade(*command, "--engine", "lucene", "--index", mem)
+    assert_one_line_error(p, 2, f"{mem}: not a lucene index but a memory index; add --engine memory")
+    p = vsplade(*command, "--engine", "memory", "--index", luc)
+    assert_one_line_error(p, 2, f"{luc}: not a memory index but a lucene index; add --engine lucene")
+    assert_one_line_error(vsplade(*command, "--engine", "memory", "--index", tmp_path / "none"), 2)
+
+
+def vsplade_with_file_limit(limit: int, *args) -> subprocess.CompletedProcess:
+    """vsplade in a process that may write no file larger than `limit` bytes (RLIMIT_FSIZE):
+    past it write() fails with EFBIG, in Python and in the JVM alike, as on a full disk.
+    SIGXFSZ (which would kill the process) is ignored, so the write fails instead; the JVM
+    ignores it too."""
+    def limit_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run([sys.executable, "-m", "vsplade", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, preexec_fn=limit_files, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+# 3000 pages: the memory engine's shard (~2.4 MB) and Lucene's segment both pass 500 kB, the
+# page lists (~140 kB) and configs do not
+FILE_LIMIT = 500_000
+
+
+@pytest.mark.timeout(300)
+def test_a_full_disk_under_the_memory_engine_is_one_line_naming_the_file(tmp_path):
+    """Before: "error: OSError: [Errno 27] File too large (run with -v for details)": no path,
+    nothing to do."""
+    src, ix = encoded(tmp_path / "src", n=3000), tmp_path / "ix"
+    p = vsplade_with_file_limit(FILE_LIMIT, "index", src, "--engine", "memory", "--index", ix)
+    assert_one_line_error(p, 2, f"{ix / 'shards'}/part-", "cannot write (File too large)", "`ulimit -f`",
+                          "then re-run: what was committed is kept and the run resumes")
+    assert vsplade("index", src, "--engine", "memory", "--index", ix).returncode == 0  # the advice holds
+    assert EncodedDir(ix).ids() == EncodedDir(src).ids()
+
+
+@pytest.mark.timeout(300)
+def test_a_full_disk_under_lucene_is_one_line_and_the_java_stack_only_with_v(tmp_path):
+    """Before: "error: lucene indexing into IX failed: JVM exception occurred: ..." and the 33-line
+    Java stack trace, without -v."""
+    src, ix = encoded(tmp_path / "src", n=3000), tmp_path / "ix"
+    p = vsplade_with_file_limit(FILE_LIMIT, "index", src, "--engine", "lucene", "--index", ix)
+    assert_one_line_error(p, 2, f"error: {ix}: cannot write (lucene indexing: java.io.IOException: File too large)",
+                          "`ulimit -f`", "then re-run: what was committed is kept and the run resumes")
+    p = vsplade_with_file_limit(FILE_LIMIT, "-v", "index", src, "--engine", "lucene", "--index", ix)
+    assert p.returncode == 2 and "Java stack trace" in p.stderr and "ImpactIndexer" in p.stderr, p.stderr
+    p = vsplade("index", src, "--engine", "lucene", "--index", ix, "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["indexed"] == 3000
+
+
+def test_write_failures_say_what_to_do():
+    from vsplade.encoded import write_failure
+
+    assert write_failure("ix/a", "No space left on device", errno.ENOSPC) == (
+        "ix/a: cannot write (No space left on device); the disk is full: free space on it (or write to a dir "
+        "on another disk), then re-run: what was committed is kept and the run resumes")
+    assert "dir is writable" in write_failure("ix/a", "Permission denied", errno.EACCES)
+    assert "the disk is full" in write_failure("ix", "java.io.IOException: No space left on device")

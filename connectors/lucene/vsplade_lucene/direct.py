@@ -47,6 +47,7 @@ from .store import (
     DocsFile,
     check_compatible,
     is_lock_failure,
+    java_error,
     lucene_lock_error,
     meta_line,
     new_config,
@@ -78,7 +79,7 @@ def open_index_writer(path: Path, create: bool):
         directory.close()
         if is_lock_failure(e):
             raise lucene_lock_error(path, e) from None
-        raise EngineError(f"cannot open the Lucene index in {path}: {e}") from None
+        raise java_error(path, e, "opening the Lucene index") from None
 
 
 def _utf8_with_lengths(strings) -> tuple[bytes, bytes]:
@@ -288,8 +289,8 @@ class DirectImpactWriter(IndexWriter):
     def _java(self, call, *args):
         try:
             return call(*args)
-        except Exception as e:  # JavaException: name the index, keep Java's message
-            raise EngineError(f"lucene indexing into {self.path} failed: {e}") from e
+        except Exception as e:  # JavaException: one line naming the index (-v logs the stack)
+            raise java_error(self.path, e, "lucene indexing") from e
 
     def _keep_rows(self, batch: SparseBatch) -> list[int]:
         bad = set(bad_rows(batch.matrix).tolist())
@@ -394,7 +395,7 @@ class DirectImpactWriter(IndexWriter):
         try:
             self.commit()
             build_s, append_s = float(self._indexer.buildSeconds()), float(self._indexer.appendSeconds())
-            self._indexer.close()
+            self._java(self._indexer.close)
             self._indexer = None
             if self.config.get("deletes"):
                 # merges may have renumbered doc ids: the docs file follows the final commit

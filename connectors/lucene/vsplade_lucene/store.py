@@ -25,6 +25,7 @@ do not make a dir foreign.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any, Mapping
 import orjson
 
 from vsplade.crashpoints import crash_point
+from vsplade.encoded import write_failure
 from vsplade.engines.base import EngineError, IndexMismatchError
 from vsplade.locking import LOCK_FILE, IndexLockedError, WriterLock
 from vsplade.vocab import TERM_NAMING, VOCAB_SIZE
@@ -49,6 +51,42 @@ CONFIG_TMP = CONFIG_FILE + ".tmp"
 # what a run killed before its first config write can leave in a new dir (Lucene's lock file
 # without a commit point is no index)
 _LEFTOVERS = {LOCK_FILE, CONFIG_TMP, LUCENE_LOCK}
+# Java exceptions that mean a file could not be read or written (a full disk, no permission)
+_JAVA_IO = ("java.io.", "java.nio.file.")
+_DISK_WORDS = ("No space left on device", "Disk quota exceeded", "File too large")
+
+log = logging.getLogger(__name__)
+
+
+def java_line(e: BaseException) -> str:
+    """A Java exception as one line ("java.io.IOException: File too large"). str() of a pyjnius
+    JavaException is the whole Java stack (33 lines for a full disk): that is logged at INFO,
+    which -v shows, and never printed otherwise."""
+    cls, msg = getattr(e, "classname", None), getattr(e, "innermessage", None)
+    stack = getattr(e, "stacktrace", None)
+    if stack:
+        log.info("Java stack trace:\n%s", "\n".join(map(str, stack)))
+    if cls:
+        return f"{cls}: {msg}" if msg else str(cls)
+    text = str(e).strip().removeprefix("JVM exception occurred:").strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def java_error(path: Path, e: BaseException, doing: str) -> EngineError:
+    """One line naming the index and what to do, for a Java exception while `doing` (the
+    ImpactIndexer wraps a worker's IOException in another IOException: either way its class
+    and message are the root cause's)."""
+    line = java_line(e)
+    text = str(e)  # the causes too: a full disk may be wrapped in another exception
+    if line.startswith(_JAVA_IO) or any(w in text for w in _DISK_WORDS):
+        reason = line if any(w in line for w in _DISK_WORDS) else next(
+            (f"{line}; caused by {w}" for w in _DISK_WORDS if w in text), line)
+        return EngineError(write_failure(path, f"{doing}: {reason}"))
+    return EngineError(f"{path}: {doing} failed ({line}); run with -v for the Java stack trace")
+
+
+def _os_error(file: Path, e: OSError) -> EngineError:
+    return EngineError(write_failure(file, e.strerror or str(e), e.errno))
 
 
 def is_lucene_dir(path: Path) -> bool:
@@ -68,12 +106,15 @@ def read_config(path: Path) -> dict | None:
 def write_config(path: Path, config: Mapping[str, Any], step: str = "config") -> None:
     """Atomic config write; `step` names its crash points (lucene.STEP.config-tmp / -written)."""
     tmp = path / CONFIG_TMP
-    with open(tmp, "w") as f:
-        f.write(json.dumps(config, indent=1, sort_keys=True))
-        f.flush()
-        os.fsync(f.fileno())
-    crash_point(f"lucene.{step}.config-tmp")
-    os.replace(tmp, path / CONFIG_FILE)
+    try:
+        with open(tmp, "w") as f:
+            f.write(json.dumps(config, indent=1, sort_keys=True))
+            f.flush()
+            os.fsync(f.fileno())
+        crash_point(f"lucene.{step}.config-tmp")
+        os.replace(tmp, path / CONFIG_FILE)
+    except OSError as e:  # a full disk: name the file and what to do, not a bare errno
+        raise _os_error(path / CONFIG_FILE, e) from e
     crash_point(f"lucene.{step}.config-written")
 
 
@@ -167,7 +208,7 @@ def clear_index_dir(path: Path) -> None:
         except Exception as e:
             if is_lock_failure(e):
                 raise lucene_lock_error(path, e) from None
-            raise EngineError(f"--recreate {path}: cannot lock the Lucene index ({e})") from None
+            raise EngineError(f"--recreate {path}: cannot lock the Lucene index ({java_line(e)})") from None
         try:
             for p in sorted(path.glob("segments*")):
                 p.unlink()
@@ -260,16 +301,22 @@ class DocsFile:
     def write(self, rows: list[dict]) -> None:
         """Replace the whole file atomically (the JsonVectorCollection route writes it once)."""
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError as e:
+            raise _os_error(self.path, e) from e
 
     def append(self, rows: list[dict]) -> None:
         if not rows:
             return
-        with open(self.path, "ab") as f:
-            f.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.path, "ab") as f:
+                f.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # lines past the last Lucene commit are cut back at the next open
+            raise _os_error(self.path, e) from e
