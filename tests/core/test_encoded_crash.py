@@ -142,6 +142,7 @@ def occurrences(count: int) -> list[int]:
     return sorted({1, (count + 1) // 2, count})
 
 
+@pytest.mark.slow  # a crash loop: make test only
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_sigkill_at_every_step_converges(tmp_path, scenario):
     before, add, shard_docs, merge_max = SCENARIOS[scenario]
@@ -177,6 +178,7 @@ def test_sigkill_at_every_step_converges(tmp_path, scenario):
             assert not [c for c in d.rglob(".tmp-*")], "temp files left behind"
 
 
+@pytest.mark.slow  # a crash loop: make test only
 def test_sigkill_at_random_moments(tmp_path):
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
