@@ -2,10 +2,12 @@
 CLI), search latency (ours, Pyserini's LuceneImpactSearcher, the exact scorer, Seismic), index
 size, and the ranking loss of integer quantization. Prints markdown tables.
 
-    python benchmarks/lucene.py --docs 100000 --queries 300 [--skip-jsonvector] [--skip-seismic]
+    python benchmarks/lucene.py --docs 100000 --queries 300 [--preset quality|efficient]
+                                [--skip-jsonvector] [--skip-seismic]
 
-Synthetic corpus with V-SPLADE statistics: ~550 non-zeros per page over the 50,368 terms,
-Zipf-like term frequencies, weights up to ~2. Queries: ~15 terms from the same distribution.
+The workload is benchmarks/corpus.py (every benchmark's): pages and queries whose average FLOPs
+match V-SPLADE's published ones (1.51 Quality, 0.98 Efficient), ~550 non-zeros a page; the
+measured FLOPs and postings per query are printed with the tables.
 """
 
 from __future__ import annotations
@@ -24,31 +26,8 @@ from vsplade.engines.memory import ExactScorer
 from vsplade.sparse import SparseBatch, quantize_impacts, quantize_query_impacts
 from vsplade.vocab import default_vocabulary
 
-
-def synthetic(n: int, nnz: int, seed: int, vocab_size: int) -> sp.csr_matrix:
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(vocab_size)
-    p = 1.0 / (np.arange(vocab_size) + 20.0) ** 1.05
-    p /= p.sum()
-    indptr = [0]
-    cols, vals = [], []
-    for _ in range(n):
-        k = int(rng.integers(int(nnz * 0.8), int(nnz * 1.2)))
-        c = np.unique(perm[rng.choice(vocab_size, int(k * 1.15), p=p)])[:k]
-        cols.append(c)
-        vals.append(np.minimum(2.2, np.exp(rng.normal(-1.3, 0.8, len(c)))).astype(np.float32))
-        indptr.append(indptr[-1] + len(c))
-    return sp.csr_matrix((np.concatenate(vals), np.concatenate(cols), np.array(indptr)), shape=(n, vocab_size))
-
-
-def queries_from(n: int, terms: int, seed: int, vocab) -> list[dict]:
-    m = synthetic(n, terms, seed, vocab.size)
-    out = []
-    for r in range(n):
-        s, e = m.indptr[r], m.indptr[r + 1]
-        rng = np.random.default_rng(seed + r)
-        out.append({vocab.terms[int(c)]: float(w) for c, w in zip(m.indices[s:e], rng.uniform(0.2, 2.0, e - s))})
-    return out
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus import PRESETS, Workload, describe, measure  # noqa: E402
 
 
 def pct(xs, q):
@@ -73,9 +52,8 @@ def du(path: Path) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=100_000)
-    ap.add_argument("--nnz", type=int, default=550)
     ap.add_argument("--queries", type=int, default=300)
-    ap.add_argument("--query-terms", type=int, default=15)
+    ap.add_argument("--preset", choices=list(PRESETS), default="quality", help="the workload's FLOPs (benchmarks/corpus.py)")
     ap.add_argument("--scale", type=float, default=10000.0, help="the direct index's impact scale (the engine's default)")
     ap.add_argument("--jsonvector-scale", type=float, default=100.0, help="the JsonVectorCollection export's scale (its cost grows with it)")
     ap.add_argument("--threads", type=int, default=2)
@@ -88,16 +66,18 @@ def main() -> None:
 
     vocab = default_vocabulary()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="vsplade-bench-lucene-"))
-    print(f"# Lucene connector benchmark: {args.docs} pages x ~{args.nnz} nnz, {args.queries} queries x "
-          f"~{args.query_terms} terms, scale {args.scale:g} (direct) / {args.jsonvector_scale:g} (JsonVectorCollection)", flush=True)
     t = time.perf_counter()
-    m = synthetic(args.docs, args.nnz, 0, vocab.size)
+    workload = Workload(args.preset)
+    m = workload.pages(args.docs, seed=0)
     ids = [f"p{i}" for i in range(args.docs)]
     meta = [{"id": d, "source": f"doc{i // 20}.pdf", "page": i % 20 + 1} for i, d in enumerate(ids)]
     corpus = SparseBatch(m, ids, meta)
-    queries = queries_from(args.queries, args.query_terms, 1, vocab)
-    print(f"corpus generated in {time.perf_counter() - t:.1f}s: {m.nnz / args.docs:.0f} nnz/page, "
-          f"max weight {m.data.max():.2f}", file=sys.stderr, flush=True)
+    raw_queries = workload.queries(args.queries, seed=1)
+    queries = [{vocab.terms[int(i)]: float(w) for i, w in zip(qi, qw)} for qi, qw in raw_queries]
+    figures = measure(m, raw_queries)
+    print(f"# Lucene connector benchmark: {args.docs} pages, {args.queries} queries, scale {args.scale:g} (direct) / "
+          f"{args.jsonvector_scale:g} (JsonVectorCollection)\n\n{describe(args.preset, figures)}", flush=True)
+    print(f"corpus generated in {time.perf_counter() - t:.1f}s", file=sys.stderr, flush=True)
 
     # -- indexing -----------------------------------------------------------------------------
     rows = []

@@ -3,7 +3,7 @@ Lucene writer across versions in one shell run.
 
     python benchmarks/lucene_index_only.py --docs 100000 [--scale 100] [--chunk-docs N] [--threads N]
 
-The corpus (benchmarks/lucene.py's generator, seed 0) is saved to --cache the first time and
+The corpus (benchmarks/corpus.py's workload, seed 0) is saved to --cache the first time and
 loaded after, so every version indexes the same pages. To time an older version, put it on
 the path first, e.g. `git worktree add /tmp/v0 <commit>` and
 `PYTHONPATH=/tmp/v0/connectors/lucene python benchmarks/lucene_index_only.py ...`; the line
@@ -23,16 +23,15 @@ from pathlib import Path
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from lucene import synthetic  # noqa: E402
+from corpus import PRESETS, Workload  # noqa: E402
 
 from vsplade.sparse import SparseBatch  # noqa: E402
-from vsplade.vocab import default_vocabulary  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", type=int, default=100_000)
-    ap.add_argument("--nnz", type=int, default=550)
+    ap.add_argument("--preset", choices=list(PRESETS), default="quality", help="the workload (benchmarks/corpus.py)")
     ap.add_argument("--scale", type=float, default=None, help="impact scale (default: the engine's)")
     ap.add_argument("--chunk-docs", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
@@ -43,9 +42,9 @@ def main() -> None:
     import vsplade_lucene
     from vsplade_lucene import LuceneEngine
 
-    cache = Path(args.cache or Path(tempfile.gettempdir()) / f"vsplade-bench-corpus-{args.docs}-{args.nnz}.npz")
+    cache = Path(args.cache or Path(tempfile.gettempdir()) / f"vsplade-bench-corpus-{args.docs}-{args.preset}.npz")
     if not cache.exists():
-        sp.save_npz(cache, synthetic(args.docs, args.nnz, 0, default_vocabulary().size))
+        sp.save_npz(cache, Workload(args.preset).pages(args.docs, seed=0))
     m = sp.load_npz(cache).tocsr()
     ids = [f"p{i}" for i in range(m.shape[0])]
     meta = [{"id": d, "source": f"doc{i // 20}.pdf", "page": i % 20 + 1} for i, d in enumerate(ids)]
