@@ -127,6 +127,7 @@ def test_write_queue_rejections_are_retried_and_counted(healthy):
     assert sorted(all_ids(eng.conn.client(), "pushback")) == batch.ids
 
 
+@pytest.mark.timeout(900)  # ~90 s on an idle 2-core machine; the bulk's own budget is 120 s per stall
 def test_data_node_killed_mid_bulk_and_restarted(healthy, vocab):
     batch = synthetic_pages(KILL_PAGES, seed=5, prefix="k")
     eng = engine(healthy, "killed")
@@ -152,7 +153,8 @@ def test_data_node_killed_mid_bulk_and_restarted(healthy, vocab):
         w.add(batch.select(todo))
         summary = w.close()
         assert not summary.failures
-    healthy.wait_health("green")
+    healthy.wait_health("green")  # raises at once if the restarted JVM exited
+    assert victim.alive()  # the restarted node is back for good, on its own port
     client = eng.conn.client()
     assert client.count(index="killed")["count"] == KILL_PAGES
     ids = all_ids(client, "killed")

@@ -121,6 +121,7 @@ class BulkSender:
         self._jobs: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
         self._stop = threading.Event()  # abort, or a chunk failed: every worker stops sending
+        self._closed = False  # after close/abort nothing more is queued (no worker would take it)
         # set by any worker's connection error: until the index is verified again, no worker
         # sends (a fresh chunk after a restart would otherwise auto-create the index)
         self._suspect = threading.Event()
@@ -164,6 +165,7 @@ class BulkSender:
         self._shutdown()
 
     def _shutdown(self) -> None:
+        self._closed = True
         self._stop.set()
         while True:  # queued chunks are never sent: the index keeps what was acknowledged
             try:
@@ -182,13 +184,15 @@ class BulkSender:
         # report success
         if self._error is not None:
             raise self._error
+        if self._closed:
+            raise BulkError(f"bulk to index {self.index!r}: the writer was stopped; re-run the same command to resume")
 
     def _wait_below(self, limit: int) -> None:
         """Until fewer than `limit` chunks are in flight; returns early on an error. The
         watchdog is a backstop: each chunk is bounded by its request timeout + retry_for."""
         patience = self.request_timeout + self.retry_for + 30.0
         with self._cv:
-            while self._inflight >= limit and self._error is None:
+            while self._inflight >= limit and self._error is None and not self._closed:
                 if time.monotonic() - self._last_event > patience:
                     self._stop.set()
                     raise BulkError(f"bulk to index {self.index!r}: no answer from the cluster for {patience:.0f} s; "

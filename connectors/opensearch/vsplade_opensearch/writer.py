@@ -144,7 +144,8 @@ class OpenSearchWriter(IndexWriter):
                 return fn(max(1.0, min(self.conn.timeout, left)))
             except (OSConnectionError, TransportError, _PartialScan) as e:
                 if not isinstance(e, (OSConnectionError, _PartialScan)) and e.status_code not in RETRY_STATUS:
-                    raise
+                    if e.status_code != 404 or self._cluster_ready():
+                        raise
                 now = time.monotonic()
                 deadline = deadline if deadline is not None else now + self.retry_for
                 if now >= deadline:
@@ -220,12 +221,25 @@ class OpenSearchWriter(IndexWriter):
         self.client.indices.put_mapping(index=self.index, body={"_meta": {META_KEY: self.meta}}, **kw)
         self._refresh_disabled = False
 
+    def _cluster_ready(self) -> bool:
+        """False while the node that answered has not recovered the cluster state (a node just
+        restarted answers HTTP before it has joined or read its state from disk, and says
+        404 for every index meanwhile): such a 404 is retried, never taken as a lost index."""
+        try:
+            state = self.client.cluster.state(metric="blocks", params={"local": "true"},
+                                              request_timeout=min(self.conn.timeout, 10.0))
+        except Exception:  # noqa: BLE001 - cannot tell: assume not ready, the caller retries within its budget
+            return False
+        return not (state.get("blocks") or {}).get("global")
+
     def _check_same_index(self, timeout: float | None = None) -> None:
-        from opensearchpy.exceptions import NotFoundError
+        from opensearchpy.exceptions import NotFoundError, TransportError
 
         try:
             uuid = self._uuid(timeout)
         except NotFoundError:
+            if not self._cluster_ready():
+                raise TransportError(503, "cluster_state_not_recovered", {}) from None  # retried
             raise BulkError(
                 f"index {self.index!r} disappeared during the bulk (server restarted without its data?); "
                 "re-run the same command to rebuild it"
