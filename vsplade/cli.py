@@ -191,6 +191,7 @@ def index(
     scale: Optional[float] = typer.Option(None, help="lucene: integer impact = round(w * scale), fixed when the index is created [default: the index's own; a new index: 10000, where top-10 equals float scoring for 99.7% of queries]."),
     shards: Optional[int] = typer.Option(None, "--shards", min=1, help="opensearch: primary shards of a new index [default: 1]."),
     replicas: Optional[int] = typer.Option(None, "--replicas", min=0, help="opensearch: replicas of a new index [default: the cluster's]."),
+    retry_for: Optional[float] = typer.Option(None, "--retry-for", min=0.0, metavar="SECONDS", help="opensearch: how long the job rides out a node restart or an unreachable cluster (retries with backoff) before it stops with one line; a re-run resumes. [default: 120]"),
     server_side_query: bool = typer.Option(False, "--server-side-query", help="opensearch: name each page's features as the model's ml-commons SPARSE_TOKENIZE bundle emits them (see `vsplade bundle --format opensearch-sparse`), so any client can query in plain text with neural_sparse query_text + model_id. Needs the neural-search plugin to search. With an encoded dir, --model names the query model."),
     sparse_ann: bool = typer.Option(False, "--sparse-ann", help="opensearch: a new index whose vectors are a SEISMIC sparse_vector field (sparse ANN, neural-search 3.3+ plugin): faster on millions of pages, APPROXIMATE scores (token ids folded to id % 32768, weights byte-quantized). Searches and later runs follow the index without the flag."),
     ann_threshold: Optional[int] = typer.Option(None, "--ann-threshold", min=1, help="With --sparse-ann: SEISMIC's approximate_threshold, the documents a segment needs to be clustered (smaller ones are searched exactly). [default: neural-search's, 1,000,000]"),
@@ -213,7 +214,7 @@ def index(
     eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
                        ca_certs=ca_certs, insecure=insecure, scale=scale, shards=shards, replicas=replicas,
                        server_side_query=server_side_query, query_model=model if server_side_query else None,
-                       sparse_ann=sparse_ann, ann_threshold=ann_threshold, ann_ceiling=ann_ceiling)
+                       sparse_ann=sparse_ann, ann_threshold=ann_threshold, ann_ceiling=ann_ceiling, retry_for=retry_for)
     open_writer = lambda info: eng.writer(info, recreate=recreate)  # noqa: E731
     try:
         if is_encoded_input(inputs):
