@@ -228,7 +228,9 @@ def index(
             props = None if recreate else eng.read_properties()
             report = index_pages(inputs, enc, open_writer, model, dpi=dpi, properties=props, sync=sync)
     except (EngineError, EncodedDirError) as e:
-        _index_fail(eng, index_, str(e))
+        # a server that stayed away past --retry-for is a runtime failure a re-run resumes
+        # (exit 1, as BulkError says), not a usage error
+        _index_fail(eng, index_, str(e), code=getattr(e, "exit_code", EXIT_USAGE))
     raise typer.Exit(_report(report, as_json))
 
 
@@ -389,13 +391,13 @@ def _local_index_kind(index_: Optional[str]) -> Optional[str]:
     return None
 
 
-def _index_fail(eng, index_: Optional[str], msg: Optional[str] = None):
+def _index_fail(eng, index_: Optional[str], msg: Optional[str] = None, code: int = EXIT_USAGE):
     """No index (or an error reading it) where the dir holds another engine's index: say which
     --engine opens it, instead of a true-but-useless "no such index"."""
     other = _local_index_kind(index_)
     if other and other != getattr(eng, "name", other):
         _fail(f"{index_}: not a {eng.name} index but a {other} index; add --engine {other}")
-    _fail(msg or f"{index_ or 'the index'}: no such index")
+    _fail(msg or f"{index_ or 'the index'}: no such index", code)
 
 
 @app.command()

@@ -134,3 +134,48 @@ def test_node_back_within_the_budget_and_the_job_finishes(node):
     s = done["summary"]
     assert not s.failures and s.indexed == 1000 and s.extra["docs_in_index"] == 1000
     assert s.extra["bulk_retries"] > 0
+
+
+@pytest.mark.timeout(300)
+def test_cli_cluster_gone_mid_bulk_exits_1_with_one_line_within_retry_for(node, tmp_path):
+    import json
+    import subprocess
+    import sys
+    import urllib.request
+
+    from vsplade.encoded import EncodedDirWriter
+
+    enc = tmp_path / "enc"
+    w = EncodedDirWriter(enc, INFO)
+    for start in range(0, 40_000, 5_000):
+        w.add(pages(5_000, start=start))
+    w.close()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("VSPLADE_OPENSEARCH_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "vsplade", "index", str(enc), "--engine", "opensearch", "--url",
+                             node.url, "--index", "gone-cli", "--recreate", "--retry-for", "6"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:  # wait until the bulk is under way
+            try:  # (not _count: the writer turns refresh off during the bulk)
+                with urllib.request.urlopen(f"{node.url}/gone-cli/_stats/indexing", timeout=5) as r:
+                    if json.loads(r.read())["_all"]["primaries"]["indexing"]["index_total"] > 0:
+                        break
+            except (OSError, KeyError, ValueError):
+                pass
+            time.sleep(0.1)
+        assert proc.poll() is None, "the bulk finished before the node could be killed: give it more pages"
+        node.members[0].kill()
+        t0 = time.monotonic()
+        out, err = proc.communicate(timeout=120)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    lines = [line for line in err.splitlines() if line.strip() and "it/s]" not in line and "page/s]" not in line]
+    assert proc.returncode == 1, err
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "re-run the same command to resume" in lines[0], err
+    assert "Traceback" not in err and "CancelledError" not in err
+    assert elapsed < 6 + 30, elapsed  # the budget, not minutes
