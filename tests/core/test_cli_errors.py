@@ -61,6 +61,7 @@ def encoded(path, n=40):
     return path
 
 
+@pytest.mark.slow  # writer processes racing: make test only
 def test_a_second_memory_writer_is_refused_with_one_line(tmp_path):
     """Before: two concurrent runs both exited 0 and left the index with 0 rows."""
     src, ix = encoded(tmp_path / "src"), tmp_path / "ix"
@@ -75,6 +76,7 @@ def test_a_second_memory_writer_is_refused_with_one_line(tmp_path):
     assert EncodedDir(ix).ids() == EncodedDir(src).ids()
 
 
+@pytest.mark.slow  # writer processes racing: make test only
 def test_two_concurrent_memory_writers_leave_every_page_once(tmp_path):
     src, ix = encoded(tmp_path / "src", n=3000), tmp_path / "ix"
     cmd = [sys.executable, "-m", "vsplade", "index", str(src), "--engine", "memory", "--index", str(ix)]
@@ -204,12 +206,20 @@ def test_a_loop_beside_good_files_fails_alone(tmp_path, pdf_dir):
     assert len(EncodedDir(tmp_path / "ix").ids()) == 2
 
 
+@pytest.fixture(scope="module")
+def memory_and_lucene_index(tmp_path_factory):
+    """(a memory index, a Lucene index): built once, only read by the tests below."""
+    tmp = tmp_path_factory.mktemp("two-engines")
+    mem, luc = encoded(tmp / "mem"), tmp / "luc"
+    assert vsplade("index", mem, "--engine", "lucene", "--index", luc).returncode == 0
+    return mem, luc
+
+
 @pytest.mark.parametrize("command", [["info"], ["search", "apt"], ["delete", "--id", "x"]])
-def test_another_engines_index_says_which_engine_opens_it(tmp_path, command):
+def test_another_engines_index_says_which_engine_opens_it(tmp_path, command, memory_and_lucene_index):
     """Before: "MEMDIR: no such index" (info, delete), "--index MEMDIR: no Lucene index there"
     (search), and for a Lucene dir under --engine memory "not an encoded dir"."""
-    mem, luc = encoded(tmp_path / "mem"), tmp_path / "luc"
-    assert vsplade("index", mem, "--engine", "lucene", "--index", luc).returncode == 0
+    mem, luc = memory_and_lucene_index
     p = vsplade(*command, "--engine", "lucene", "--index", mem)
     assert_one_line_error(p, 2, f"{mem}: not a lucene index but a memory index; add --engine memory")
     p = vsplade(*command, "--engine", "memory", "--index", luc)
@@ -235,6 +245,7 @@ def vsplade_with_file_limit(limit: int, *args) -> subprocess.CompletedProcess:
 FILE_LIMIT = 500_000
 
 
+@pytest.mark.slow  # writes until the limit, then resumes: make test only
 @pytest.mark.timeout(300)
 def test_a_full_disk_under_the_memory_engine_is_one_line_naming_the_file(tmp_path):
     """Before: "error: OSError: [Errno 27] File too large (run with -v for details)": no path,
@@ -247,6 +258,7 @@ def test_a_full_disk_under_the_memory_engine_is_one_line_naming_the_file(tmp_pat
     assert EncodedDir(ix).ids() == EncodedDir(src).ids()
 
 
+@pytest.mark.slow  # writes until the limit, then resumes: make test only
 @pytest.mark.timeout(300)
 def test_a_full_disk_under_lucene_is_one_line_and_the_java_stack_only_with_v(tmp_path):
     """Before: "error: lucene indexing into IX failed: JVM exception occurred: ..." and the 33-line

@@ -143,6 +143,7 @@ def test_bad_model_zips_are_one_clear_error(tmp_path, damage, message):
     assert str(p) in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.slow  # the CLI in a process without torch: make test only
 def test_bundle_cli_writes_the_zip_without_torch(tmp_path):
     out = tmp_path / "m.zip"
     code = ("import sys; sys.modules['torch'] = None\n"  # importing torch would fail

@@ -65,6 +65,7 @@ class _PassThrough:
         return q
 
 
+@pytest.mark.slow  # Pyserini's own searcher end to end: make test only
 def test_pyserini_impact_searcher_reads_our_index(direct_index, corpus, vocab):
     lucene = jvm.import_pyserini("pyserini.search.lucene")
     ps = lucene.LuceneImpactSearcher(str(direct_index), _PassThrough(), min_idf=-1)

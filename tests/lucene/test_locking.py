@@ -19,6 +19,9 @@ from vsplade_lucene.store import CONFIG_FILE, DOCS_FILE
 
 from lucene_support import INFO, dir_snapshot, stored_ids, write_encoded_dir
 
+# writer processes and JVMs contending for one dir: make test only
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def small_enc(tmp_path_factory, corpus):

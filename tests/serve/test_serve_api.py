@@ -7,8 +7,10 @@ import io
 import json
 
 import pytest
-# at import time: inside a test, `conftest` is whichever conftest.py pytest imported last
 from serve_support import QUERIES, run_server, vsplade
+
+# real services end to end (indexes built by the CLI, uvicorn): make test only
+pytestmark = pytest.mark.slow
 
 
 def _rows(hits):

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-# at import time: inside a test, `conftest` is whichever conftest.py pytest imported last
 from serve_support import run_server
 
 CHROMIUM = os.environ.get("VSPLADE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

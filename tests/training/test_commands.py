@@ -3,6 +3,7 @@
 import json
 
 import datasets
+import pytest
 from typer.testing import CliRunner
 
 from vsplade_training.cli import app
@@ -12,6 +13,7 @@ from fixtures_train import image_dataset_dir, make_image_rows, tiny_backbone, ti
 runner = CliRunner()
 
 
+@pytest.mark.slow  # captions, merge and a training run end to end: make test only
 def test_captions_then_merge_then_train_cli(tmp_path, tiny_vlm_dir, tiny_backbone):
     ds_dir = tmp_path / "raw"
     datasets.Dataset.from_dict(make_image_rows(8, with_captions=False)).save_to_disk(str(ds_dir))

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
+pytestmark = pytest.mark.slow  # encode, index and evaluate end to end: make test only
 
 from vsplade.encoded import EncodedDir  # noqa: E402
 from vsplade.encoders import load_query_encoder  # noqa: E402

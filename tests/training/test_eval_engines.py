@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from typer.testing import CliRunner
 
 pytest.importorskip("pytrec_eval")
+pytestmark = pytest.mark.slow  # evaluation runs end to end on every engine: make test only
 
 from vsplade.encoded import EncodedDirWriter  # noqa: E402
 from vsplade.encoders import load_query_encoder  # noqa: E402

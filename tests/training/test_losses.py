@@ -168,6 +168,7 @@ def _gather_worker(rank, world, init_file, q, p, hn, out_dir):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two gloo processes (3-20 s): make test only
 def test_info_nce_gathers_across_ranks(tmp_path):
     """Two gloo ranks see W*B passages and all hard negatives: same loss as one big batch."""
     import torch.multiprocessing as mp

@@ -15,6 +15,9 @@ from vsplade_training.trainer import make_trainer
 
 from fixtures_train import save_image_dataset, tiny_backbone, tiny_train_config  # noqa: F401
 
+# real training runs (the 30-step one ~45 s on 2 cores): make test only
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def dataset16(tmp_path_factory):
@@ -29,7 +32,6 @@ def trained(tiny_backbone, dataset16, tmp_path_factory):
     return tr
 
 
-@pytest.mark.slow  # a real training run (~45 s on 2 cores): make test only
 def test_30_steps_reduce_the_loss_and_log_sparsity(trained):
     logs = [h for h in trained.state.log_history if "loss" in h]
     assert [h["step"] for h in logs] == [5, 10, 15, 20, 25, 30]
@@ -62,7 +64,6 @@ def _trainable(tr):
     return {k: v.detach().clone() for k, v in tr.model.named_parameters() if v.requires_grad}
 
 
-@pytest.mark.slow  # two training runs: make test only
 def test_resume_continues_the_same_schedule(tiny_backbone, dataset16, tmp_path):
     kw = dict(max_steps=8, logging_steps=1, save_steps=4, lr=1e-3, warmup_ratio=0.25, decay_ratio=0.5,
               flops_warmup_steps=6)
