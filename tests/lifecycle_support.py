@@ -28,3 +28,12 @@ def make_folder(tmp_path: Path) -> Path:
     pdf_pages(DATA / "camlidl-1.04.doc.pdf", d / "sub" / "manual.pdf", range(0, 4))
     pdf_pages(DATA / "camlidl-1.04.doc.pdf", d / "other.pdf", range(10, 13))
     return d
+
+
+def make_link_folder(folder: Path, links: Path) -> Path:
+    """A folder of symbolic links, one per PDF under `folder` (flat, by file name), as Debian
+    ships its documentation: the links are the files a user indexes."""
+    links.mkdir(parents=True)
+    for f in sorted(folder.rglob("*.pdf")):
+        (links / f.name).symlink_to(f)
+    return links

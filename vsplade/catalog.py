@@ -43,15 +43,31 @@ def page_id(key: str, sha256: str, page_no: int) -> str:
 
 def choose_root(inputs: Sequence[str | os.PathLike]) -> Path:
     """The folder a new collection's keys are relative to: the input folder itself, the
-    parent of a lone file, or the common folder of several inputs (globs by their fixed part)."""
+    parent of a lone file, or the common folder of several inputs (globs by their fixed part).
+    Taken as the user gave it (absolute, symbolic links not followed): see `source_key`."""
     dirs = []
     for item in inputs:
         text = os.fspath(item)
-        p = Path(_fixed_prefix(text)).resolve() if _has_magic(text) else Path(text).resolve()
+        p = user_path(_fixed_prefix(text) if _has_magic(text) else text)
         dirs.append(p if p.is_dir() else p.parent)
     if not dirs:
-        return Path.cwd().resolve()
+        return user_path(".")
     return Path(os.path.commonpath([str(d) for d in dirs]))
+
+
+def user_path(path: str | os.PathLike) -> Path:
+    """An absolute path that keeps the user's names: `..` and `.` folded, symbolic links NOT
+    followed. A folder of links (Debian's documentation, many NFS trees) names each file by
+    its link, so deleting a link removes that file from the collection; its content is still
+    read through the link."""
+    return Path(os.path.abspath(os.fspath(path)))
+
+
+def _under(p: Path, base: Path) -> str | None:
+    try:
+        return p.relative_to(base).as_posix()
+    except ValueError:
+        return None
 
 
 def _has_magic(text: str) -> bool:
@@ -68,21 +84,36 @@ def _fixed_prefix(pattern: str) -> str:
 
 
 def source_key(path: str | os.PathLike, root: Path) -> str:
-    p = Path(path).resolve()
-    try:
-        return p.relative_to(root).as_posix()
-    except ValueError:
-        return p.as_posix()
+    """A file's key: its path relative to the root as the user reaches it (a symbolic link
+    is named by its own path, never by its target); a file outside the root keeps its
+    absolute path. Also right for roots recorded with links resolved (indexes built before
+    keys kept the user's names) and for a path that reaches the root through a linked folder
+    (a working directory under a symlink): then the folders, never the file, are resolved."""
+    p = user_path(path)
+    root = Path(root)
+    for base in (root, root.resolve()):
+        key = _under(p, base)
+        if key is not None:
+            return key
+    linked = p.parent.resolve() / p.name
+    for base in (root, root.resolve()):
+        key = _under(linked, base)
+        if key is not None:
+            return key
+    return p.as_posix()
 
 
 def in_scope(key: str, root: Path, inputs: Sequence[str | os.PathLike]) -> bool:
     """Is the file named `key` something these inputs would have found if it still existed?"""
-    p = Path(key) if Path(key).is_absolute() else root / key
+    p = Path(key) if Path(key).is_absolute() else Path(root) / key
     for item in inputs:
         text = os.fspath(item)
-        base = Path(_fixed_prefix(text) if _has_magic(text) else text).resolve()
-        if p == base or base in p.parents:
-            return True
+        base = user_path(_fixed_prefix(text) if _has_magic(text) else text)
+        # the input's own name, or its folders resolved (an index whose root was recorded
+        # with links resolved, an input given through a linked folder)
+        for b in {base, base.resolve()}:
+            if p == b or b in p.parents:
+                return True
     return False
 
 

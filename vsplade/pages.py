@@ -113,7 +113,9 @@ def discover(inputs: Iterable[str | os.PathLike]) -> tuple[list[Path], list[Page
     seen: set[Path] = set()
 
     def add(p: Path):
-        rp = p.resolve()
+        # the same name given twice is read once; two links to one file are two files, each
+        # named by its link (vsplade.catalog.source_key), as two copies would be
+        rp = Path(os.path.abspath(p))
         if rp not in seen:
             seen.add(rp)
             files.append(p)
@@ -227,7 +229,8 @@ class PageReader:
         return collection_page_id(self._key, sha, page_no)
 
     def _path(self, path: Path) -> str:
-        return str(path.resolve()) if self.identify is not None else ""
+        # the path as the user reaches the file (a link keeps its own name: vsplade.catalog)
+        return os.path.abspath(path) if self.identify is not None else ""
 
     def __iter__(self) -> Iterator[Page]:
         for path in self.files:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from lifecycle_support import make_folder, pdf_pages
+from lifecycle_support import make_folder, make_link_folder, pdf_pages
 from typer.testing import CliRunner
 
 from vsplade.cli import app
@@ -82,6 +82,36 @@ def test_sources_are_keys_under_the_root_with_absolute_paths(engine, folder, tmp
     monkeypatch.chdir(folder / "sub")
     code, out = index(engine, folder, ix)
     assert code == 0 and summary(out)["indexed"] == 0 and summary(out)["files"] == {"added": 0, "unchanged": 3}
+
+
+def search_hits(engine, ix, query, *extra) -> list[dict]:
+    code, out = cli("search", query, "--engine", engine, "--index", ix, "--json", *extra)
+    assert code == 0, out
+    return json.loads([x for x in out.splitlines() if x.startswith('{"query')][-1])["hits"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_folder_of_symlinks_names_each_file_by_its_link(engine, folder, tmp_path, monkeypatch):
+    """Before: the links' targets' absolute paths were the keys, so deleting a link then
+    --sync removed nothing (its pages kept ranking) and --source / show / delete by the
+    link's name found nothing."""
+    links = make_link_folder(folder, tmp_path / "links")
+    ix = tmp_path / "ix"
+    assert index(engine, links, ix)[0] == 0
+    assert {src for src, _ in state(engine, ix)["rows"].values()} == {"refcard.pdf", "manual.pdf", "other.pdf"}
+    assert {h["source"] for h in search_hits(engine, ix, "camlidl", "--source", links / "manual.pdf")} == {"manual.pdf"}
+    monkeypatch.chdir(tmp_path)  # a name relative to the working dir, as a user types it
+    assert {h["source"] for h in search_hits(engine, ix, "camlidl", "--source", "links/other.pdf")} == {"other.pdf"}
+    code, out = cli("show", "manual.pdf:3", "--engine", engine, "--index", ix, "--out", tmp_path / "p3.png")
+    assert code == 0 and (tmp_path / "p3.png").stat().st_size > 0, out
+
+    (links / "other.pdf").unlink()
+    code, out = index(engine, links, ix, "--sync")
+    assert code == 0 and summary(out)["files"]["removed"] == 1 and summary(out)["removed_pages"] == 3, out
+    assert state(engine, ix) == fresh(engine, links, tmp_path)
+    code, out = cli("delete", "--engine", engine, "--index", ix, "--source", links / "manual.pdf", "--json")
+    assert code == 0 and json.loads(out.splitlines()[-1])["deleted"] == 4, out
+    assert {src for src, _ in state(engine, ix)["rows"].values()} == {"refcard.pdf"}
 
 
 @pytest.mark.parametrize("engine", ENGINES)

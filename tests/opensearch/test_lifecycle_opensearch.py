@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from lifecycle_support import make_folder, pdf_pages
+from lifecycle_support import make_folder, make_link_folder, pdf_pages
 from typer.testing import CliRunner
 
 from vsplade.cli import app
@@ -91,6 +91,29 @@ def test_delete_replace_copy_then_sync_equals_a_fresh_index(server, folder, name
     fresh = names("fresh")
     assert index(server, folder, fresh)[0] == 0
     assert state(server, ix) == state(server, fresh)
+
+
+def test_a_folder_of_symlinks_names_each_file_by_its_link(server, folder, names, tmp_path):
+    """Before: keys were the link targets' absolute paths: a deleted link's pages survived
+    --sync and --source / show / delete by the link's name found nothing."""
+    links = make_link_folder(folder, tmp_path / "links")
+    ix = names("ix")
+    assert index(server, links, ix)[0] == 0
+    assert {src for src, _ in state(server, ix)["rows"].values()} == {"refcard.pdf", "manual.pdf", "other.pdf"}
+    code, out = cli(server, "search", "camlidl", "--engine", "opensearch", "--index", ix, "--json",
+                    "--source", links / "manual.pdf")
+    hits = json.loads([x for x in out.splitlines() if x.startswith('{"query')][-1])["hits"]
+    assert code == 0 and hits and {h["source"] for h in hits} == {"manual.pdf"}, out
+    code, out = cli(server, "show", "manual.pdf:3", "--out", tmp_path / "p.png", "--engine", "opensearch", "--index", ix)
+    assert code == 0, out
+    (links / "other.pdf").unlink()
+    code, out = index(server, links, ix, "--sync")
+    assert code == 0 and summary(out)["files"]["removed"] == 1 and summary(out)["removed_pages"] == 3, out
+    fresh = names("fresh")
+    assert index(server, links, fresh)[0] == 0
+    assert state(server, ix) == state(server, fresh)
+    code, out = cli(server, "delete", "--engine", "opensearch", "--index", ix, "--source", links / "manual.pdf", "--json")
+    assert code == 0 and json.loads(out.splitlines()[-1])["deleted"] == 4, out
 
 
 def test_delete_info_and_hits_that_can_be_shown(server, folder, names, tmp_path):
