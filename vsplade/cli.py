@@ -57,13 +57,15 @@ def _engine_options(**opts) -> dict:
     return {k: v for k, v in opts.items() if v is not None and v is not False}
 
 
-# Options shared by index and search. Credentials: flags or env vars, never echoed.
+# Options shared by index and search. Credentials: flags or env vars, never echoed. The
+# VSPLADE_OPENSEARCH_* variables are read by the OpenSearch connector itself, so they apply
+# to that engine only (exported for a cluster, they never break a Lucene or memory command).
 EngineOpt = typer.Option(None, "--engine", "-e", help="lucene, memory or opensearch. [default: lucene when vsplade-lucene is installed, else memory]")
 IndexOpt = typer.Option(None, "--index", "-i", help="Index dir (lucene, memory) or index name (opensearch).")
-UrlOpt = typer.Option(None, "--url", envvar="VSPLADE_OPENSEARCH_URL", help="OpenSearch URL.")
-UserOpt = typer.Option(None, "--user", envvar="VSPLADE_OPENSEARCH_USER", help="Basic-auth user.")
-PasswordOpt = typer.Option(None, "--password", envvar="VSPLADE_OPENSEARCH_PASSWORD", help="Basic-auth password (prefer the env var).", show_default=False)
-ApiKeyOpt = typer.Option(None, "--api-key", envvar="VSPLADE_OPENSEARCH_API_KEY", help="API key (prefer the env var).", show_default=False)
+UrlOpt = typer.Option(None, "--url", help="opensearch: the URL (several: comma-separated). [env: VSPLADE_OPENSEARCH_URL]")
+UserOpt = typer.Option(None, "--user", help="opensearch: basic-auth user. [env: VSPLADE_OPENSEARCH_USER]")
+PasswordOpt = typer.Option(None, "--password", help="opensearch: basic-auth password (prefer the env var). [env: VSPLADE_OPENSEARCH_PASSWORD]", show_default=False)
+ApiKeyOpt = typer.Option(None, "--api-key", help="opensearch: API key (prefer the env var). [env: VSPLADE_OPENSEARCH_API_KEY]", show_default=False)
 CaOpt = typer.Option(None, "--ca-certs", help="CA bundle for TLS.")
 InsecureOpt = typer.Option(False, "--insecure", help="Do not verify TLS certificates.")
 
@@ -75,9 +77,18 @@ def _open_engine(engine: Optional[str], index: Optional[str], **opts):
     name = engine or default_engine_name()
     try:
         cls = get_engine_class(name)
-        return cls(index=index, **_engine_options(**opts))
+        given = _engine_options(**opts)
+        foreign = sorted(k for k in given if k not in cls.cli_options)
+        if foreign:
+            takes = ", ".join(_flag(k) for k in sorted(cls.cli_options)) or "none besides --index"
+            _fail(f"{', '.join(_flag(k) for k in foreign)}: not an option of the {name} engine (its options: {takes})")
+        return cls(index=index, **given)
     except EngineError as e:
         _fail(str(e))
+
+
+def _flag(option: str) -> str:
+    return "--" + option.replace("_", "-")
 
 
 def _report(report, as_json: bool, verb: str = "indexed") -> int:

@@ -72,7 +72,38 @@ def test_usage_errors_exit_2(tmp_path, good_inputs):
     r = run("index", good_inputs, "--model", "/no/such/checkpoint", "--engine", "memory", "--index", tmp_path / "x")
     assert r.exit_code == 2, r.output
     r = run("index", good_inputs, "--model", "lexical", "--engine", "memory", "--index", tmp_path / "x", "--scale", "10")
-    assert r.exit_code == 2 and "--scale applies to the lucene engine" in r.output
+    assert r.exit_code == 2 and "--scale: not an option of the memory engine (its options: none besides --index)" in r.output
+
+
+@pytest.mark.parametrize("engine", ["memory", "lucene"])
+def test_opensearch_env_applies_to_opensearch_only(tmp_path, good_inputs, monkeypatch, engine):
+    """Before: with VSPLADE_OPENSEARCH_URL exported (as the README suggests for testing your
+    own cluster), `vsplade search` on the default Lucene engine failed ("--url do(es) not
+    apply") and memory silently took the URL."""
+    if engine == "lucene":
+        pytest.importorskip("vsplade_lucene")
+    ix = tmp_path / "ix"
+    monkeypatch.setenv("VSPLADE_OPENSEARCH_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("VSPLADE_OPENSEARCH_USER", "someone")
+    r = run("index", good_inputs, "--model", "lexical", "--engine", engine, "--index", ix)
+    assert r.exit_code == 0, r.output
+    r = run("search", "debian package", "--engine", engine, "--index", ix, "--json")
+    assert r.exit_code == 0 and '"hits": [{' in r.output, r.output
+    r = run("info", "--engine", engine, "--index", ix)
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("engine, flags, named, takes", [
+    ("memory", ["--url", "http://127.0.0.1:9200"], "--url", "none besides --index"),
+    ("lucene", ["--url", "http://127.0.0.1:9200", "--user", "u"], "--url, --user", "--scale"),
+    ("opensearch", ["--scale", "100"], "--scale", "--ann-ceiling"),
+])
+def test_a_flag_the_engine_does_not_take_is_one_line(tmp_path, good_inputs, engine, flags, named, takes):
+    """Before: memory silently accepted --url and OpenSearch silently ignored --scale."""
+    r = run("index", good_inputs, "--model", "lexical", "--engine", engine, "--index", "ix", *flags)
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert r.exit_code == 2 and len(lines) == 1, r.output
+    assert lines[0].startswith(f"error: {named}: not an option of the {engine} engine (its options: ") and takes in lines[0]
 
 
 def test_bundle_and_inspect(tmp_path, pdf_dir):

@@ -189,6 +189,10 @@ class Engine(ABC):
     knows and rejects what it needs but lacks (EngineError naming the flag)."""
 
     name: str = ""
+    # the command-line options (keyword names) this engine takes besides --index: the CLI
+    # refuses any other with one line naming the engine and these, instead of passing it on
+    # to be ignored or misread (each connector declares its own)
+    cli_options: frozenset[str] = frozenset()
 
     def __init__(self, index: str | None = None, **options: Any):
         self.index = index

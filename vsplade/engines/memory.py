@@ -128,6 +128,7 @@ class MemoryEngine(Engine):
     """``--index DIR``: an encoded dir, loaded whole into memory at search time."""
 
     name = "memory"
+    cli_options = frozenset()  # a local dir of float vectors: nothing to tune
 
     def __init__(self, index: str | None = None, **options: Any):
         if options.get("scale"):

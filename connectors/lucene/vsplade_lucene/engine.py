@@ -39,6 +39,7 @@ _ENV = {"chunk_docs": "VSPLADE_LUCENE_CHUNK_DOCS", "commit_every": "VSPLADE_LUCE
 
 class LuceneEngine(Engine):
     name = "lucene"
+    cli_options = frozenset({"scale"})
 
     def __init__(self, index: str | None = None, **options: Any):
         foreign = [k for k in _FOREIGN if options.get(k)]

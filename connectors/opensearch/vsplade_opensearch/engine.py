@@ -62,6 +62,9 @@ def check_index_name(name: str | None) -> str:
 
 class OpenSearchEngine(Engine):
     name = "opensearch"
+    cli_options = frozenset({"url", "user", "password", "api_key", "ca_certs", "insecure", "shards", "replicas",
+                             "server_side_query", "query_model", "model_id", "sparse_ann", "ann_threshold",
+                             "ann_ceiling", "retry_for"})
 
     def __init__(self, index: str | None = None, **options: Any):
         super().__init__(index, **options)
