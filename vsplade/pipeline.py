@@ -197,6 +197,13 @@ def index_encoded(
         )
     writer = open_writer(src.encoder_info)
     with writer:
+        if writer.supports_lifecycle and src.properties:
+            # the collection the vectors belong to (root, frozen corpus statistics), written as
+            # index_pages writes it: later files added to this index are named and encoded as
+            # if the whole collection had been indexed from its files
+            now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            props = src.properties
+            writer.set_properties({**props, "created": props.get("created") or now, "updated": now})
         done = writer.done_ids()
         with _progress("indexing", total=len(src), disable=progress is False) as bar:
             for batch in src.iter_batches():

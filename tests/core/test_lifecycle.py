@@ -115,6 +115,25 @@ def test_a_folder_of_symlinks_names_each_file_by_its_link(engine, folder, tmp_pa
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_an_index_built_from_an_encoded_dir_takes_new_files(engine, folder, tmp_path):
+    """Before: encode -> index the encoded dir -> index one more PDF with --model lexical was
+    refused ("holds pages from encoder {...}, not {...}"): the encoded-dir path did not record
+    the collection's root and frozen statistics."""
+    later = tmp_path / "later.pdf"
+    shutil.move(folder / "other.pdf", later)
+    enc, ix = tmp_path / "enc", tmp_path / "ix"
+    assert cli("encode", folder, "--model", "lexical", "--out", enc)[0] == 0
+    code, out = cli("index", enc, "--engine", engine, "--index", ix)
+    assert code == 0, out
+    code, out = index(engine, later, ix, model="lexical")
+    assert code == 0 and summary(out)["indexed"] == 3, out
+    code, out = index(engine, folder, ix, model="lexical")  # the encoded files keep their keys
+    assert code == 0 and summary(out)["files"] == {"added": 0, "unchanged": 2}, out
+    info = json.loads(cli("info", "--engine", engine, "--index", ix, "--json")[1].splitlines()[-1])
+    assert info["pages"] == 9 and info["root"] == str(folder) and info["encoder"]["num_docs"] == 6
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_delete_replace_copy_then_sync_equals_a_fresh_index(engine, folder, tmp_path):
     ix = tmp_path / "ix"
     assert index(engine, folder, ix)[0] == 0

@@ -116,6 +116,21 @@ def test_a_folder_of_symlinks_names_each_file_by_its_link(server, folder, names,
     assert code == 0 and json.loads(out.splitlines()[-1])["deleted"] == 4, out
 
 
+def test_an_index_built_from_an_encoded_dir_takes_new_files(server, folder, names, tmp_path):
+    """Before: a lexical file added to an index built from an encoded dir was refused: the
+    encoded-dir path did not record the collection's root and frozen statistics."""
+    later = tmp_path / "later.pdf"
+    shutil.move(folder / "other.pdf", later)
+    enc, ix = tmp_path / "enc", names("ix")
+    assert runner.invoke(app, ["encode", str(folder), "--model", "lexical", "--out", str(enc)]).exit_code == 0
+    code, out = cli(server, "index", enc, "--engine", "opensearch", "--index", ix)
+    assert code == 0, out
+    code, out = index(server, later, ix, model="lexical")
+    assert code == 0 and summary(out)["indexed"] == 3, out
+    code, out = index(server, folder, ix, model="lexical")  # the encoded files keep their keys
+    assert code == 0 and summary(out)["files"] == {"added": 0, "unchanged": 2}, out
+
+
 def test_delete_info_and_hits_that_can_be_shown(server, folder, names, tmp_path):
     ix = names("ix")
     assert index(server, folder, ix)[0] == 0
