@@ -165,10 +165,19 @@ def index_pages(
     # pages an encoder had to render itself (the neural fast path) and could not
     report.page_failures.extend(getattr(encoder, "failures", []))
     counts = todo_plan.counts()
+    # a new or changed file none of whose pages could be read was not added: count it as failed
+    unread = {f.source for f in report.page_failures if f.page_no is None}
+    failed_keys = {key for path, (key, _) in ident.items() if key in unread or str(path) in unread}
+    for kind in ("added", "replaced"):
+        lost = len(failed_keys & set(getattr(todo_plan, kind)))
+        counts[kind] -= lost
+        if lost:
+            counts["failed"] = counts.get("failed", 0) + lost
     if sync:
         report.summary.extra.update(files=counts, removed_pages=removed_pages)
     else:
-        report.summary.extra.update(files={k: counts[k] for k in ("added", "unchanged")}, changed=len(todo_plan.changed))
+        report.summary.extra.update(files={k: v for k, v in counts.items() if k in ("added", "unchanged", "failed")},
+                                    changed=len(todo_plan.changed))
     return report
 
 

@@ -29,6 +29,19 @@ def test_index_reports_failures_with_exit_1_and_indexes_the_rest(indexed):
     assert summary["empty"] == 1
     assert len(summary["input_failures"]) == 8
     assert any("encrypted.pdf" in f and "encrypted" in f for f in summary["input_failures"])
+    # before: "files: 10 added" although 8 of the 10 files gave no page
+    assert summary["files"] == {"added": 2, "unchanged": 0, "failed": 8}, summary["files"]
+
+
+@pytest.mark.parametrize("typo, hint", [("lexcal", "did you mean 'lexical'?"), ("lexical-nodf", "did you mean 'lexical-noidf'?"),
+                                        ("bm25", "no such model (built in")])
+def test_an_unknown_model_name_says_which_models_exist(tmp_path, good_inputs, typo, hint):
+    for args in (["index", good_inputs, "--model", typo, "--engine", "memory", "--index", tmp_path / "ix"],
+                 ["bundle", typo, "--out", tmp_path / "b"]):
+        r = run(*args)
+        lines = [x for x in r.output.splitlines() if x.strip()]
+        assert r.exit_code == 2 and len(lines) == 1 and f"--model {typo}: no such model" in lines[0] and hint in lines[0], r.output
+        assert "lexical, lexical-noidf" in lines[0]
 
 
 def test_rerun_resumes_without_duplicates(indexed, good_inputs):

@@ -6,6 +6,7 @@ transformers); it is imported only when a checkpoint is asked for.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,22 @@ class ModelError(ValueError):
     pass
 
 
+def _refuse_unknown_name(model: str) -> None:
+    """A bare word that is neither a built-in model nor a folder here cannot be a checkpoint
+    (a Hub id is owner/name): say which models exist instead of a checkpoint-loading error."""
+    import difflib
+
+    builtin = (LEXICAL, LEXICAL_NO_IDF)
+    if model in builtin or "/" in model or os.sep in model or Path(model).exists():
+        return
+    close = difflib.get_close_matches(model, builtin, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ModelError(f"--model {model}: no such model{hint} (built in: {', '.join(builtin)}; "
+                     "else a V-SPLADE checkpoint dir, a model bundle or a Hub id owner/name)")
+
+
 def load_encoder(model: str, **options: Any) -> DocumentEncoder:
+    _refuse_unknown_name(model)
     if model in (LEXICAL, LEXICAL_NO_IDF):
         pruning = sorted(k for k in ("top_k", "threshold") if options.get(k) is not None)
         if pruning:
@@ -44,6 +60,7 @@ def load_encoder(model: str, **options: Any) -> DocumentEncoder:
 
 def load_query_encoder(model: str) -> QueryEncoder:
     """Torch-free: lexical, a model bundle, or the query table inside a checkpoint."""
+    _refuse_unknown_name(model)
     if model in (LEXICAL, LEXICAL_NO_IDF):
         return LexicalEncoder(idf="none").query_encoder()
     if is_bundle(model):
