@@ -113,7 +113,8 @@ def test_opensearch_env_applies_to_opensearch_only(tmp_path, good_inputs, monkey
 ])
 def test_a_flag_the_engine_does_not_take_is_one_line(tmp_path, good_inputs, engine, flags, named, takes):
     """Before: memory silently accepted --url and OpenSearch silently ignored --scale."""
-    r = run("index", good_inputs, "--model", "lexical", "--engine", engine, "--index", "ix", *flags)
+    ix = "ix" if engine == "opensearch" else tmp_path / "ix"  # a regression must not write into the cwd
+    r = run("index", good_inputs, "--model", "lexical", "--engine", engine, "--index", ix, *flags)
     lines = [x for x in r.output.splitlines() if x.strip()]
     assert r.exit_code == 2 and len(lines) == 1, r.output
     assert lines[0].startswith(f"error: {named}: not an option of the {engine} engine (its options: ") and takes in lines[0]
