@@ -90,17 +90,15 @@ def source_key(path: str | os.PathLike, root: Path) -> str:
     keys kept the user's names) and for a path that reaches the root through a linked folder
     (a working directory under a symlink): then the folders, never the file, are resolved."""
     p = user_path(path)
-    root = Path(root)
-    for base in (root, root.resolve()):
-        key = _under(p, base)
-        if key is not None:
-            return key
-    linked = p.parent.resolve() / p.name
-    for base in (root, root.resolve()):
-        key = _under(linked, base)
-        if key is not None:
-            return key
-    return p.as_posix()
+    bases = (Path(root), Path(root).resolve())  # one resolve of the root per file, not two
+    key = _under_any(p, bases)
+    if key is None:  # reached through a linked folder: resolve the folders, never the file
+        key = _under_any(p.parent.resolve() / p.name, bases)
+    return p.as_posix() if key is None else key
+
+
+def _under_any(p: Path, bases: Sequence[Path]) -> str | None:
+    return next((key for base in bases if (key := _under(p, base)) is not None), None)
 
 
 def in_scope(key: str, root: Path, inputs: Sequence[str | os.PathLike]) -> bool:
