@@ -131,17 +131,8 @@ BUNDLE_FORMATS = ("vsplade", "opensearch-sparse")
 
 
 def write_opensearch_sparse(out_zip: str | Path, qenc: QueryEncoder) -> tuple[Path, str]:
-    """The query side as an ml-commons SPARSE_TOKENIZE model zip (tokenizer.json + idf.json +
-    vsplade.json; naming rules in vsplade.mlcommons). Returns (path, sha256 of the zip)."""
-    from .mlcommons import ServerSideNaming
+    """Moved to the OpenSearch connector (vsplade_opensearch.bundle_format, entry point
+    `vsplade.bundle_formats`); forwards there until cli.py loads the formats from entry points."""
+    from vsplade_opensearch.bundle_format import write_opensearch_sparse as write
 
-    naming = ServerSideNaming(qenc)
-    out = Path(out_zip)
-    if out.is_dir():
-        raise BundleError(f"{out}: is a directory; --format opensearch-sparse writes one .zip file")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(naming.zip_bytes())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
-    return out, naming.content_hash
+    return write(out_zip, qenc)

@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from vsplade.bundle import write_opensearch_sparse
 from vsplade.encoders import load_query_encoder
 from vsplade.engines.base import EngineError
 from vsplade.engines.memory import ExactScorer
-from vsplade.mlcommons import ServerSideNaming
 from vsplade.sparse import SparseBatch, feature_field_round
 from vsplade.vocab import VOCAB_SIZE, default_tokenizer_path
 from vsplade_opensearch import OpenSearchEngine
 from vsplade_opensearch.connection import Connection
+from vsplade_opensearch.bundle_format import write_opensearch_sparse
 from vsplade_opensearch.ml_model import ModelError, register_model
+from vsplade_opensearch.mlcommons import ServerSideNaming
 
 PDF_QUERIES = ["debian package management", "financial report revenue", "interface definition language",
                "apt-get install", "net income total assets", "stub code generation"]
@@ -98,7 +98,7 @@ def test_register_is_idempotent_by_content_hash(lexical_model, lexical_zip):
 
 
 def test_ml_commons_names_equal_the_python_replica(opensearch_neural_node, lexical_model):
-    """The cluster's own SPARSE_TOKENIZE output (_predict) equals vsplade.mlcommons' replica."""
+    """The cluster's own SPARSE_TOKENIZE output (_predict) equals vsplade_opensearch.mlcommons' replica."""
     client = Connection.from_options({"url": opensearch_neural_node.url}).client()
     naming = ServerSideNaming(load_query_encoder("lexical"))
     # (runs of spaces are left out: there DJL's tokenizers 0.31 and Python's 0.23 split the

@@ -138,7 +138,7 @@ class OpenSearchEngine(Engine):
         `query_model` option, else the model the pages were encoded with), and the _meta it
         records, with the id of a deployed model of the same zip when the cluster has one."""
         from vsplade.encoders import ModelError as QueryModelError, load_query_encoder
-        from vsplade.mlcommons import ServerSideNaming
+        from .mlcommons import ServerSideNaming
 
         from .ml_model import ModelError, find_by_hash
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from vsplade.engines.base import EngineError
-from vsplade.mlcommons import ModelZipError, read_model_zip
+from .mlcommons import ModelZipError, read_model_zip
 
 from .connection import Connection, check_reachable, describe_error
 

@@ -1,4 +1,4 @@
-"""The ml-commons naming rule (vsplade.mlcommons), offline: token names as SparseTokenizerModel
+"""The ml-commons naming rule (vsplade_opensearch.mlcommons), offline: token names as SparseTokenizerModel
 makes them, the shared-name rule, idf.json, the page fold and the model zip. The real
 ml-commons is checked against this in tests/opensearch/test_server_side_query.py."""
 
@@ -15,11 +15,11 @@ import pytest
 import scipy.sparse as sp
 from tokenizers import Tokenizer
 
-from vsplade.bundle import write_opensearch_sparse
 from vsplade.encoders import load_query_encoder
-from vsplade.mlcommons import ModelZipError, ServerSideNaming, read_model_zip
 from vsplade.query import QueryEncoder
 from vsplade.vocab import VOCAB_SIZE, default_tokenizer_path
+from vsplade_opensearch.bundle_format import write_opensearch_sparse
+from vsplade_opensearch.mlcommons import ModelZipError, ServerSideNaming, read_model_zip
 
 
 @pytest.fixture(scope="module")
