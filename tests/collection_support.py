@@ -22,8 +22,7 @@ QUERIES = ["apt-get install a package", "interface definition language", "camlid
            "debian reference card", "the type of a pointer", "remove a file from the system"]
 # (source, (first page, last page)) as Collection.search takes them
 FILTERS = [("camlidl-1.04.doc.pdf", (3, 12)), (["debian-refcard-en-a4.pdf", "scan.png"], (None, None)),
-           (None, (20, None)), ("camlidl-1.04.doc.pdf", (None, 2)), ("debian-refcard-en-a4.pdf", (2, 2)),
-           ("no-such-file.pdf", (None, None))]
+           (None, (20, None)), ("camlidl-1.04.doc.pdf", (None, 2)), ("debian-refcard-en-a4.pdf", (2, 2))]
 WORDS = ["interface", "the", "package", "camlidl", "file", "apt", "type", "function", "list", "system"]
 PAGES = 35  # the test PDFs' pages + scan.png (no text layer: indexed, empty)
 
