@@ -256,6 +256,7 @@ class EngineContract:
         assert info["pages"] == PAGES == len(col) and info["files"] == len(files)
         assert info["root"] == str(docs.resolve())
         assert info["encoder"]["model"] == "lexical" and info["created"] and info["updated"]
+        assert info["engine"] == self.engine and info["size_bytes"] > 0
         assert sorted(s["source"] for s in info["sources"]) == files
         assert sum(s["pages"] for s in info["sources"]) == PAGES
         assert "sources" not in col.info()
@@ -331,13 +332,19 @@ class EngineContract:
             assert sorted(state(c)["rows"].values()) == [("other.pdf", 1), ("other.pdf", 2), ("other.pdf", 3),
                                                          ("refcard.pdf", 2)]
             assert c.delete(sources=["other.pdf"]) == 3 == ref.delete(sources=["other.pdf"])  # by key
-            assert len(c) == 1 and c.info()["pages"] == 1 and c.info()["files"] == 1
-            wmax = float(memory_batch(ref).matrix.data.max())
+            info = c.info()
+            assert (len(c), info["pages"], info["files"]) == (1, 1, 1), info
+            rest = memory_batch(ref)  # the float weights of the page left
+            wmax = float(rest.matrix.data.max())
+            rest = stored_like(rest, self.stored_weights)
             for text in LIFE_QUERIES:
                 got = c.search(text, k=20)
                 assert {h.source for h in got} <= {"refcard.pdf"} and pid not in {h.id for h in got}
                 assert_hits(got, [(h.id, h.score) for h in ref.search(text, k=20)],
                             self.score_tol(c.query_encoder.encode(text), wmax), text)
+                # deleted pages take no part in the scores: exactly the stored weights of the rest
+                q = self.stored_query(c.query_encoder.encode(text))
+                self.assert_reference(got, brute_force(ExactScorer(rest), rest, q, None, rescale=self.rescale), 20, text)
             again = new.reopen(c)  # another object sees the deletes
             assert [h.id for h in again.search("debian reference", k=20)] == [
                 h.id for h in c.search("debian reference", k=20)] and len(again) == 1
@@ -360,6 +367,7 @@ class EngineContract:
         assert {h.source for h in c.search("camlidl", k=20, source="links/other.pdf")} == {"other.pdf"}
         page3 = next(h for h in c.search("the", k=20, source="manual.pdf", pages=(3, 3)))
         assert np.asarray(page3.image(width=120)).std() > 10  # read through the link
+        assert c.page("manual.pdf:3")["id"] == page3.id  # what `vsplade show manual.pdf:3` looks up
 
         (links / "other.pdf").unlink()
         s = c.index(links, sync=True, progress=False).as_dict()
@@ -377,7 +385,9 @@ class EngineContract:
         shutil.move(tmp_path / "later" / "other.pdf", folder / "other.pdf")
         report = c.index(folder, progress=False)
         assert report.ok and report.summary.indexed == 3
-        assert c.info()["encoder"] == before and len(c) == 9  # statistics kept as created
+        after = c.info()
+        assert after["encoder"] == before, (after["encoder"], before)  # statistics kept as created
+        assert (len(c), after["pages"]) == (9, 9), after
         assert any(h.source == "other.pdf" for h in c.search("camlidl stub code", k=10))
 
     def test_an_encoded_dir_indexed_then_a_lexical_pdf_added(self, new, folder, tmp_path):
@@ -398,7 +408,7 @@ class EngineContract:
         s = c.index(folder, progress=False).as_dict()  # the encoded files keep their keys
         assert s["files"] == {"added": 0, "unchanged": 2}, s
         info = c.info()
-        assert info["pages"] == 9 and info["root"] == str(folder) and info["encoder"]["num_docs"] == 6
+        assert (info["pages"], info["root"], info["encoder"]["num_docs"]) == (9, str(folder), 6), info
 
     def test_a_run_that_reads_nothing_creates_no_index(self, new, folder):
         c = new("lexical")
@@ -429,6 +439,8 @@ class EngineContract:
             col.search_many(["package"], k=5, source=["camlidl-1.04.doc.pdf", "no-such-file.pdf"])
         with pytest.raises(ValueError):
             col.search("package", k=5, pages=(5, 2))
+        with pytest.raises(LookupError, match="no-such-file.pdf:1"):
+            col.page("no-such-file.pdf:1")
         loc = {k: v for k, v in missing.items() if k != "index"}
         with pytest.raises(EngineError, match="already holds an index"):
             Collection.create(col.engine.index, model="lexical", engine=self.engine, **loc)
