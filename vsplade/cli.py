@@ -48,9 +48,19 @@ def _scrub(text: str) -> str:
     return text
 
 
-def _fail(msg: str, code: int = EXIT_USAGE):
+def fail(msg: str, code: int = EXIT_USAGE):
+    """Print one scrubbed `error:` line and exit with `code` (also for connectors' commands)."""
     typer.echo(_scrub(f"error: {msg}"), err=True)
     raise typer.Exit(code)
+
+
+_fail = fail
+
+
+def remember_secret(value: str | None) -> None:
+    """Keep this value (a password, an API key) out of every line the CLI prints."""
+    if value:
+        _secrets.add(value)
 
 
 def _engine_options(**opts) -> dict:
@@ -210,9 +220,10 @@ def index(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Encode pages (or take an encoded dir) and write them into a search engine index."""
+    from .collection import Collection
     from .encoded import EncodedDirError
     from .engines import EngineError
-    from .pipeline import index_encoded, index_pages, is_encoded_input
+    from .pipeline import is_encoded_input
 
     if server_side_query and (engine or "") != "opensearch":
         _fail("--server-side-query applies to --engine opensearch")
@@ -222,22 +233,19 @@ def index(
         _fail("--sparse-ann and --server-side-query do not combine: choose one")
     if (ann_threshold is not None or ann_ceiling is not None) and not sparse_ann:
         _fail("--ann-threshold and --ann-ceiling apply to --sparse-ann")
+    encoded = is_encoded_input(inputs)
+    if encoded and sync:
+        _fail("--sync applies to files and folders, not to an encoded dir")
+    if not encoded and not model:
+        _fail("--model is required unless INPUT is an encoded dir (use --model lexical for text layers)")
     eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
                        ca_certs=ca_certs, insecure=insecure, scale=scale, shards=shards, replicas=replicas,
                        server_side_query=server_side_query, query_model=model if server_side_query else None,
                        sparse_ann=sparse_ann, ann_threshold=ann_threshold, ann_ceiling=ann_ceiling, retry_for=retry_for)
-    open_writer = lambda info: eng.writer(info, recreate=recreate)  # noqa: E731
+    enc = None if encoded else _load_encoder(model, batch_size, device, top_k, threshold, page_path, render_workers)
     try:
-        if is_encoded_input(inputs):
-            if sync:
-                _fail("--sync applies to files and folders, not to an encoded dir")
-            report = index_encoded(inputs[0], open_writer)
-        else:
-            if not model:
-                _fail("--model is required unless INPUT is an encoded dir (use --model lexical for text layers)")
-            enc = _load_encoder(model, batch_size, device, top_k, threshold, page_path, render_workers)
-            props = None if recreate else eng.read_properties()
-            report = index_pages(inputs, enc, open_writer, model, dpi=dpi, properties=props, sync=sync)
+        col = Collection.for_writing(eng, model=model, recreate=recreate)
+        report = col.index(*inputs, sync=sync, dpi=dpi, encoder=enc)
     except (EngineError, EncodedDirError) as e:
         # a server that stayed away past --retry-for is a runtime failure a re-run resumes
         # (exit 1, as BulkError says), not a usage error
@@ -272,9 +280,9 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="Same as --format json: one JSON object per query."),
 ):
     """Search an index with the torch-free query encoder (text, or a topics file -> a TREC run)."""
-    from .encoders import ModelError, load_query_encoder
+    from .encoders import ModelError
     from .engines import EngineError
-    from .runs import FORMATS, TopicsError, read_topics, write_run
+    from .runs import FORMATS, TopicsError, read_topics
 
     if as_json:
         fmt = "json"
@@ -303,48 +311,21 @@ def search(
         _fail("--model-id applies to --server-side-query")
     eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
                        ca_certs=ca_certs, insecure=insecure, server_side_query=server_side_query, model_id=model_id)
-    if server_side_query:
-        try:
-            filters = _filters(eng, source, page_min, page_max)
-            searcher = eng.searcher()
-            results = searcher.batch_search_text([text for _, text in todo], k, **filters)
-            searcher.close()
-        except (EngineError, OSError, ValueError) as e:
-            _index_fail(eng, index_, str(e))
-        _print_results(todo, results, fmt, output, run_tag, None, False)
-        return
+    texts = [text for _, text in todo]
     try:
-        filters = _filters(eng, source, page_min, page_max)
-        searcher = eng.searcher()
-        info = searcher.index_info()
-        query_model = model or info.get("model") or info.get("name")
-        if not query_model or query_model == "unknown":
-            _fail("the index does not say which model built it (vectors from the official encoder carry no "
-                  "model name); pass --model with the checkpoint or bundle that encoded them")
-        qenc = load_query_encoder(query_model)
-        encoded = [qenc.encode(text) for _, text in todo]
-
-        def one(q):
-            if not q:
-                return []
-            return searcher.search(q, k, explain=True, **filters) if explain else searcher.search(q, k, **filters)
-
-        if threads > 1 and len(encoded) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(threads) as pool:
-                results = list(pool.map(one, encoded))
-        else:
-            results = [one(q) for q in encoded]
-        searcher.close()
+        col = _open_collection(eng, index_, model)
+        with col:
+            results = col.search_many(texts, k, source=source or None, pages=(page_min, page_max),
+                                      explain=explain, threads=threads)
+            qenc = None if col.server_side else col.query_encoder
     except (EngineError, ModelError, OSError, ValueError) as e:
         _index_fail(eng, index_, str(e))
-    _print_results(todo, results, fmt, output, run_tag, (qenc, encoded), explain)
+    _print_results(todo, results, fmt, output, run_tag, qenc, explain)
 
 
-def _print_results(todo, results, fmt, output, run_tag, local, explain) -> None:
-    """The run as a file/stdout format, or as text; `local` = (query encoder, encoded queries)
-    when the queries were encoded here (None for server-side queries)."""
+def _print_results(todo, results, fmt, output, run_tag, qenc, explain) -> None:
+    """The run as a file/stdout format, or as text; `qenc`: the query encoder when the queries
+    were encoded here (None for server-side queries)."""
     from .runs import write_run
 
     if fmt is not None:
@@ -355,9 +336,9 @@ def _print_results(todo, results, fmt, output, run_tag, local, explain) -> None:
         else:
             write_run(sys.stdout, fmt, todo, results, run_tag)
         return
-    qenc, encoded = local if local else (None, [None] * len(todo))
-    for (_, text), q, hits in zip(todo, encoded, results):
-        typer.echo(f"query: {text}  ({len(q)} terms)" if q is not None else f"query: {text}  (encoded by the cluster)")
+    for (_, text), hits in zip(todo, results):
+        typer.echo(f"query: {text}  ({len(qenc.encode(text))} terms)" if qenc is not None
+                   else f"query: {text}  (encoded by the cluster)")
         if not hits:
             typer.echo("  no hits")
         for rank, h in enumerate(hits, 1):
@@ -367,25 +348,19 @@ def _print_results(todo, results, fmt, output, run_tag, local, explain) -> None:
                 typer.echo(f"        matched: {parts}")
 
 
-def _filters(eng, source, page_min, page_max) -> dict:
-    """Search keywords for the engine (vsplade.engines.base.PageFilter); paths become keys."""
-    out: dict = {}
-    if source:
-        from .catalog import source_key
+def _open_collection(eng, index_: Optional[str], model: Optional[str] = None):
+    """The existing collection at the engine's index; "no such index" names the engine that
+    would open the dir when it holds another engine's index."""
+    from .collection import Collection
+    from .encoded import EncodedDirError
+    from .engines import EngineError
 
-        root = (eng.read_properties() or {}).get("root")
-        out["sources"] = [source_key(s, Path(root)) if root and Path(s).exists() else s.rstrip("/") for s in source]
-    if page_min is not None:
-        out["page_min"] = page_min
-    if page_max is not None:
-        out["page_max"] = page_max
-    return out
-
-
-def _lifecycle_engine(engine, index_, url, user, password, api_key, ca_certs, insecure):
-    eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
-                       ca_certs=ca_certs, insecure=insecure)
-    return eng
+    try:
+        if eng.read_properties() is None:
+            _index_fail(eng, index_)
+        return Collection.open(None, eng, model=model)
+    except (EngineError, EncodedDirError) as e:
+        _index_fail(eng, index_, str(e))
 
 
 def _local_index_kind(index_: Optional[str]) -> Optional[str]:
@@ -426,36 +401,27 @@ def delete(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Delete pages from an index, by source file or by page id."""
-    from .catalog import match_sources
     from .encoded import EncodedDirError
     from .engines import EngineError
 
     if not source and not id_:
         _fail("name what to delete: --source PATH... and/or --id ID...")
-    eng = _lifecycle_engine(engine, index_, url, user, password, api_key, ca_certs, insecure)
+    eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
+                       ca_certs=ca_certs, insecure=insecure)
+    col = _open_collection(eng, index_)
     try:
-        props = eng.read_properties()
-        if props is None:
-            _index_fail(eng, index_)
-        catalog = eng.read_catalog()
-        matched, unmatched = match_sources(catalog, source, Path(props["root"]) if props.get("root") else None)
-        known = {row["id"] for row in catalog}
-        ids = set(matched) | {i for i in id_ if i in known}
-        unmatched += [f"--id {i}" for i in id_ if i not in known]
-        removed = 0
-        if ids:
-            with eng.writer(eng.read_encoder_info()) as w:
-                removed = w.delete(sorted(ids))
+        found = col.match(source, id_)
+        removed = col.delete(ids=found.ids) if found.ids else 0
     except (EngineError, EncodedDirError) as e:
         _index_fail(eng, index_, str(e))
-    result = {"deleted": removed, "not_found": unmatched}
+    result = {"deleted": removed, "not_found": found.not_found}
     if as_json:
         typer.echo(json.dumps(result))
     else:
         typer.echo(f"deleted {removed} pages", err=True)
-        for u in unmatched:
+        for u in found.not_found:
             typer.echo(f"  not found: {u}", err=True)
-    raise typer.Exit(EXIT_PARTIAL if unmatched else EXIT_OK)
+    raise typer.Exit(EXIT_PARTIAL if found.not_found else EXIT_OK)
 
 
 @app.command()
@@ -472,20 +438,16 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="One JSON object ('pages' is the page count)."),
 ):
     """What an index holds: pages, files, encoder, when it was created and updated, its size."""
-    from .catalog import summarize
     from .encoded import EncodedDirError
     from .engines import EngineError
 
-    eng = _lifecycle_engine(engine, index_, url, user, password, api_key, ca_certs, insecure)
+    eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
+                       ca_certs=ca_certs, insecure=insecure)
+    col = _open_collection(eng, index_)
     try:
-        props = eng.read_properties()
-        if props is None:
-            _index_fail(eng, index_)
-        result = summarize(eng.read_catalog(), props, eng.location_info())
+        result = col.info(sources=sources)
     except (EngineError, EncodedDirError) as e:
         _index_fail(eng, index_, str(e))
-    if not sources:
-        result.pop("sources")
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False))
         return
@@ -524,8 +486,9 @@ def serve(
     _check_port(host, port)  # before the index loads and the "serving at" line is printed
     eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
                        ca_certs=ca_certs, insecure=insecure)
+    col = _open_collection(eng, index_, model)
     try:
-        run(eng, host=host, port=port, model=model, cache_dir=cache_dir, echo=lambda m: typer.echo(m, err=True))
+        run(col, host=host, port=port, cache_dir=cache_dir, echo=lambda m: typer.echo(m, err=True))
     except (ServeConfigError, EngineError, ModelError) as e:
         _index_fail(eng, index_, str(e))
     except SystemExit as e:
@@ -590,35 +553,20 @@ def show(
     from .engines import EngineError
     from .render import SourceError, hit_image
 
-    eng = _lifecycle_engine(engine, index_, url, user, password, api_key, ca_certs, insecure)
+    eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
+                       ca_certs=ca_certs, insecure=insecure)
+    col = _open_collection(eng, index_)
     try:
-        if eng.read_properties() is None:
-            _index_fail(eng, index_)
-        meta = _find_page(eng, page_ref)
+        meta = col.page(page_ref)
         image = hit_image(meta, width)
         image.save(out)
+    except LookupError as e:
+        _fail(str(e))
     except (EngineError, EncodedDirError, SourceError) as e:
         _index_fail(eng, index_, str(e))
     except (OSError, ValueError) as e:
         _fail(f"{out}: cannot write the image ({e})")
     typer.echo(f"{out}: {meta.get('source')} page {meta.get('page')} ({image.width} x {image.height})", err=True)
-
-
-def _find_page(eng, ref: str) -> dict:
-    catalog = eng.read_catalog()
-    for row in catalog:
-        if row.get("id") == ref:
-            return row
-    source, sep, page = ref.rpartition(":")
-    if sep and page.isdigit():
-        from .catalog import source_key
-
-        root = (eng.read_properties() or {}).get("root")
-        keys = {source, source_key(source, Path(root))} if root else {source}
-        for row in catalog:
-            if row.get("source") in keys and row.get("page") == int(page):
-                return row
-    _fail(f"{ref}: no such page in the index (give a page id, or SOURCE:PAGE as `vsplade info --sources` names the file)")
 
 
 @app.command()
@@ -652,22 +600,24 @@ def export(
 def bundle(
     model: str = typer.Argument(..., help="'lexical' or a V-SPLADE checkpoint dir / Hub id."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle dir to write (a .zip file for --format opensearch-sparse)."),
-    fmt: str = typer.Option("vsplade", "--format", help="vsplade (a bundle dir) or opensearch-sparse (an ml-commons SPARSE_TOKENIZE model zip for `vsplade opensearch register-model`)."),
+    fmt: str = typer.Option("vsplade", "--format", help="vsplade (a bundle dir), or a format a connector adds: opensearch-sparse (an ml-commons SPARSE_TOKENIZE model zip for `vsplade opensearch register-model`, vsplade-opensearch)."),
 ):
     """Write the query-side model bundle (tokenizer.json + query table + vsplade.json): no torch needed to use it."""
-    from .bundle import BUNDLE_FORMATS, BundleError, write_bundle, write_opensearch_sparse
+    from .bundle import BundleError, write_bundle
     from .encoders import ModelError, load_query_encoder
 
-    if fmt not in BUNDLE_FORMATS:
-        _fail(f"--format must be one of {', '.join(BUNDLE_FORMATS)}, got {fmt!r}")
+    formats = _plugins("vsplade.bundle_formats")
+    if fmt != "vsplade" and fmt not in formats:
+        hint = " (pip install vsplade-opensearch)" if fmt == "opensearch-sparse" else ""
+        _fail(f"--format must be one of {', '.join(['vsplade', *sorted(formats)])}, got {fmt!r}{hint}")
     try:
         q = load_query_encoder(model)
     except (ModelError, OSError, ValueError) as e:
         _fail(str(e))
-    if fmt == "opensearch-sparse":
+    if fmt != "vsplade":
         try:
-            path, digest = write_opensearch_sparse(out, q)
-        except (BundleError, OSError) as e:
+            path, digest = formats[fmt].load()(out, q)
+        except (BundleError, OSError, ValueError) as e:
             _fail(str(e))
         typer.echo(f"{path}  sha256={digest}")
         return
@@ -676,6 +626,13 @@ def bundle(
         encoder={"model": model}, lowercase=q.lowercase, prefix_space=q.prefix_space,
     )
     typer.echo(str(out))
+
+
+def _plugins(group: str) -> dict:
+    """Entry points that connectors contribute (commands, bundle formats), by name."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=group)}
 
 
 @app.command()
@@ -732,51 +689,20 @@ def inspect(
         typer.echo("  top matches: " + ", ".join(f"{t}({c:.3f})" for t, c in q["top_matches"]))
 
 
-opensearch_app = typer.Typer(no_args_is_help=True, help="OpenSearch cluster tasks (vsplade-opensearch).",
-                              context_settings={"help_option_names": ["-h", "--help"]})
-app.add_typer(opensearch_app, name="opensearch")
+def _mount_connector_commands() -> None:
+    """`vsplade NAME ...` subcommands that connectors contribute (entry-point group
+    vsplade.commands, a typer app each: `vsplade opensearch register-model`); the core imports
+    no connector. A connector that fails to load is skipped with a warning, never a traceback."""
+    for name, ep in sorted(_plugins("vsplade.commands").items()):
+        try:
+            sub = ep.load()
+        except Exception as e:  # noqa: BLE001 - a broken optional connector must not break the CLI
+            logging.getLogger(__name__).warning("vsplade %s: commands unavailable (%s)", name, e)
+            continue
+        app.add_typer(sub, name=name)
 
 
-@opensearch_app.command("register-model")
-def register_model(
-    model_zip: Path = typer.Argument(..., help="A model zip from `vsplade bundle MODEL --format opensearch-sparse`."),
-    url: Optional[str] = UrlOpt,
-    user: Optional[str] = UserOpt,
-    password: Optional[str] = PasswordOpt,
-    api_key: Optional[str] = ApiKeyOpt,
-    ca_certs: Optional[str] = CaOpt,
-    insecure: bool = InsecureOpt,
-    name: Optional[str] = typer.Option(None, "--name", help="Model (and model group) name. [default: vsplade-query-<sha256 prefix>]"),
-    index_: Optional[str] = typer.Option(None, "--index", "-i", help="Also record the model id in this --server-side-query index's _meta."),
-    timeout: float = typer.Option(300.0, "--timeout", min=1, help="Seconds to wait for the deploy."),
-    as_json: bool = typer.Option(False, "--json", help="Print {model_id, content_hash, created, deployed_now} as JSON."),
-):
-    """Register, upload and deploy the query model in ml-commons (offline: the zip is uploaded from this machine); prints the model id. A second run finds the model by its content hash."""
-    from .engines import EngineError, get_engine_class
-    from .mlcommons import ModelZipError
-
-    _secrets.update(v for v in (password, api_key) if v)
-    try:
-        from vsplade_opensearch.connection import Connection
-        from vsplade_opensearch.ml_model import register_model as do_register
-    except ImportError:
-        _fail("vsplade opensearch needs the vsplade-opensearch connector (pip install vsplade-opensearch)")
-    try:
-        conn = Connection.from_options(_engine_options(url=url, user=user, password=password, api_key=api_key,
-                                                       ca_certs=ca_certs, insecure=insecure))
-        result = do_register(conn, model_zip, name=name, timeout=timeout)
-        if index_:
-            get_engine_class("opensearch")(index=index_, **_engine_options(
-                url=url, user=user, password=password, api_key=api_key, ca_certs=ca_certs, insecure=insecure,
-            )).record_model_id(result["model_id"])
-    except (EngineError, ModelZipError) as e:
-        _fail(str(e))
-    if as_json:
-        typer.echo(json.dumps(result))
-    else:
-        what = "registered and deployed" if result["created"] else ("deployed" if result["deployed_now"] else "already deployed")
-        typer.echo(f"{what}: model {result['model_id']} (sha256 {result['content_hash'][:12]}...)", err=True)
-        typer.echo(result["model_id"])
+_mount_connector_commands()
 
 
 def version_callback(value: bool):

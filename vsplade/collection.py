@@ -1,4 +1,4 @@
-"""`Collection`: the one object for the common path, text in, hits out, on every engine.
+"""`Collection`: the one object that does the work, text in, hits out, on every engine.
 
     from vsplade import Collection
     col = Collection.create("ix/", model="lexical")           # a new index (engine: lucene
@@ -7,36 +7,77 @@
         print(hit.score, hit.source, hit.page); hit.image().show()
     col = Collection.open("ix/")                              # later: the index knows its model
 
-Built on the lower-level API it replaces nothing of: `vsplade.pipeline.index_pages` (the
-same lifecycle as `vsplade index`: resume, changed files, ``sync=True``), the engines'
-writers and searchers, the torch-free query encoder (loaded from what the index records).
+Every front-end calls it: the `vsplade` commands (index, search, delete, info, show), `vsplade
+serve` and the Python API. It owns the orchestration (pipeline runs, the query encoder, filters
+turned into the engine's keywords, batch search through the engine's own batching, page
+lookups) so each feature is written once; engines only write, list, delete and search.
+
+A collection follows its index: another process that commits (`vsplade index --sync` while
+`vsplade serve` runs) is seen at the next call, the way Lucene's SearcherManager refreshes:
+`Engine.version()` is compared per call (a directory listing or one stat), a new searcher is
+opened when it moved, and the old one is closed once the searches using it have finished.
 """
 
 from __future__ import annotations
 
+import difflib
 import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from .engines import Engine, EngineError, Hit, default_engine_name, get_engine_class
 from .pipeline import RunReport
 
 
+# how long a page listing is reused for an engine whose version() cannot tell (seconds)
+UNVERSIONED_TTL_S = 5.0
+
+
+class NoSuchSource(EngineError):
+    """A --source that names no indexed file: a filter that can only give "no hits" is a
+    mistake to report, not an answer."""
+
+
+@dataclass
+class Match:
+    """What `Collection.match` found: page ids, and the requests that matched nothing."""
+
+    ids: list[str]
+    not_found: list[str]
+
+
+class _Lease:
+    """A searcher shared by concurrent searches; closed once it is retired and unused."""
+
+    def __init__(self, searcher, version):
+        self.searcher = searcher
+        self.version = version
+        self.users = 0
+        self.retired = False
+
+
 class Collection:
-    def __init__(self, engine: Engine, model: str | None):
+    def __init__(self, engine: Engine, model: str | None, server_side: bool = False):
         self.engine = engine
         self.model = model
-        self._searcher = None
+        # OpenSearch --server-side-query: the cluster's ml-commons model encodes the text
+        self.server_side = server_side
+        self._lease: _Lease | None = None
         self._query_encoder = None
         self._document_encoder = None
+        self._listing: tuple[Any, list[dict], dict] | None = None  # (version, catalog, properties)
+        self._by_id: dict[str, dict] | None = None  # page id -> its catalog row, per listing
         # search() may be called from many threads: the searcher and query encoder are built
         # once, by the first of them (two Lucene searchers opened at once would leak one)
-        self._open_lock = threading.Lock()
+        self._lock = threading.Lock()
 
     # -- opening -------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, index: str | Path, model: str = "lexical", engine: str | None = None,
+    def create(cls, index: str | Path, model: str = "lexical", engine: str | Engine | None = None,
                overwrite: bool = False, **options: Any) -> "Collection":
         """A new, empty collection at `index` (a dir, or an index name for opensearch) whose
         pages `model` encodes. Refuses an existing index unless overwrite=True."""
@@ -48,54 +89,80 @@ class Collection:
         return col
 
     @classmethod
-    def open(cls, index: str | Path, engine: str | None = None, model: str | None = None,
+    def open(cls, index: str | Path | None, engine: str | Engine | None = None, model: str | None = None,
              **options: Any) -> "Collection":
-        """An existing collection; its model comes from the index unless given."""
+        """An existing collection; its model comes from the index unless given. `engine` may
+        be an engine name (options are its settings) or an opened Engine."""
         eng = _engine(index, engine, options)
         if eng.read_properties() is None:
-            raise EngineError(f"{index}: no such index (Collection.create() makes one)")
-        info = eng.read_encoder_info()
-        found = model or info.get("model") or info.get("name")
-        if not found or found == "unknown":
-            raise EngineError(f"{index}: the index does not say which model built it; pass model=")
-        return cls(eng, found)
+            raise EngineError(f"{eng.index or index}: no such index (Collection.create() makes one)")
+        if getattr(eng, "server_side_query", False):
+            return cls(eng, None, server_side=True)
+        return cls(eng, model or model_of(eng))
+
+    @classmethod
+    def for_writing(cls, engine: str | Engine | None, index: str | Path | None = None, model: str | None = None,
+                    recreate: bool = False, **options: Any) -> "Collection":
+        """What `vsplade index` opens: the index whether or not it exists yet (a run that finds
+        nothing to read creates none); recreate drops it at the first write."""
+        eng = _engine(index, engine, options)
+        col = cls(eng, model)
+        col._recreate = recreate
+        return col
 
     _recreate = False
 
     # -- writing ---------------------------------------------------------------------------
 
     def index(self, *inputs: str | Path, sync: bool = False, progress: bool | None = None,
-              batch_size: int | None = None, **encoder_options: Any) -> RunReport:
-        """Add PDFs / images / folders (resumable; unchanged files are skipped). sync=True
-        also replaces changed files and removes vanished ones. Returns the run report
-        (``report.ok``, ``report.summary``, ``report.page_failures``)."""
-        from .encoders import load_encoder
-        from .pipeline import index_pages
+              batch_size: int | None = None, dpi: int | None = None, encoder=None,
+              **encoder_options: Any) -> RunReport:
+        """Add PDFs / images / folders / globs (resumable; unchanged files are skipped), or the
+        vectors of ONE encoded dir. sync=True also replaces changed files and removes vanished
+        ones. Returns the run report (``report.ok``, ``report.summary``, ``report.page_failures``).
+        encoder: an already loaded DocumentEncoder (else `self.model` is loaded)."""
+        from .pages import DEFAULT_DPI
+        from .pipeline import index_encoded, index_pages, is_encoded_input
 
         if not inputs:
             raise ValueError("index() needs at least one file, folder or glob")
-        if self._document_encoder is None:
-            self._document_encoder = load_encoder(self.model, **encoder_options)
-        self._close_searcher()
+        items = [str(i) for i in inputs]
         recreate, self._recreate = self._recreate, False
-        props = None if recreate else self.engine.read_properties()
-        report = index_pages([str(i) for i in inputs], self._document_encoder,
-                             lambda info: self.engine.writer(info, recreate=recreate), self.model,
-                             batch_size=batch_size, progress=progress, properties=props, sync=sync)
-        return report
+        open_writer = lambda info: self.engine.writer(info, recreate=recreate)  # noqa: E731
+        if is_encoded_input(items):
+            if sync:
+                raise EngineError("sync applies to files and folders, not to an encoded dir")
+            return index_encoded(items[0], open_writer, progress=progress)
+        if encoder is None and self._document_encoder is None:
+            if not self.model:
+                raise EngineError("indexing files needs a model (model='lexical' for text layers)")
+            from .encoders import load_encoder
 
-    def delete(self, sources: Sequence[str] = (), ids: Sequence[str] = ()) -> int:
-        """Remove pages by source (path or key; a folder removes everything under it) or id."""
+            self._document_encoder = load_encoder(self.model, **encoder_options)
+        enc = encoder or self._document_encoder
+        if batch_size:
+            enc.batch_size = batch_size
+        props = None if recreate else self.engine.read_properties()
+        return index_pages(items, enc, open_writer, self.model or "unknown", dpi=dpi or DEFAULT_DPI,
+                           batch_size=batch_size, progress=progress, properties=props, sync=sync)
+
+    def match(self, sources: Sequence[str] = (), ids: Sequence[str] = ()) -> Match:
+        """The pages named by source (path or key; a folder names everything under it) or id,
+        and what named nothing."""
         from .catalog import match_sources
 
-        props = self.engine.read_properties() or {}
-        catalog = self.engine.read_catalog()
-        matched, _ = match_sources(catalog, list(sources), Path(props["root"]) if props.get("root") else None)
+        catalog, props = self._listed()
+        matched, unmatched = match_sources(catalog, list(sources), _root(props))
         known = {r["id"] for r in catalog}
-        todo = sorted(set(matched) | {i for i in ids if i in known})
+        found = set(matched) | {i for i in ids if i in known}
+        return Match(sorted(found), unmatched + [f"--id {i}" for i in ids if i not in known])
+
+    def delete(self, sources: Sequence[str] = (), ids: Sequence[str] = ()) -> int:
+        """Remove pages by source (path or key; a folder removes everything under it) or id;
+        returns how many were removed (`match()` says what named nothing)."""
+        todo = self.match(sources, ids).ids
         if not todo:
             return 0
-        self._close_searcher()
         with self.engine.writer(self.engine.read_encoder_info()) as w:
             return w.delete(todo)
 
@@ -107,73 +174,205 @@ class Collection:
         hits must come from; pages: an inclusive (first, last) page range, either end None."""
         if not isinstance(query, str):
             raise TypeError("search() takes the query text; for several, use search_many()")
+        return self.search_many([query], k, source=source, pages=pages, explain=explain)[0]
+
+    def search_many(self, queries: Iterable[str], k: int = 10, source: str | Sequence[str] | None = None,
+                    pages: tuple[int | None, int | None] | None = None, explain: bool = False,
+                    threads: int = 1) -> list[list[Hit]]:
+        """Hits for each query, through the engine's own batching (OpenSearch _msearch, the
+        Lucene searcher's threads); `threads` splits the batch where the engine can."""
+        texts = list(queries)
+        if isinstance(queries, str) or any(not isinstance(q, str) for q in texts):
+            raise TypeError("search_many() takes a list of query texts")
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
-        terms = self.query_encoder.encode(query)
-        if not terms:
-            return []
+        filters = self.filters(source, pages)
+        if self.server_side:
+            if explain:
+                raise EngineError("a server-side query keeps its weights in the cluster: no explain")
+            with self._searcher() as s:
+                return s.batch_search_text(texts, k, **filters)
+        encoded = [self.query_encoder.encode(t) for t in texts]
+        live = [i for i, q in enumerate(encoded) if q]
+        out: list[list[Hit]] = [[] for _ in texts]
+        if live:
+            with self._searcher() as s:
+                found = s.batch_search([encoded[i] for i in live], k, threads=threads, explain=explain, **filters)
+            for i, hits in zip(live, found):
+                out[i] = hits
+        return out
+
+    def filters(self, source: str | Sequence[str] | None = None,
+                pages: tuple[int | None, int | None] | None = None) -> dict:
+        """The engine's filter keywords (vsplade.engines.base.PageFilter): sources as the index
+        names them (a path that exists becomes its key); a source that names no indexed file is
+        a NoSuchSource error listing the closest names."""
+        out: dict = {}
+        if source is not None:
+            items = [source] if isinstance(source, (str, Path)) else list(source)
+            if items:
+                out["sources"] = self._source_keys(items)
         lo, hi = pages if pages is not None else (None, None)
-        filters = {k_: v for k_, v in {"sources": self._source_keys(source), "page_min": lo, "page_max": hi}.items()
-                   if v is not None}
-        searcher = self.searcher
-        return searcher.search(terms, k, explain=True, **filters) if explain else searcher.search(terms, k, **filters)
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"page range {lo}-{hi}: the first page is after the last")
+        if lo is not None:
+            out["page_min"] = lo
+        if hi is not None:
+            out["page_max"] = hi
+        return out
 
-    def search_many(self, queries: Iterable[str], k: int = 10, **kwargs: Any) -> list[list[Hit]]:
-        return [self.search(q, k, **kwargs) for q in queries]
-
-    def _source_keys(self, source) -> list[str] | None:
-        """Keys as the index names files: a path that exists is turned into its key."""
-        if source is None:
-            return None
+    def _source_keys(self, items: Sequence[str | Path]) -> list[str]:
         from .catalog import source_key
 
-        items = [source] if isinstance(source, (str, Path)) else list(source)
-        root = (self.engine.read_properties() or {}).get("root")
-        return [source_key(s, Path(root)) if root and Path(s).exists() else str(s) for s in items]
+        catalog, props = self._listed()
+        root = _root(props)
+        keys = [source_key(s, root) if root and Path(s).exists() else str(s).rstrip("/") for s in items]
+        indexed = {r.get("source") or "" for r in catalog}
+        for given, key in zip(items, keys):
+            if not any(s == key or s.startswith(key + "/") for s in indexed):
+                close = difflib.get_close_matches(key, sorted(indexed), n=3, cutoff=0.5)
+                hint = f"; closest: {', '.join(close)}" if close else "; `vsplade info --sources` lists them"
+                raise NoSuchSource(f"source {given}: no indexed file matches it{hint}")
+        return keys
+
+    def page(self, ref: str) -> dict:
+        """One indexed page's record (id, source, page, path, sha256) by its id or SOURCE:PAGE."""
+        from .catalog import source_key
+
+        catalog, props = self._listed()
+        for row in catalog:
+            if row.get("id") == ref:
+                return row
+        source, sep, number = ref.rpartition(":")
+        if sep and number.isdigit():
+            root = _root(props)
+            keys = {source, source_key(source, root)} if root else {source}
+            for row in catalog:
+                if row.get("source") in keys and row.get("page") == int(number):
+                    return row
+        raise LookupError(f"{ref}: no such page in the index (give a page id, or SOURCE:PAGE as "
+                          "`vsplade info --sources` names the file)")
+
+    def page_by_id(self, page_id: str) -> dict:
+        """The record of the page with this id, as the index holds it now (LookupError if none)."""
+        self._listed()
+        by_id = self._by_id
+        if by_id is None:
+            by_id = self._by_id = {r["id"]: r for r in self._listing[1] if r.get("id")}
+        try:
+            return by_id[page_id]
+        except KeyError:
+            raise LookupError(f"{page_id}: no such page in the index") from None
+
+    def page_terms(self, page_id: str, n: int = 20) -> list[tuple[str, float]] | None:
+        """The page's own largest weights (its V-SPLADE expansion or its lexical terms) where
+        the engine's searcher holds the vectors (memory); None elsewhere."""
+        with self._searcher() as s:
+            return s.page_terms(page_id, n)
+
+    def can_list_page_terms(self) -> bool:
+        with self._searcher() as s:
+            return bool(s.can_give_page_terms)
+
+    def catalog(self) -> list[dict]:
+        """Every page the index holds ({"id", "source", "page", "path", "sha256"}), as of now."""
+        return self._listed()[0]
+
+    def properties(self) -> dict:
+        return self._listed()[1]
+
+    def info(self, sources: bool = False) -> dict:
+        """What `vsplade info` prints: pages, files, encoder, root, created/updated, size."""
+        from .catalog import summarize
+
+        catalog, props = self._listed()
+        result = summarize(catalog, props, self.engine.location_info())
+        version = self.engine.version()
+        if version is not None:
+            result["version"] = str(version)
+        if not sources:
+            result.pop("sources")
+        return result
+
+    def __len__(self) -> int:
+        return len(self.catalog())
+
+    # -- the warm parts ---------------------------------------------------------------------
 
     @property
     def query_encoder(self):
         if self._query_encoder is None:
             from .encoders import load_query_encoder
 
-            with self._open_lock:
+            with self._lock:
                 if self._query_encoder is None:
+                    if not self.model:
+                        raise EngineError("the index does not say which model built it (vectors from the official "
+                                          "encoder carry no model name); pass --model (model= in Python) with the "
+                                          "checkpoint or bundle that encoded them")
                     self._query_encoder = load_query_encoder(self.model)
         return self._query_encoder
 
     @property
     def searcher(self):
-        searcher = self._searcher
-        if searcher is None:
-            with self._open_lock:
-                if self._searcher is None:
-                    self._searcher = self.engine.searcher()
-                searcher = self._searcher
-        return searcher
+        """The current searcher (reopened when the index changed). For one search at a time;
+        concurrent callers use `with col._searcher() as s`, which keeps it open while in use."""
+        with self._searcher() as s:
+            return s
 
-    def info(self, sources: bool = False) -> dict:
-        """What `vsplade info` prints: pages, files, encoder, root, created/updated, size."""
-        from .catalog import summarize
+    @contextmanager
+    def _searcher(self) -> Iterator[Any]:
+        lease = self._acquire()
+        try:
+            yield lease.searcher
+        finally:
+            self._release(lease)
 
+    def _acquire(self) -> _Lease:
+        version = self.engine.version()
+        stale = None
+        with self._lock:
+            lease = self._lease
+            if lease is not None and version is not None and lease.version != version:
+                lease.retired = True  # closed by its last user's release, or now if it has none
+                stale = lease if lease.users == 0 else None
+                self._lease = lease = None
+            if lease is None:
+                lease = self._lease = _Lease(self.engine.searcher(), version)
+            lease.users += 1
+        if stale is not None:
+            stale.searcher.close()
+        return lease
+
+    def _release(self, lease: _Lease) -> None:
+        with self._lock:
+            lease.users -= 1
+            close = lease.retired and lease.users == 0
+        if close:
+            lease.searcher.close()
+
+    def _listed(self) -> tuple[list[dict], dict]:
+        """(catalog, properties), read again only when the index version moved."""
+        version = self.engine.version()
+        cached = self._listing
+        if version is None:  # the engine cannot say: a listing is trusted for a few seconds
+            version = ("unversioned", int(time.monotonic() // UNVERSIONED_TTL_S))
+        if cached is not None and cached[0] == version:
+            return cached[1], cached[2]
         props = self.engine.read_properties()
         if props is None:
             raise EngineError(f"{self.engine.index}: no such index")
-        result = summarize(self.engine.read_catalog(), props, self.engine.location_info())
-        if not sources:
-            result.pop("sources")
-        return result
-
-    def __len__(self) -> int:
-        return len(self.engine.read_catalog())
-
-    def _close_searcher(self) -> None:
-        with self._open_lock:
-            searcher, self._searcher = self._searcher, None
-        if searcher is not None:
-            searcher.close()
+        catalog = self.engine.read_catalog()
+        self._listing, self._by_id = (version, catalog, props), None
+        return catalog, props
 
     def close(self) -> None:
-        self._close_searcher()
+        with self._lock:
+            lease, self._lease = self._lease, None
+        if lease is not None:
+            lease.retired = True
+            if lease.users == 0:
+                lease.searcher.close()
 
     def __enter__(self) -> "Collection":
         return self
@@ -185,8 +384,22 @@ class Collection:
         return f"Collection({self.engine.index!r}, engine={self.engine.name!r}, model={self.model!r})"
 
 
+def model_of(engine: Engine) -> str | None:
+    """The model that built the index, as the index records it (None when it does not say:
+    vectors from the official encoder carry no model name)."""
+    info = engine.read_encoder_info()
+    found = info.get("model") or info.get("name")
+    return None if not found or found == "unknown" else found
 
 
-def _engine(index, engine: str | None, options: dict) -> Engine:
+def _root(props: dict) -> Path | None:
+    return Path(props["root"]) if props.get("root") else None
+
+
+def _engine(index, engine: str | Engine | None, options: dict) -> Engine:
+    if isinstance(engine, Engine):
+        if options:
+            raise TypeError("give an opened Engine or an engine name with its options, not both")
+        return engine
     name = engine or default_engine_name()
-    return get_engine_class(name)(index=str(index), **options)
+    return get_engine_class(name)(index=None if index is None else str(index), **options)

@@ -162,16 +162,25 @@ class Searcher(ABC):
     def search(self, query: Mapping[str, float], k: int = 10) -> list[Hit]: ...
 
     def batch_search(
-        self, queries: Sequence[Mapping[str, float]], k: int = 10, threads: int = 1
+        self, queries: Sequence[Mapping[str, float]], k: int = 10, threads: int = 1, **options: Any
     ) -> list[list[Hit]]:
-        if threads <= 1:
-            return [self.search(q, k) for q in queries]
-        with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(lambda q: self.search(q, k), queries))
+        """search() for each query; options (explain, filters) as search() takes them. An
+        engine with its own batching (OpenSearch _msearch) overrides this."""
+        if threads <= 1 or len(queries) < 2:
+            return [self.search(q, k, **options) for q in queries]
+        with ThreadPoolExecutor(min(threads, len(queries))) as pool:
+            return list(pool.map(lambda q: self.search(q, k, **options), queries))
 
     def index_info(self) -> dict:
         """What the index was built with (the `info` given to Engine.writer); {} if unknown."""
         return {}
+
+    def page_terms(self, page_id: str, n: int) -> list[tuple[str, float]] | None:
+        """The page's n largest (term, weight) pairs, where the searcher holds the vectors;
+        None where it cannot give them (or does not know the page)."""
+        return None
+
+    can_give_page_terms = False
 
     def close(self) -> None:
         pass
@@ -223,3 +232,10 @@ class Engine(ABC):
     def location_info(self) -> dict:
         """What `vsplade info` shows beyond pages and sources: location, size, ..."""
         return {"engine": self.name, "index": self.index}
+
+    def version(self) -> Any:
+        """A cheap token that changes whenever a commit changes what a reader sees (pages or
+        properties): `Collection` reopens its searcher and re-reads the catalog when it moves
+        (Lucene's SearcherManager.maybeRefresh). None: the engine cannot tell cheaply, and its
+        searcher is opened once (an engine whose searcher always sees the latest commit)."""
+        return None

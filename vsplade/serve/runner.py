@@ -44,9 +44,9 @@ def check_bind(host: str, token: str | None) -> None:
             "(clients then send Authorization: Bearer <token>), or bind 127.0.0.1")
 
 
-def run(engine, host: str = "127.0.0.1", port: int = 8080, model: str | None = None, cache_dir=None,
+def run(collection, host: str = "127.0.0.1", port: int = 8080, cache_dir=None,
         log_level: str = "warning", echo=print) -> None:
-    """Blocking: serve until interrupted."""
+    """Blocking: serve the `Collection` until interrupted."""
     token = os.environ.get(TOKEN_ENV) or None
     check_bind(host, token)
     try:
@@ -56,11 +56,12 @@ def run(engine, host: str = "127.0.0.1", port: int = 8080, model: str | None = N
         from .service import SearchService
     except ImportError as e:
         raise ServeConfigError(f"vsplade serve needs the serve extra: pip install 'vsplade[serve]' ({e})") from None
-    service = SearchService(engine, model=model, cache_dir=cache_dir)
+    service = SearchService(collection, cache_dir=cache_dir)
+    engine = collection.engine
     app = create_app(service, token=token, loopback_only=is_loopback(host))
     shown = f"[{host}]" if ":" in host else host
     echo(f"vsplade serve: {engine.name} index {engine.index}, model {service.model}, "
-         f"{len(service.catalog) if service.has_catalog else 'unlisted'} pages; "
+         f"{len(collection)} pages; "
          f"http://{shown}:{port}/  (API: /openapi.json{', bearer token required' if token else ''})")
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, server_header=False,

@@ -15,7 +15,6 @@ writer, or ``--recreate`` while another process writes, fails with IndexLockedEr
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -134,6 +133,22 @@ class LuceneEngine(Engine):
                 "scale": cfg.get("scale", self.scale), "build": cfg.get("build", self.build),
                 "encoder": cfg.get("encoder"), "complete": cfg.get("state") == "ready" if cfg else None}
 
+    def version(self):
+        """The commit points (segments_N: every add/delete commit makes a new one) and the config
+        file's identity (properties are replaced with a rename): one directory listing."""
+        from .store import CONFIG_FILE
+
+        try:
+            names = os.listdir(self.path)
+        except OSError:
+            return "absent"
+        try:
+            st = (self.path / CONFIG_FILE).stat()
+            config = (st.st_ino, st.st_mtime_ns)
+        except OSError:  # an index Pyserini built: its commits alone
+            config = None
+        return (tuple(sorted(n for n in names if n.startswith("segments_"))), config)
+
     def _has_config(self) -> bool:
         from .store import CONFIG_FILE
 
@@ -147,5 +162,3 @@ class LuceneEngine(Engine):
         return export(batches, Path(out), scale=float(options.get("scale") or 100.0),
                       shards=int(options.get("shards") or DEFAULT_SHARDS), vocab=options.get("vocab"))
 
-    def describe(self) -> str:
-        return json.dumps({"engine": self.name, "index": str(self.path), "scale": self.scale, "build": self.build})

@@ -27,7 +27,7 @@ import logging
 import re
 import threading
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -253,12 +253,13 @@ class LuceneImpactIndexSearcher(Searcher):
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
     def batch_search(
-        self, queries: Sequence[Mapping[str, float]], k: int = 10, threads: int | None = None
+        self, queries: Sequence[Mapping[str, float]], k: int = 10, threads: int | None = None, **options: Any
     ) -> list[list[Hit]]:
-        """Queries split over `threads` Python threads; the JVM releases the GIL while it searches."""
+        """Queries split over `threads` Python threads; the JVM releases the GIL while it searches.
+        options: as search() takes them (explain, filters)."""
         threads = max(1, threads or self.threads)
         if threads == 1 or len(queries) < 2:
-            return [self.search(q, k) for q in queries]
+            return [self.search(q, k, **options) for q in queries]
         out: list[list[Hit] | None] = [None] * len(queries)
         errors: list[BaseException] = []
         next_i = iter(range(len(queries)))
@@ -271,7 +272,7 @@ class LuceneImpactIndexSearcher(Searcher):
                         i = next(next_i, None)
                     if i is None:
                         return
-                    out[i] = self.search(queries[i], k)
+                    out[i] = self.search(queries[i], k, **options)
             except BaseException as e:  # surfaced in the caller's thread below
                 errors.append(e)
             finally:
