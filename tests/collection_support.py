@@ -1,8 +1,7 @@
-"""The one-object path (`vsplade.Collection`) checked the same way on every engine
-(tests/lucene/test_collection_lucene.py, tests/opensearch/test_collection_opensearch.py):
-a fresh index of the same folder through Collection.create/index/search, compared with the
-memory engine's Collection on that folder and with the exact scorer over the weights the
-engine stores (integer impacts for Lucene, 9-bit FeatureField values for OpenSearch)."""
+"""The reference side of the engine contract (tests/engine_contract.py): the shared test folder
+of real PDFs, its queries and filters, the memory Collection's float weights, those weights as an
+engine stores them (integer impacts for Lucene, 9-bit FeatureField values for OpenSearch), and a
+brute-force scorer + hit comparisons over them. The concurrency tests reuse the folder and queries."""
 
 from __future__ import annotations
 

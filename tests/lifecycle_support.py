@@ -1,5 +1,6 @@
-"""The folder the lifecycle tests change under an index (tests/core/test_lifecycle.py and its
-OpenSearch twin): three PDFs, one in a subfolder, cut from the shipped test PDFs."""
+"""The folder the lifecycle tests change under an index (tests/engine_contract.py on every engine,
+the CLI and crash tests in tests/core/test_lifecycle.py and tests/opensearch/test_lifecycle_opensearch.py):
+three PDFs, one in a subfolder, cut from the shipped test PDFs."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The collection lifecycle on the direct Lucene writer: catalog, delete, properties, filters
 inside the search, hits with their files, compared with the exact scorer over the SAME
-integer impacts (tests/core/test_lifecycle.py runs the user-level scenarios on Lucene too)."""
+integer impacts (tests/lucene/test_contract_lucene.py runs the user-level scenarios of the engine
+contract on Lucene)."""
 
 from __future__ import annotations
 
