@@ -116,13 +116,6 @@ def in_scope(key: str, root: Path, inputs: Sequence[str | os.PathLike]) -> bool:
 
 
 @dataclass
-class FileVersion:
-    key: str
-    sha256: str
-    ids: list[str] = field(default_factory=list)
-
-
-@dataclass
 class SyncPlan:
     added: list[str] = field(default_factory=list)  # keys
     replaced: list[str] = field(default_factory=list)

@@ -638,8 +638,11 @@ def _plugins(group: str) -> dict:
 @app.command()
 def inspect(
     image: str = typer.Argument(..., help="An image or PDF (first page, or --page)."),
-    model: str = typer.Option(..., "--model", "-m", help="'lexical' or a V-SPLADE checkpoint."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="'lexical' or a V-SPLADE checkpoint. [default: the --index's model]"),
     query: List[str] = typer.Option([], "--query", "-q", help="Score these queries against the page."),
+    engine: Optional[str] = EngineOpt,
+    index_: Optional[str] = typer.Option(None, "--index", "-i", help="Score as this index does: its model and its frozen corpus statistics (lexical IDF), not the page's own."),
+    url: Optional[str] = UrlOpt,
     page: int = typer.Option(1, min=1, help="PDF page (1-based)."),
     top: int = typer.Option(10, min=1, help="How many top tokens to show."),
     dpi: int = typer.Option(144, min=1, help="PDF render resolution."),
@@ -649,13 +652,29 @@ def inspect(
     """Encode one page: nnz, max weight, top tokens, and per query the score and its top terms."""
     from .pages import PageReader
 
+    props: dict = {}
+    if index_:
+        col = _open_collection(_open_engine(engine, index_, url=url), index_, model)
+        props, model = col.properties(), model or col.model
+    elif engine or url:
+        _fail("--engine and --url apply with --index")
+    if not model:
+        _fail("give --model, or --index to use the model that built it")
     enc = _load_encoder(model, None, device)
     reader = PageReader([image], dpi=dpi, render=enc.needs_image, text=True)
     chosen = next((p for p in reader if p.page_no == page), None)
     if chosen is None:
         _fail(f"{image}: no page {page}" + (f" ({reader.failures[0]})" if reader.failures else ""))
+    statistics = None
     if enc.needs_fit:
-        enc.fit([chosen])
+        state = props.get("encoder_state")
+        if state:  # as the index scores: the statistics frozen when it was created
+            enc.load_state(state)
+            statistics = f"the index's ({index_}: {state.get('num_docs')} pages when it was created)"
+        else:
+            enc.fit([chosen])
+            statistics = ("this page alone (give --index to score as an index does)" if not index_
+                          else f"this page alone ({index_} records no corpus statistics)")
     batch = enc.encode([chosen])
     ids, weights = batch.row(0)
     vocab = enc.query_encoder().vocab
@@ -667,6 +686,8 @@ def inspect(
         "top_tokens": [[vocab.display(int(ids[j])), float(weights[j])] for j in order[:top]],
         "queries": [],
     }
+    if statistics:
+        result["statistics"] = statistics
     doc = dict(zip(ids.tolist(), weights.tolist()))
     qenc = enc.query_encoder()
     for text in query:
@@ -681,6 +702,8 @@ def inspect(
         typer.echo(json.dumps(result, ensure_ascii=False))
         return
     typer.echo(f"{chosen.source} page {chosen.page_no}: nnz={result['nnz']} max={result['max']:.3f}")
+    if statistics:
+        typer.echo(f"corpus statistics: {statistics}")
     typer.echo(f"Top-{top} activated tokens:")
     for tok, w in result["top_tokens"]:
         typer.echo(f"  {w:.3f} {tok!r}")

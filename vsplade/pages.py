@@ -89,11 +89,6 @@ class PageFailure:
         return f"{where}: {self.error}"
 
 
-def page_id(sha256: str, page_no: int) -> str:
-    """Same file content + page number -> same id, wherever the file lives."""
-    return f"{sha256[:16]}-{page_no}"
-
-
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -222,11 +217,11 @@ class PageReader:
         return self.only_pages is not None and int(pid.rsplit("-", 1)[1]) not in self.only_pages
 
     def _page_id(self, sha: str, page_no: int) -> str:
-        if self._key is None:
-            return page_id(sha, page_no)
-        from .catalog import page_id as collection_page_id
+        # one id rule (vsplade.catalog.page_id); a file read outside a collection is keyed by
+        # its name, as indexing that file alone names it, so `inspect` and `index` agree
+        from .catalog import page_id
 
-        return collection_page_id(self._key, sha, page_no)
+        return page_id(self._key, sha, page_no)
 
     def _path(self, path: Path) -> str:
         # the path as the user reaches the file (a link keeps its own name: vsplade.catalog)
@@ -267,6 +262,7 @@ class PageReader:
             source = self._key
         else:
             sha = file_sha256(path)
+            self._key = path.name
         kind = _sniff(path, head)
         if kind == "bad-pdf":
             self._fail(source, None, "not a PDF (no %PDF header)")

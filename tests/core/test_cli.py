@@ -132,6 +132,28 @@ def test_bundle_and_inspect(tmp_path, pdf_dir):
     assert q["score"] > 0 and q["score"] >= sum(c for _, c in q["top_matches"]) - 1e-9
 
 
+def test_inspect_with_index_scores_as_search_does(tmp_path, pdf_dir):
+    """Before: `inspect PAGE -q Q` scored the page with its own lexical statistics (3.39 where
+    search gave the same page 11.07). With --index: the index's model and frozen statistics,
+    the same score and page id as search; it says which statistics it used."""
+    ix = tmp_path / "ix"
+    assert run("index", pdf_dir, "--model", "lexical", "--engine", "memory", "--index", ix).exit_code == 0
+    pdf = pdf_dir / "debian-refcard-en-a4.pdf"
+    r = run("search", "apt-get install", "--engine", "memory", "--index", ix, "--source", pdf.name,
+            "--page-min", "1", "--page-max", "1", "--json", "-k", "1")
+    assert r.exit_code == 0, r.output
+    hit = json.loads(r.stdout)["hits"][0]
+    r = run("inspect", pdf, "--index", ix, "--engine", "memory", "-q", "apt-get install", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["queries"][0]["score"] == pytest.approx(hit["score"], rel=1e-5)
+    assert out["page"]["id"] == hit["id"]  # one page-id rule for inspect and index
+    assert "the index's" in out["statistics"]
+    alone = json.loads(run("inspect", pdf, "--model", "lexical", "-q", "apt-get install", "--json").stdout)
+    assert "this page alone" in alone["statistics"]
+    assert alone["queries"][0]["score"] != pytest.approx(hit["score"], rel=1e-3)
+
+
 def test_pruning_flags_are_refused_for_the_lexical_encoder(tmp_path, good_inputs):
     r = run("encode", good_inputs, "--model", "lexical", "--out", tmp_path / "e", "--top-k", "10")
     assert r.exit_code == 2 and "top_k" in r.output and "V-SPLADE" in r.output

@@ -21,7 +21,8 @@ import pytest
 from PIL import Image
 
 from vsplade import pages as _pages
-from vsplade.pages import PageReader, page_id, read_pages
+from vsplade.catalog import page_id
+from vsplade.pages import PageReader, read_pages
 
 DEFAULT_MAX_EDGE = getattr(_pages, "DEFAULT_MAX_EDGE", 2048)  # getattr: this file also ran on the code before
 
@@ -372,13 +373,13 @@ def test_every_frame_of_a_multipage_tiff_is_its_own_page(tmp_path):
         pages = list(reader)
         assert [p.page_no for p in pages] == [1, 2, 3]
         assert reader.failures == [] and reader.warnings == []
-        assert [p.id for p in pages] == [page_id(pages[0].sha256, n) for n in (1, 2, 3)]
+        assert [p.id for p in pages] == [page_id(tiff.name, pages[0].sha256, n) for n in (1, 2, 3)]
         if render:
             assert [p.image.getpixel((5, 5)) for p in pages] == FRAME_COLOURS
             assert [p.image.size for p in pages] == [(60, 40), (70, 40), (80, 40)]
     # a single-frame image keeps its id (page 1) as before
     one, _ = read_pages([DATA / "sample_page.png"], render=False)
-    assert one[0].id == page_id(one[0].sha256, 1)
+    assert one[0].id == page_id("sample_page.png", one[0].sha256, 1)
 
 
 def test_a_bad_tiff_frame_fails_alone(tmp_path):

@@ -1,6 +1,7 @@
 import shutil
 
-from vsplade.pages import PageReader, page_id, read_pages
+from vsplade.catalog import page_id
+from vsplade.pages import PageReader, read_pages
 
 BAD = {
     "zero-bytes.pdf": "empty file",
@@ -53,14 +54,21 @@ def test_image_only_pdf_has_pages_without_text(pdf_dir):
     assert sum(len(p.text) for p in pages) < 100
 
 
-def test_ids_are_stable_across_copies_and_differ_by_page(tmp_path, pdf_dir):
+def test_ids_follow_the_one_rule_and_differ_by_page(tmp_path, pdf_dir):
+    """One page-id rule (vsplade.catalog.page_id): a file read alone is keyed by its name, as
+    indexing that file alone keys it, so `inspect` and `index` give a page the same id; a copy
+    under a new name is a new file with its own ids; the same name and content, the same ids."""
     src = pdf_dir / "debian-refcard-en-a4.pdf"
     shutil.copy(src, tmp_path / "renamed.pdf")
+    (tmp_path / "same").mkdir()
+    shutil.copy(src, tmp_path / "same" / src.name)
     a, _ = read_pages([src], render=False)
     b, _ = read_pages([tmp_path / "renamed.pdf"], render=False)
-    assert [p.id for p in a] == [p.id for p in b]
+    c, _ = read_pages([tmp_path / "same" / src.name], render=False)
+    assert not {p.id for p in a} & {p.id for p in b}
+    assert [p.id for p in a] == [p.id for p in c]
     assert len({p.id for p in a}) == len(a)
-    assert a[1].id == page_id(a[1].sha256, 2)
+    assert a[1].id == page_id(src.name, a[1].sha256, 2)
 
 
 def test_folders_recurse_globs_expand_and_duplicates_collapse(tmp_path, pdf_dir, data_dir):

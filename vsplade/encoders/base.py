@@ -50,11 +50,6 @@ class DocumentEncoder(ABC):
     def query_encoder(self) -> QueryEncoder:
         """The torch-free query side that goes with these document vectors."""
 
-    def bundle_table_and_mode(self):
-        """(table or None, mode, extra settings) to write a model bundle."""
-        q = self.query_encoder()
-        return q.table, q.mode, {"lowercase": q.lowercase, "prefix_space": q.prefix_space}
-
 
 def batched(items: Iterable, size: int):
     chunk = []
