@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, Sequence, TypeVar
 
 from ..sparse import SparseBatch
 
@@ -192,6 +192,35 @@ class Searcher(ABC):
         self.close()
 
 
+# -- typed engine settings -------------------------------------------------------------------
+# Each engine declares its settings as a frozen dataclass (Lucene: index, scale, ...; OpenSearch:
+# urls, auth, TLS, shards, kind, ...). A field made with `cli_field` is one the command line may
+# set (its flag: --name-with-dashes); the CLI builds only the chosen engine's settings and
+# refuses any other flag with one line naming the engine and its flags (Engine.cli_options).
+
+S = TypeVar("S")
+
+
+def cli_field(default: Any = None, **kw: Any) -> Any:
+    """A settings field the command line may set."""
+    return field(default=default, metadata={"cli": True}, **kw)
+
+
+def cli_names(settings_class: type) -> frozenset[str]:
+    return frozenset(f.name for f in fields(settings_class) if f.metadata.get("cli"))
+
+
+def settings_from(settings_class: type[S], engine: str, options: Mapping[str, Any]) -> S:
+    """The settings from keyword options; a name the engine does not know is an EngineError
+    naming it (a typo never passes silently). None means "not given": the field's default."""
+    known = {f.name for f in fields(settings_class)}
+    unknown = sorted(k for k in options if k not in known)
+    if unknown:
+        raise EngineError(f"the {engine} engine does not know option(s) {', '.join(unknown)} "
+                          f"(it takes: {', '.join(sorted(known))})")
+    return settings_class(**{k: v for k, v in options.items() if v is not None})
+
+
 class Engine(ABC):
     """One engine at one location. Options come from CLI flags / keyword arguments:
     ``index`` (a dir or an index name), ``url``, credentials..., each engine takes what it
@@ -200,8 +229,15 @@ class Engine(ABC):
     name: str = ""
     # the command-line options (keyword names) this engine takes besides --index: the CLI
     # refuses any other with one line naming the engine and these, instead of passing it on
-    # to be ignored or misread (each connector declares its own)
+    # to be ignored or misread. An engine with a settings dataclass gets them from its
+    # `cli_field`s (__init_subclass__), so the list and the settings cannot drift apart.
     cli_options: frozenset[str] = frozenset()
+    settings_class: type | None = None
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.__dict__.get("settings_class") is not None:
+            cls.cli_options = cli_names(cls.settings_class)
 
     def __init__(self, index: str | None = None, **options: Any):
         self.index = index

@@ -16,10 +16,11 @@ writer, or ``--recreate`` while another process writes, fails with IndexLockedEr
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from vsplade.engines.base import Engine, EngineError, IndexWriter
+from vsplade.engines.base import Engine, EngineError, IndexWriter, cli_field, settings_from
 from vsplade.sparse import SparseBatch
 
 from . import jvm
@@ -32,35 +33,58 @@ _FOREIGN = ("url", "user", "password", "api_key", "ca_certs", "insecure")
 DEFAULT_SCALE = {"direct": 10000.0, "jsonvector": 100.0}
 # an index without our config (built by Pyserini) is searched with its customary scale
 FOREIGN_INDEX_SCALE = 100.0
-_KNOWN = {"scale", "build", "heap", "threads", "chunk_docs", "commit_every", "vocab"}
 _ENV = {"chunk_docs": "VSPLADE_LUCENE_CHUNK_DOCS", "commit_every": "VSPLADE_LUCENE_COMMIT_EVERY"}
+
+
+@dataclass(frozen=True)
+class LuceneSettings:
+    """The Lucene engine's settings (module docstring); only `scale` is a CLI flag."""
+
+    index: str
+    scale: float | None = cli_field()  # None: the index's own, else DEFAULT_SCALE[build]
+    build: str = "direct"
+    heap: str | None = None
+    threads: int = 1
+    chunk_docs: int | None = None  # None: VSPLADE_LUCENE_CHUNK_DOCS, else the writer's default
+    commit_every: int | None = None  # None: VSPLADE_LUCENE_COMMIT_EVERY, else the writer's default
+    vocab: Any = None
+
+    def __post_init__(self) -> None:
+        if not self.index:
+            raise EngineError("the lucene engine needs --index DIR")
+        if self.build not in DEFAULT_SCALE:
+            raise EngineError(f"build must be 'direct' or 'jsonvector', got {self.build!r}")
+        if self.scale is not None and not float(self.scale) > 0:
+            raise EngineError(f"--scale must be positive, got {self.scale}")
+        for name in ("chunk_docs", "commit_every"):
+            value = getattr(self, name) or os.environ.get(_ENV[name])
+            if value is not None:
+                try:
+                    object.__setattr__(self, name, int(value))
+                except ValueError:
+                    raise EngineError(f"{name} must be an integer, got {value!r}") from None
 
 
 class LuceneEngine(Engine):
     name = "lucene"
-    cli_options = frozenset({"scale"})
+    settings_class = LuceneSettings
 
     def __init__(self, index: str | None = None, **options: Any):
         foreign = [k for k in _FOREIGN if options.get(k)]
         if foreign:
             flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
             raise EngineError(f"the lucene engine is a local dir; {flags} do(es) not apply (use --index DIR)")
-        unknown = set(options) - _KNOWN - set(_FOREIGN)
-        if unknown:
-            raise EngineError(f"the lucene engine does not know option(s) {', '.join(sorted(unknown))}")
+        options = {k: v for k, v in options.items() if k not in _FOREIGN}
+        self.settings = settings_from(LuceneSettings, self.name, {"index": index, **options})
         super().__init__(index, **options)
-        if not index:
-            raise EngineError("the lucene engine needs --index DIR")
         self.path = Path(index)
-        self.build = options.get("build") or "direct"
-        if self.build not in DEFAULT_SCALE:
-            raise EngineError(f"build must be 'direct' or 'jsonvector', got {self.build!r}")
-        self._scale_option = float(options["scale"]) if options.get("scale") else None
+        self.build = self.settings.build
+        self._scale_option = float(self.settings.scale) if self.settings.scale else None
         self.scale = self._scale_for(recreate=False)
-        self.threads = int(options.get("threads") or 1)
-        self.vocab = options.get("vocab")
+        self.threads = self.settings.threads
+        self.vocab = self.settings.vocab
         try:
-            jvm.start(options.get("heap"))
+            jvm.start(self.settings.heap)
         except jvm.JvmError as e:
             raise EngineError(str(e)) from None
 
@@ -81,17 +105,13 @@ class LuceneEngine(Engine):
             from .jsonvector import JsonVectorWriter
 
             return JsonVectorWriter(self.path, info, scale=self.scale, recreate=recreate, vocab=self.vocab,
-                                    threads=max(2, self.threads), heap=self.options.get("heap"))
+                                    threads=max(2, self.threads), heap=self.settings.heap)
         from .direct import DirectImpactWriter
 
-        kw = {}
-        for k in ("threads", "chunk_docs", "commit_every"):
-            value = self.options.get(k) or os.environ.get(_ENV.get(k, ""))
-            if value:
-                try:
-                    kw[k] = int(value)
-                except ValueError:
-                    raise EngineError(f"{k} must be an integer, got {value!r}") from None
+        # the writer's own defaults for what is not set (threads: every core)
+        kw = {k: getattr(self.settings, k) for k in ("chunk_docs", "commit_every") if getattr(self.settings, k)}
+        if self.options.get("threads"):
+            kw["threads"] = self.settings.threads
         return DirectImpactWriter(self.path, info, scale=self.scale, recreate=recreate, vocab=self.vocab, **kw)
 
     def searcher(self):
