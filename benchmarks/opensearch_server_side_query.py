@@ -63,7 +63,7 @@ def part1(pages: int, seed: int) -> dict:
     from vsplade.encoders import load_query_encoder
     from vsplade.encoders.lexical import LexicalEncoder
     from vsplade.engines.memory import ExactScorer
-    from vsplade.mlcommons import ServerSideNaming
+    from vsplade_opensearch.mlcommons import ServerSideNaming
     from vsplade.pages import PageReader
     from vsplade.sparse import SparseBatch
 
@@ -140,7 +140,7 @@ def percentiles(xs):
 def part2(url: str, pages: int, n_queries: int, seed: int) -> dict:
     from test_server_side_query import word_queries
 
-    from vsplade.bundle import write_opensearch_sparse
+    from vsplade_opensearch.bundle_format import write_opensearch_sparse
     from vsplade.encoders import load_query_encoder
     from vsplade_opensearch import OpenSearchEngine
     from vsplade_opensearch.connection import Connection

@@ -125,14 +125,3 @@ def load_bundle(path: str | Path) -> QueryEncoder:
     )
     enc.config = config  # type: ignore[attr-defined]
     return enc
-
-
-BUNDLE_FORMATS = ("vsplade", "opensearch-sparse")
-
-
-def write_opensearch_sparse(out_zip: str | Path, qenc: QueryEncoder) -> tuple[Path, str]:
-    """Moved to the OpenSearch connector (vsplade_opensearch.bundle_format, entry point
-    `vsplade.bundle_formats`); forwards there until cli.py loads the formats from entry points."""
-    from vsplade_opensearch.bundle_format import write_opensearch_sparse as write
-
-    return write(out_zip, qenc)

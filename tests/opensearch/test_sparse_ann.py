@@ -175,8 +175,15 @@ def test_cli_sparse_ann_index_search_info(opensearch_neural3_node, client, index
     assert [h["id"] for h in fa["hits"]] == [h["id"] for h in fb["hits"]]
     pm = json.loads(_cli(r, "search", "debian package management", *conn, "--page-max", 2, "--json").stdout)
     assert pm["hits"] and all(h["page"] <= 2 for h in pm["hits"])
+    # a --source that names no indexed file is refused before any search (Collection), one line
     none = _cli(r, "search", "interface definition language", *conn, "--source", "nope.pdf", "--json")
-    assert none.exit_code == 0 and json.loads(none.stdout)["hits"] == []
+    lines = [ln for ln in none.stderr.splitlines() if ln.strip()]
+    assert none.exit_code == 2 and len(lines) == 1 and "no indexed file matches" in lines[0], none.output
+    # the searcher itself (library use): no page under the key is no hits, not a failed search
+    from vsplade_opensearch import OpenSearchEngine
+
+    with OpenSearchEngine(index=index, url=url).searcher() as s:
+        assert s.search({"Ġinterface": 1.0}, 5) and s.search({"Ġinterface": 1.0}, 5, sources=["nope.pdf"]) == []
 
     res = _cli(r, "info", *conn, "--json")
     assert res.exit_code == 0 and json.loads(res.stdout)["pages"] == 34, res.output

@@ -10,8 +10,11 @@ Values are sent in the form the cluster stores them: FeatureField keeps 9 signif
 are unchanged (the cluster would drop the same bits), `_source` shows what is scored, and a
 page is ~11.4 KB instead of ~16.3 KB with float64 expansions of float32s.
 
-Term names come from the core vocabulary only (`Vocabulary.terms`), never built here.
-Document ids are the page ids, so writing the same page twice overwrites it (idempotent).
+Term names come from the core vocabulary only (`Vocabulary.terms`), never built here, or
+from the server-side kind's naming. The metadata fields and the bulk action (DocumentHeader)
+are the same for every index kind; the sparse ANN kind builds its vector part itself
+(kinds/sparse_ann.py). Document ids are the page ids, so writing the same page twice
+overwrites it (idempotent).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import orjson
 from vsplade.sparse import SparseBatch, bad_rows, feature_field_buckets
 from vsplade.vocab import Vocabulary, default_vocabulary
 
-from .mapping import DEFAULT_FIELD
+from .settings import DEFAULT_FIELD
 
 MIN_NORMAL = float(np.finfo(np.float32).tiny)
 
@@ -60,7 +63,8 @@ def _stem(source: str) -> str:
     return PurePath(source).stem
 
 
-def _reason(values: np.ndarray) -> str:
+def bad_row_reason(values: np.ndarray) -> str:
+    """Why a page's weights cannot be sent (the page's row of a bad_rows() hit)."""
     if np.isnan(values).any():
         return "weight is NaN"
     if np.isinf(values).any():
@@ -68,9 +72,42 @@ def _reason(values: np.ndarray) -> str:
     return f"negative weight {float(values.min())}"
 
 
+class DocumentHeader:
+    """The metadata part of every page document (id, source, page, title, text snippet, path,
+    sha256, encoder) and its bulk action line; the same for every index kind. `index=None`
+    leaves `_index` out of the action (the bulk request then names the index in its URL)."""
+
+    def __init__(self, index: str | None = None, info: Mapping[str, Any] | None = None, snippet_chars: int = 500):
+        self.snippet_chars = snippet_chars
+        self._encoder = {k: v for k, v in encoder_fields(info).items() if v is not None}
+        self._action_head = (
+            b'{"index":{"_index":' + orjson.dumps(index) + b',"_id":' if index else b'{"index":{"_id":'
+        )
+
+    def fields(self, doc_id: str, meta: Mapping[str, Any]) -> dict:
+        source = meta.get("source")
+        title = meta.get("title") or (_stem(str(source)) if source else None)
+        text = meta.get("text")
+        doc = {
+            "id": doc_id,
+            "source": None if source is None else str(source),
+            "page": meta.get("page"),
+            "title": title,
+            "text": text[: self.snippet_chars] if isinstance(text, str) and text else None,
+            "path": meta.get("path"),
+            "sha256": meta.get("sha256"),
+            **self._encoder,
+        }
+        return {k: v for k, v in doc.items() if v is not None}
+
+    def action(self, doc_id: str) -> bytes:
+        return self._action_head + orjson.dumps(doc_id) + b"}}\n"
+
+
 class DocumentBuilder:
-    """Builds bulk lines for one index. `index=None` leaves `_index` out of the action (the
-    bulk request then names the index in its URL)."""
+    """Builds bulk lines for one `rank_features` index. `naming` (the server-side kind's
+    mlcommons.ServerSideNaming, or anything with `.terms` and `.fold(matrix)`) names the
+    features instead of the vocabulary, after folding each page onto those names."""
 
     def __init__(
         self,
@@ -82,8 +119,6 @@ class DocumentBuilder:
         naming=None,
     ):
         self.vocab = vocab or default_vocabulary()
-        # server-side query indexes (vsplade.mlcommons.ServerSideNaming): features named as the
-        # ml-commons model emits them, page vectors folded onto those names first
         self.naming = naming
         # One read-only table of every piece a line is made of, each term's JSON key escaped
         # once, so building a batch is one gather (no dict, no per-key escaping, no float
@@ -101,27 +136,7 @@ class DocumentBuilder:
         self._tail_at = len(self._pieces) - 1
         self._vector_head = b"," + orjson.dumps(field) + b":{"
         self.field = field
-        self.snippet_chars = snippet_chars
-        self._encoder = {k: v for k, v in encoder_fields(info).items() if v is not None}
-        self._action_head = (
-            b'{"index":{"_index":' + orjson.dumps(index) + b',"_id":' if index else b'{"index":{"_id":'
-        )
-
-    def header(self, doc_id: str, meta: Mapping[str, Any]) -> dict:
-        source = meta.get("source")
-        title = meta.get("title") or (_stem(str(source)) if source else None)
-        text = meta.get("text")
-        doc = {
-            "id": doc_id,
-            "source": None if source is None else str(source),
-            "page": meta.get("page"),
-            "title": title,
-            "text": text[: self.snippet_chars] if isinstance(text, str) and text else None,
-            "path": meta.get("path"),
-            "sha256": meta.get("sha256"),
-            **self._encoder,
-        }
-        return {k: v for k, v in doc.items() if v is not None}
+        self.head = DocumentHeader(index, info, snippet_chars)
 
     def build(self, batch: SparseBatch) -> BuiltDocs:
         out = BuiltDocs()
@@ -133,7 +148,7 @@ class DocumentBuilder:
         if len(bad):
             for r in bad.tolist():
                 s, e = m.indptr[r], m.indptr[r + 1]
-                out.failures.append((batch.ids[r], _reason(m.data[s:e])))
+                out.failures.append((batch.ids[r], bad_row_reason(m.data[s:e])))
             good = np.setdiff1d(good, bad)
             m = m[good]
         if len(good) == 0:
@@ -157,8 +172,8 @@ class DocumentBuilder:
         heads = []
         for r in good.tolist():
             doc_id = batch.ids[r]
-            head = orjson.dumps(self.header(doc_id, batch.meta[r]))
-            heads.append(b"".join((self._action_head, orjson.dumps(doc_id), b"}}\n", head[:-1], self._vector_head)))
+            head = orjson.dumps(self.head.fields(doc_id, batch.meta[r]))
+            heads.append(b"".join((self.head.action(doc_id), head[:-1], self._vector_head)))
             out.ids.append(doc_id)
         pages = len(good)
         key_code = indices.astype(np.int64)
@@ -189,56 +204,3 @@ def _feature_value_json() -> np.ndarray:
 
 
 _VALUE_JSON = _feature_value_json()
-
-
-@dataclass
-class AnnBuiltDocs(BuiltDocs):
-    clipped: int = 0  # folded weights above the ingest ceiling (the server clips them to it)
-
-
-class SparseAnnDocumentBuilder(DocumentBuilder):
-    """Bulk lines for a sparse ANN index (sparse_ann.py): the same metadata fields as
-    DocumentBuilder (its `header`), the vector as {str(id % fold): summed weight} for the
-    SEISMIC sparse_vector field. Same validation: a page with NaN, infinite or negative weights
-    is reported, not sent."""
-
-    def __init__(self, index: str | None = None, info: Mapping[str, Any] | None = None,
-                 vocab: Vocabulary | None = None, field: str = DEFAULT_FIELD, snippet_chars: int = 500,
-                 params: Mapping[str, Any] | None = None):
-        # not DocumentBuilder.__init__: its term/value tables serve rank_features lines only
-        from .sparse_ann import DEFAULT_CEILING_INGEST, FOLD
-
-        self.vocab = vocab or default_vocabulary()
-        self.field = field
-        self.snippet_chars = snippet_chars
-        self._encoder = {k: v for k, v in encoder_fields(info).items() if v is not None}
-        self._action_head = (
-            b'{"index":{"_index":' + orjson.dumps(index) + b',"_id":' if index else b'{"index":{"_id":'
-        )
-        params = dict(params or {})
-        self.fold = int(params.get("fold", FOLD))
-        self.ceiling = float(params.get("ceiling_ingest", DEFAULT_CEILING_INGEST))
-
-    def build(self, batch: SparseBatch) -> AnnBuiltDocs:
-        from .sparse_ann import fold_vector
-
-        out = AnnBuiltDocs()
-        m = batch.matrix
-        if m.shape[1] != self.vocab.size:
-            raise ValueError(f"vectors have {m.shape[1]} columns, the vocabulary {self.vocab.size}")
-        bad = set(bad_rows(m).tolist())
-        for r in sorted(bad):
-            out.failures.append((batch.ids[r], _reason(m.data[m.indptr[r]:m.indptr[r + 1]])))
-        for r in range(m.shape[0]):
-            if r in bad:
-                continue
-            s, e = m.indptr[r], m.indptr[r + 1]
-            vec = fold_vector(m.indices[s:e], m.data[s:e], self.fold)
-            out.dropped += int((m.data[s:e] <= 0).sum())
-            out.clipped += sum(1 for w in vec.values() if w > self.ceiling)
-            out.empty += int(not vec)
-            doc_id = batch.ids[r]
-            doc = {**self.header(doc_id, batch.meta[r]), self.field: vec}
-            out.ids.append(doc_id)
-            out.lines.append(b"".join((self._action_head, orjson.dumps(doc_id), b"}}\n", orjson.dumps(doc), b"\n")))
-        return out

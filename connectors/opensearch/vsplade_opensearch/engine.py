@@ -1,6 +1,7 @@
 """`--engine opensearch`: the Engine that the CLI finds through the `vsplade.engines` entry point.
 
-Options (keyword arguments; CLI flags in brackets): index [--index], url [--url: one node or
+Options (keyword arguments, typed and validated once by settings.OpenSearchSettings; CLI
+flags in brackets): index [--index], url [--url: one node or
 several of one cluster, comma-separated], user, password, api_key, ca_certs, insecure, headers
 (dict), timeout, field ("vector"), shards (1) [--shards], replicas (cluster default)
 [--replicas], threads (2), chunk_docs (500), chunk_bytes (8 MiB), retry_for (120 s)
@@ -26,147 +27,75 @@ neural_sparse query (k = hits; --source / --page-* as its own filter, searcher._
 scores are APPROXIMATE: dot products of byte-quantized weights over folded ids, from the
 clusters SEISMIC visits, not FeatureField scores (benchmarks/RESULTS.md, "Sparse ANN").
 --explain is refused on such an index.
+
+Index kinds (kinds/): rank_features, server_side (--server-side-query), sparse_ann
+(--sparse-ann). The writer's kind is chosen here, once: from the index `_meta` when the index
+exists (a flag asking for another kind is refused), from the settings for a new one.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from vsplade.engines.base import Engine, EngineError
 from vsplade.sparse import SparseBatch
 
-from .connection import Connection
 from .export import export_bulk
-from .mapping import DEFAULT_FIELD
-from .query import MODES
+from .kinds import IndexKind, default_kind, kind_named, kind_of_meta, mismatch
 from .searcher import OpenSearchSearcher
+from .settings import OpenSearchSettings, check_index_name
 from .writer import OpenSearchWriter
 
-_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-+]{0,254}$")
-_WRITER_INTS = ("threads", "chunk_docs", "chunk_bytes", "max_retries", "snippet_chars")
-_WRITER_FLOATS = ("retry_for", "backoff_initial", "backoff_max")
-
-
-def check_index_name(name: str | None) -> str:
-    if not name:
-        raise EngineError("the opensearch engine needs --index NAME (an index name)")
-    if not _INDEX_NAME.match(name) or name in (".", ".."):
-        raise EngineError(
-            f"invalid OpenSearch index name {name!r}: lowercase letters, digits, '_', '-', '+'; "
-            "not starting with '_', '-' or '+'"
-        )
-    return name
+__all__ = ["OpenSearchEngine", "check_index_name"]
 
 
 class OpenSearchEngine(Engine):
     name = "opensearch"
-    cli_options = frozenset({"url", "user", "password", "api_key", "ca_certs", "insecure", "shards", "replicas",
-                             "server_side_query", "query_model", "model_id", "sparse_ann", "ann_threshold",
-                             "ann_ceiling", "retry_for"})
+    cli_options = OpenSearchSettings.cli_options()
 
     def __init__(self, index: str | None = None, **options: Any):
         super().__init__(index, **options)
-        self.index = check_index_name(index)
-        self.conn = Connection.from_options(options)
-        self.field = str(options.get("field") or DEFAULT_FIELD)
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", self.field):
-            raise EngineError(f"--field must be a plain field name, got {self.field!r}")
-        self.query_mode = options.get("query_mode", "rank_feature")
-        if self.query_mode not in MODES:
-            raise EngineError(f"query_mode must be one of {', '.join(MODES)}, not {self.query_mode!r}")
+        self.settings = OpenSearchSettings.from_options(index, options)
+        self.index = self.settings.index
+        self.conn = self.settings.connection()
+        self.field = self.settings.vector_field
+        self.query_mode = self.settings.query_mode
 
     def __repr__(self) -> str:
         return f"OpenSearchEngine(index={self.index!r}, {self.conn!r})"
 
-    def _writer_options(self) -> dict:
-        o = self.options
-        out: dict[str, Any] = {}
-        for k in _WRITER_INTS:
-            if o.get(k) is not None:
-                out[k] = int(o[k])
-        for k in _WRITER_FLOATS:
-            if o.get(k) is not None:
-                out[k] = float(o[k])
-        for k in ("shards", "replicas"):
-            if k in o:
-                out[k] = None if o[k] is None else int(o[k])
-        if "progress" in o:
-            out["progress"] = o["progress"]
-        return out
-
-    def _ann_params(self) -> dict | None:
-        """The sparse_ann option as the _meta it records (None without it)."""
-        o = self.options
-        if not o.get("sparse_ann"):
-            if o.get("ann_threshold") is not None or o.get("ann_ceiling") is not None:
-                raise EngineError("--ann-threshold and --ann-ceiling apply to --sparse-ann")
-            return None
-        if o.get("server_side_query"):
-            raise EngineError("--sparse-ann and --server-side-query do not combine (a sparse_vector index is "
-                              "keyed by token ids, a server-side query index by the ml-commons model's names)")
-        from .sparse_ann import ann_params
-
-        try:
-            return ann_params(o.get("ann_threshold"), o.get("ann_ceiling"))
-        except (TypeError, ValueError) as e:
-            raise EngineError(str(e)) from None
+    @property
+    def server_side_query(self) -> bool:
+        """Searches send plain text, encoded by the cluster's ml-commons model (Collection asks)."""
+        return self.settings.server_side_query
 
     def writer(self, info: Mapping[str, Any], recreate: bool = False) -> OpenSearchWriter:
-        naming = query_model = None
-        server_side = self.options.get("server_side_query")
-        sparse_ann = self._ann_params()
-        if not recreate:
-            # an index built with --server-side-query or --sparse-ann stays so (delete, sync,
-            # later runs without the flag): its _meta says how its vectors are stored
-            from .mapping import QUERY_MODEL_KEY, SPARSE_ANN_KEY, stored_meta
-
-            mapping = self._mapping()
-            meta = stored_meta(mapping) if mapping else {}
-            server_side = server_side or bool(meta.get(QUERY_MODEL_KEY))
-            if meta.get(SPARSE_ANN_KEY) and not server_side:
-                sparse_ann = dict(meta[SPARSE_ANN_KEY])
-        if server_side:
-            naming, query_model = self._server_side_naming(info)
         return OpenSearchWriter(self.conn, self.index, info, recreate=recreate, field=self.field,
-                                naming=naming, query_model=query_model, sparse_ann=sparse_ann,
-                                **self._writer_options())
+                                kind=self._writer_kind(info, recreate), **self.settings.writer_options())
 
-    def _server_side_naming(self, info: Mapping[str, Any]):
-        """--server-side-query: the ml-commons naming of the model's query side (the
-        `query_model` option, else the model the pages were encoded with), and the _meta it
-        records, with the id of a deployed model of the same zip when the cluster has one."""
-        from vsplade.encoders import ModelError as QueryModelError, load_query_encoder
-        from .mlcommons import ServerSideNaming
+    def _writer_kind(self, info: Mapping[str, Any], recreate: bool) -> IndexKind:
+        """The index kind to write: an existing index keeps its own (delete, sync and later runs
+        need no flag), a flag asking for another is refused; a new index gets the one asked for."""
+        from .mapping import is_vsplade_meta, stored_meta
 
-        from .ml_model import ModelError, find_by_hash
-
-        model = self.options.get("query_model") or info.get("model") or info.get("name")
-        if not model or model == "unknown":
-            raise EngineError("--server-side-query needs the query model: the input does not say which model "
-                              "encoded it; pass --model with the checkpoint or bundle")
-        try:
-            naming = ServerSideNaming(load_query_encoder(str(model)))
-        except (QueryModelError, OSError, ValueError) as e:
-            raise EngineError(f"--server-side-query: {e}") from None
-        meta = naming.index_meta()
-        try:
-            deployed = [m for m in find_by_hash(self.conn, self.conn.client(), meta["model_content_hash"])
-                        if m.get("model_state") == "DEPLOYED"]
-            if deployed:
-                meta["model_id"] = deployed[0]["model_id"]
-        except (ModelError, EngineError):
-            pass  # no ml-commons (yet): the model id is looked up by hash when searching
-        return naming, meta
+        wanted = self.settings.wanted_kind
+        mapping = None if recreate else self._mapping()
+        meta = stored_meta(mapping) if mapping else {}
+        if not is_vsplade_meta(meta):  # no index (or not ours: the writer refuses it, naming it)
+            return (kind_named(wanted) if wanted else default_kind()).for_new_index(self.settings, info, self.conn)
+        stored = kind_of_meta(meta)
+        if wanted and kind_named(wanted) is not stored:
+            raise mismatch(self.index, stored, kind_named(wanted))
+        return stored.for_existing(meta, self.settings, info, self.conn)
 
     def record_model_id(self, model_id: str) -> None:
         """Write `model_id` into this index's _meta (register-model --index)."""
-        from .mapping import QUERY_MODEL_KEY, META_KEY, mapping_of, stored_meta
-
         from opensearchpy.exceptions import NotFoundError, OpenSearchException
 
         from .connection import describe_error
+        from .kinds.server_side import QUERY_MODEL_KEY
+        from .mapping import META_KEY, mapping_of, stored_meta
 
         client = self.conn.client()
         try:
@@ -184,11 +113,11 @@ class OpenSearchEngine(Engine):
         return OpenSearchSearcher(
             self.conn,
             self.index,
-            field=self.options.get("field"),
+            field=self.settings.field,  # None: the field the index _meta names
             mode=self.query_mode,
-            max_clauses=int(self.options.get("max_clauses", 1024)),
-            server_side=bool(self.options.get("server_side_query")),
-            model_id=self.options.get("model_id"),
+            max_clauses=self.settings.max_clauses,
+            server_side=self.settings.server_side_query,
+            model_id=self.settings.model_id,
         )
 
     # ---- collection lifecycle, read side (vsplade.catalog) ----------------------------
@@ -245,6 +174,8 @@ class OpenSearchEngine(Engine):
 
     @classmethod
     def export(cls, batches: Iterable[SparseBatch], out: Path, **options: Any) -> dict:
+        from .settings import DEFAULT_FIELD
+
         name = check_index_name(options.get("index_name") or options.get("index") or "vsplade")
         return export_bulk(
             batches,

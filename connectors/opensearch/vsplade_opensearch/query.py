@@ -84,11 +84,13 @@ def search_body(
     mode: str = "rank_feature",
     explain: bool = False,
     max_clauses: int = 1024,
+    filters: list[dict] | None = None,
 ) -> dict:
+    """`filters`: the clauses an index kind computed (kinds.IndexKind.filters); None: filter_clauses(opts)."""
     opts = opts or SearchOptions()
     terms = clean_query(query, max_clauses)
     scoring = scoring_clause(terms, field, mode, named=explain and mode == "rank_feature")
-    filters = filter_clauses(opts)
+    filters = filter_clauses(opts) if filters is None else filters
     # the scoring clause sits in `must` so filters only select; with no filter it stands alone
     q: dict = {"bool": {"must": [scoring], "filter": filters}} if filters else scoring
     if not terms:  # nothing to score with: an empty result, as the exact scorer gives
@@ -104,12 +106,13 @@ def search_body(
     return body
 
 
-def text_search_body(text: str, model_id: str, k: int, field: str = "vector", opts: SearchOptions | None = None) -> dict:
+def text_search_body(text: str, model_id: str, k: int, field: str = "vector", opts: SearchOptions | None = None,
+                     filters: list[dict] | None = None) -> dict:
     """Server-side query: the plain text and the ml-commons model that turns it into weighted
     feature names (neural-search's neural_sparse), filters as in search_body."""
     opts = opts or SearchOptions()
     scoring = {"neural_sparse": {field: {"query_text": text, "model_id": model_id}}}
-    filters = filter_clauses(opts)
+    filters = filter_clauses(opts) if filters is None else filters
     q: dict = {"bool": {"must": [scoring], "filter": filters}} if filters else scoring
     body: dict[str, Any] = {"size": int(k), "query": q, "track_total_hits": False}
     fields = None if opts.source_fields is None else list(opts.source_fields)

@@ -31,14 +31,13 @@ from vsplade.vocab import Vocabulary
 
 from .bulk import DEFAULT_RETRY_FOR, RETRY_STATUS, BulkError, BulkSender
 from .connection import Connection, check_reachable, describe_error
-from .documents import DocumentBuilder, SparseAnnDocumentBuilder
+from .kinds import IndexKind, default_kind
 from .mapping import (
     COLLECTION_KEY,
     LATER_FIELDS,
     METADATA_FIELDS,
     META_KEY,
     PENDING_REFRESH_KEY,
-    SPARSE_ANN_KEY,
     UNSET,
     check_compatible,
     index_body,
@@ -72,16 +71,12 @@ class OpenSearchWriter(IndexWriter):
         progress: bool | None = None,
         vocab: Vocabulary | None = None,
         client=None,
-        naming=None,
-        query_model: Mapping[str, Any] | None = None,
-        sparse_ann: Mapping[str, Any] | None = None,
+        kind: IndexKind | None = None,
     ):
         self.conn = conn
-        # sparse ANN (sparse_ann.ann_params): a SEISMIC sparse_vector field, folded ids
-        self.sparse_ann = dict(sparse_ann) if sparse_ann else None
-        # --server-side-query: vsplade.mlcommons.ServerSideNaming + the _meta it records
-        self.naming = naming
-        self.query_model = dict(query_model) if query_model else (naming.index_meta() if naming is not None else None)
+        # how the index lays out vectors (kinds/): the engine chose it, from the settings for a
+        # new index or from the _meta of an existing one
+        self.kind = kind or default_kind()()
         self.index = index
         self.info = dict(info)
         self.field = field
@@ -93,14 +88,8 @@ class OpenSearchWriter(IndexWriter):
         self._closed = False
         self._refresh_disabled = False
         self._call(self._open, recreate, shards, replicas)
-        if self.sparse_ann:  # an existing index's own parameters decide (fold, ceiling)
-            self.sparse_ann = dict(self.meta.get(SPARSE_ANN_KEY) or self.sparse_ann)
-        if self.sparse_ann:
-            self.builder = SparseAnnDocumentBuilder(None, self.info, vocab=vocab, field=field,
-                                                    snippet_chars=snippet_chars, params=self.sparse_ann)
-        else:
-            self.builder = DocumentBuilder(None, self.info, vocab=vocab, field=field, snippet_chars=snippet_chars,
-                                           naming=naming)
+        self.kind = self.kind.joined(self.meta)  # an existing index's own parameters decide
+        self.builder = self.kind.document_builder(None, self.info, vocab=vocab, field=field, snippet_chars=snippet_chars)
         self._bar = _progress_bar(index, progress)
         self.sender = BulkSender(
             self.client,
@@ -183,8 +172,7 @@ class OpenSearchWriter(IndexWriter):
         except NotFoundError:
             mapping = None
         if mapping is None:
-            body = index_body(self.info, self.field, shards, replicas, refresh_interval="-1", query_model=self.query_model,
-                              sparse_ann=self.sparse_ann)
+            body = index_body(self.info, self.field, shards, replicas, refresh_interval="-1", kind=self.kind)
             body["mappings"]["_meta"][META_KEY][PENDING_REFRESH_KEY] = UNSET
             try:
                 c.indices.create(index=self.index, body=body)
@@ -196,8 +184,7 @@ class OpenSearchWriter(IndexWriter):
                 # existing index (same checks as below)
                 mapping = mapping_of(c.indices.get_mapping(index=self.index))
         if mapping is not None:
-            self.meta = check_compatible(self.index, mapping, self.info, self.field, self.query_model,
-                                         sparse_ann=bool(self.sparse_ann))
+            self.meta = check_compatible(self.index, mapping, self.info, self.field, self.kind)
             missing = [f for f in LATER_FIELDS if f not in (mapping.get("properties") or {})]
             if missing:  # an index from before source identity: let its new pages carry it
                 c.indices.put_mapping(index=self.index, body={"properties": {f: METADATA_FIELDS[f] for f in missing}})
