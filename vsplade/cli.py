@@ -170,19 +170,16 @@ def encode(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Encode pages into an encoded dir (sparse_docs.npz + doc_ids.json + pages.jsonl)."""
-    from .encoded import EncodedDirError, EncodedDirWriter
+    from .collection import Collection
+    from .encoded import EncodedDirError
     from .engines import EngineError
-    from .pipeline import index_pages
-
-    from .encoded import EncodedDir, is_encoded_dir
+    from .engines.memory import MemoryEngine
 
     enc = _load_encoder(model, batch_size, device, top_k, threshold, page_path, render_workers)
     try:
-        props = EncodedDir(out).properties if not recreate and is_encoded_dir(out) else None
-        report = index_pages(
-            inputs, enc, lambda info: EncodedDirWriter(out, info, recreate=recreate), model, dpi=dpi,
-            properties=props, label="encoding",
-        )
+        # an encoded dir is the memory engine's index: the same collection lifecycle
+        col = Collection.for_writing(MemoryEngine(index=str(out)), model=model, recreate=recreate)
+        report = col.index(*inputs, dpi=dpi, encoder=enc, label="encoding")
     except (EngineError, EncodedDirError) as e:
         _fail(str(e))
     raise typer.Exit(_report(report, as_json, verb="encoded"))

@@ -115,20 +115,28 @@ class Collection:
     # -- writing ---------------------------------------------------------------------------
 
     def index(self, *inputs: str | Path, sync: bool = False, progress: bool | None = None,
-              batch_size: int | None = None, dpi: int | None = None, encoder=None,
+              batch_size: int | None = None, dpi: int | None = None, encoder=None, label: str | None = None,
               **encoder_options: Any) -> RunReport:
         """Add PDFs / images / folders / globs (resumable; unchanged files are skipped), or the
         vectors of ONE encoded dir. sync=True also replaces changed files and removes vanished
         ones. Returns the run report (``report.ok``, ``report.summary``, ``report.page_failures``).
         encoder: an already loaded DocumentEncoder (else `self.model` is loaded)."""
-        from .pages import DEFAULT_DPI
-        from .pipeline import index_encoded, index_pages, is_encoded_input
-
         if not inputs:
             raise ValueError("index() needs at least one file, folder or glob")
         items = [str(i) for i in inputs]
         recreate, self._recreate = self._recreate, False
         open_writer = lambda info: self.engine.writer(info, recreate=recreate)  # noqa: E731
+        try:
+            return self._index(items, open_writer, recreate, sync, progress, batch_size, dpi, encoder, label,
+                               encoder_options)
+        finally:
+            self._forget_listing()  # this object's own writes are seen at once, whatever version() says
+
+    def _index(self, items, open_writer, recreate, sync, progress, batch_size, dpi, encoder, label,
+               encoder_options) -> RunReport:
+        from .pages import DEFAULT_DPI
+        from .pipeline import index_encoded, index_pages, is_encoded_input
+
         if is_encoded_input(items):
             if sync:
                 raise EngineError("sync applies to files and folders, not to an encoded dir")
@@ -144,7 +152,8 @@ class Collection:
             enc.batch_size = batch_size
         props = None if recreate else self.engine.read_properties()
         return index_pages(items, enc, open_writer, self.model or "unknown", dpi=dpi or DEFAULT_DPI,
-                           batch_size=batch_size, progress=progress, properties=props, sync=sync)
+                           batch_size=batch_size, progress=progress, properties=props, sync=sync,
+                           label=label or "encoding + indexing")
 
     def match(self, sources: Sequence[str] = (), ids: Sequence[str] = ()) -> Match:
         """The pages named by source (path or key; a folder names everything under it) or id,
@@ -163,8 +172,14 @@ class Collection:
         todo = self.match(sources, ids).ids
         if not todo:
             return 0
-        with self.engine.writer(self.engine.read_encoder_info()) as w:
-            return w.delete(todo)
+        try:
+            with self.engine.writer(self.engine.read_encoder_info()) as w:
+                return w.delete(todo)
+        finally:
+            self._forget_listing()
+
+    def _forget_listing(self) -> None:
+        self._listing, self._by_id = None, None
 
     # -- reading ---------------------------------------------------------------------------
 
