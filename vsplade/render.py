@@ -1,6 +1,6 @@
-"""A hit's page as a picture: render the page an index points at from its source file.
+"""A hit's page as a picture (and its text layer), from the source file the index points at.
 
-Used by `Hit.image()`, `vsplade show` and the HTTP service. The index records, per page, the
+Used by `Hit.image()`, `Hit.text()`, `vsplade show`, the HTTP service and the adapters. The index records, per page, the
 absolute path it was read from and the file's content hash (vsplade.catalog); a page is only
 rendered from a file that still has that content, so a picture never shows another version
 of the document than the one that was indexed. Rendering goes through vsplade.pages (the
@@ -38,10 +38,7 @@ def _sha(path: Path) -> str:
     return sha
 
 
-def page_image(path: str | os.PathLike, page: int, sha256: str | None = None, width: int | None = None,
-               dpi: int = 144, source: str | None = None):
-    """The page as an RGB PIL image, `width` px wide if given (aspect kept, never upscaled
-    beyond the render cap). Raises SourceError naming the file when it moved or changed."""
+def _checked(path: str | os.PathLike, sha256: str | None, source: str | None) -> tuple[Path, str]:
     p = Path(path)
     name = source or str(p)
     if not p.is_file():
@@ -49,17 +46,34 @@ def page_image(path: str | os.PathLike, page: int, sha256: str | None = None, wi
     if sha256 and _sha(p) != sha256:
         raise SourceError(f"{name}: {p} has changed since it was indexed (content hash differs); re-index it "
                           "(vsplade index ... --sync) to see its current pages")
-    if width is not None and width <= 0:
-        raise ValueError(f"width must be positive, got {width}")
-    reader = PageReader([p], dpi=dpi, render=True, text=False, max_edge=max(DEFAULT_MAX_EDGE, width or 0),
-                        only_pages={page})
+    return p, name
+
+
+def _read_page(p: Path, name: str, page: int, **reader_options):
+    reader = PageReader([p], only_pages={page}, **reader_options)
     for candidate in reader:
         if candidate.page_no == page:
-            image = candidate.image
-            break
-    else:
-        why = f" ({reader.failures[0].error})" if reader.failures else ""
-        raise SourceError(f"{name}: no page {page} in {p}{why}")
+            return candidate
+    why = f" ({reader.failures[0].error})" if reader.failures else ""
+    raise SourceError(f"{name}: no page {page} in {p}{why}")
+
+
+def page_text(path: str | os.PathLike, page: int, sha256: str | None = None, source: str | None = None) -> str:
+    """The page's text layer ("" for an image or a scan without one), from the indexed version
+    of the file only (SourceError otherwise)."""
+    p, name = _checked(path, sha256, source)
+    return _read_page(p, name, page, render=False, text=True).text or ""
+
+
+def page_image(path: str | os.PathLike, page: int, sha256: str | None = None, width: int | None = None,
+               dpi: int = 144, source: str | None = None):
+    """The page as an RGB PIL image, `width` px wide if given (aspect kept, never upscaled
+    beyond the render cap). Raises SourceError naming the file when it moved or changed."""
+    p, name = _checked(path, sha256, source)
+    if width is not None and width <= 0:
+        raise ValueError(f"width must be positive, got {width}")
+    image = _read_page(p, name, page, dpi=dpi, render=True, text=False,
+                       max_edge=max(DEFAULT_MAX_EDGE, width or 0)).image
     if width is not None and image.width != width:
         height = max(1, round(image.height * width / image.width))
         from PIL import Image
@@ -68,10 +82,19 @@ def page_image(path: str | os.PathLike, page: int, sha256: str | None = None, wi
     return image
 
 
-def hit_image(meta: dict, width: int | None = None):
-    """page_image() for a page's metadata as an index stores it (path, page, sha256, source)."""
+def _path_of(meta: dict) -> str:
     path = meta.get("path")
     if not path:
         raise SourceError(f"{meta.get('source') or meta.get('id')}: the index does not record where this page was "
                           "read from (built by an older vsplade or from an encoded dir); re-index the files")
-    return page_image(path, int(meta.get("page") or 1), meta.get("sha256"), width, source=meta.get("source"))
+    return path
+
+
+def hit_image(meta: dict, width: int | None = None):
+    """page_image() for a page's metadata as an index stores it (path, page, sha256, source)."""
+    return page_image(_path_of(meta), int(meta.get("page") or 1), meta.get("sha256"), width, source=meta.get("source"))
+
+
+def hit_text(meta: dict) -> str:
+    """page_text() for a page's metadata as an index stores it."""
+    return page_text(_path_of(meta), int(meta.get("page") or 1), meta.get("sha256"), source=meta.get("source"))

@@ -38,8 +38,17 @@ class Hit:
         SourceError when the file moved or changed since it was indexed."""
         from ..render import hit_image
 
-        return hit_image({"id": self.id, "source": self.source, "page": self.page, "path": self.path,
-                          "sha256": self.sha256}, width)
+        return hit_image(self._meta(), width)
+
+    def text(self) -> str:
+        """The page's text layer ("" for a page without one), read from its source file (the
+        indexed version only: SourceError when it moved or changed)."""
+        from ..render import hit_text
+
+        return hit_text(self._meta())
+
+    def _meta(self) -> dict:
+        return {"id": self.id, "source": self.source, "page": self.page, "path": self.path, "sha256": self.sha256}
 
     def as_dict(self) -> dict:
         d: dict[str, Any] = {"id": self.id, "score": self.score, "source": self.source, "page": self.page}
