@@ -142,6 +142,11 @@ def test_plain_text_equals_exact_scorer_on_the_test_pdfs(opensearch_neural_node,
     assert s.model_id == lexical_model[0]["model_id"]
     assert [h.id for h in s.search_text(PDF_QUERIES[0], 5)] == [i for i, _ in plain_search(
         opensearch_neural_node, index, PDF_QUERIES[0], s.model_id, 5)]
+    # Collection.open with the engine's server_side_query setting searches in plain text too
+    from vsplade.collection import Collection
+
+    with Collection.open(index, engine="opensearch", url=opensearch_neural_node.url, server_side_query=True) as col:
+        assert [h.id for h in col.search(PDF_QUERIES[0], 5)] == [h.id for h in s.search_text(PDF_QUERIES[0], 5)]
     with pytest.raises(EngineError, match="built with --server-side-query"):
         engine(opensearch_neural_node, index).searcher().search(q, 3)
 
