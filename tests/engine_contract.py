@@ -236,6 +236,43 @@ class EngineContract:
                                                                        pages=(3, 12))]
             assert all(h.source == "camlidl-1.04.doc.pdf" and 3 <= h.page <= 12 for h in hits)
 
+    def test_group_by_file_equals_grouping_the_whole_ranking(self, col, mem):
+        """group_by="file": the k best files (a file scores as its best page), each with its best
+        pages, as grouping the engine's own ranking of every page gives them: grouped inside
+        the engine, so no file is lost the way grouping a page top-k loses it; the same files
+        as memory's within quantization."""
+        checked = 0
+        for text in QUERIES + random_texts(4, seed=11):
+            full = col.search(text, k=PAGES)
+            want: dict[str, list] = {}
+            for h in full:
+                want.setdefault(h.source, [])
+                if len(want[h.source]) < 2:
+                    want[h.source].append(h)
+            got = col.search(text, k=2, group_by="file", pages_per_file=2)
+            expected = list(want.items())[:2]
+            assert len(got) == len(expected), text
+            for f, (source, hits) in zip(got, expected):
+                assert f.score == pytest.approx(hits[0].score, rel=1e-6) and f.score == f.hits[0].score
+                assert [h.score for h in f.hits] == pytest.approx([h.score for h in hits], rel=1e-6), text
+                assert all(h.source == f.source for h in f.hits)
+                if self.ties_by_insertion:
+                    assert (f.source, [h.id for h in f.hits]) == (source, [h.id for h in hits]), text
+            mine = col.search(text, k=3, group_by="file", pages_per_file=1)
+            ref = mem.search(text, k=3, group_by="file", pages_per_file=1)
+            tol = self.tol_for(col, mem, text)
+            assert [f.score for f in mine] == pytest.approx([f.score for f in ref], abs=max(
+                [tol(f.score) for f in ref] or [0])), text
+            checked += len(got)
+        assert checked > len(QUERIES)
+        # filters apply inside the grouping; explain rides along
+        got = col.search("interface", k=5, group_by="file", source="camlidl-1.04.doc.pdf", pages=(3, 12),
+                         explain=True)
+        assert [f.source for f in got] == ["camlidl-1.04.doc.pdf"]
+        assert all(3 <= h.page <= 12 and h.explain for h in got[0].hits) and len(got[0].hits) == 3
+        with pytest.raises(ValueError, match="group_by"):
+            col.search("interface", group_by="page")
+
     def test_hits_show_their_page(self, col, mem, docs):
         hit = col.search("apt-get install a package", k=1)[0]
         ref = mem.search("apt-get install a package", k=1)[0]

@@ -272,6 +272,8 @@ def search(
     ca_certs: Optional[str] = CaOpt,
     insecure: bool = InsecureOpt,
     explain: bool = typer.Option(False, "--explain", help="Show which terms matched and what they contributed."),
+    group_by: Optional[str] = typer.Option(None, "--group-by", help="file: the -k best files (documents), each with its best pages (a file scores as its best page), grouped inside the engine. Text and json output."),
+    pages_per_file: int = typer.Option(3, "--pages-per-file", min=1, max=100, help="With --group-by file: pages shown per file."),
     server_side_query: bool = typer.Option(False, "--server-side-query", help="opensearch: send the plain text (neural_sparse query_text) and let the cluster's ml-commons model encode it; no local encoder. The index must be built with --server-side-query."),
     model_id: Optional[str] = typer.Option(None, "--model-id", help="With --server-side-query: the ml-commons model id [default: the one the index _meta records, else a deployed model with its zip hash]."),
     as_json: bool = typer.Option(False, "--json", help="Same as --format json: one JSON object per query."),
@@ -298,7 +300,12 @@ def search(
     if not todo:
         _fail(f"--topics {topics}: no queries in it")
     if fmt is None and (output or topics):
-        fmt = "trec"
+        fmt = "trec" if not group_by else "json"
+    if group_by is not None:
+        if group_by != "file":
+            _fail(f"--group-by must be 'file', got {group_by!r}")
+        if fmt in ("trec", "tsv"):
+            _fail(f"--group-by file gives files, not a page run: use the text or json output, not --format {fmt}")
     if server_side_query:
         if (engine or "") != "opensearch":
             _fail("--server-side-query applies to --engine opensearch")
@@ -313,7 +320,8 @@ def search(
         col = _open_collection(eng, index_, model)
         with col:
             results = col.search_many(texts, k, source=source or None, pages=(page_min, page_max),
-                                      explain=explain, threads=threads)
+                                      explain=explain, threads=threads, group_by=group_by,
+                                      pages_per_file=pages_per_file)
             qenc = None if col.server_side else col.query_encoder
     except (EngineError, ModelError, OSError, ValueError) as e:
         _index_fail(eng, index_, str(e))
@@ -323,6 +331,7 @@ def search(
 def _print_results(todo, results, fmt, output, run_tag, qenc, explain) -> None:
     """The run as a file/stdout format, or as text; `qenc`: the query encoder when the queries
     were encoded here (None for server-side queries)."""
+    from .engines import Hit
     from .runs import write_run
 
     if fmt is not None:
@@ -338,11 +347,22 @@ def _print_results(todo, results, fmt, output, run_tag, qenc, explain) -> None:
                    else f"query: {text}  (encoded by the cluster)")
         if not hits:
             typer.echo("  no hits")
+        if hits and not isinstance(hits[0], Hit):  # grouped by file
+            for rank, f in enumerate(hits, 1):
+                typer.echo(f"  {rank:>3}. {f.score:10.4f}  {f.source}")
+                for h in f.hits:
+                    typer.echo(f"       {h.score:10.4f}  page {h.page}  [{h.id}]")
+                    _print_explain(qenc, h, explain, indent=" " * 10)
+            continue
         for rank, h in enumerate(hits, 1):
             typer.echo(f"  {rank:>3}. {h.score:10.4f}  {h.source}  page {h.page}  [{h.id}]")
-            if explain and h.explain:
-                parts = ", ".join(f"{qenc.vocab.display(qenc.vocab.id_of(t)).strip()}({c:.3f})" for t, c in list(h.explain.items())[:8])
-                typer.echo(f"        matched: {parts}")
+            _print_explain(qenc, h, explain)
+
+
+def _print_explain(qenc, h, explain: bool, indent: str = " " * 8) -> None:
+    if explain and h.explain:
+        parts = ", ".join(f"{qenc.vocab.display(qenc.vocab.id_of(t)).strip()}({c:.3f})" for t, c in list(h.explain.items())[:8])
+        typer.echo(f"{indent}matched: {parts}")
 
 
 def _open_collection(eng, index_: Optional[str], model: Optional[str] = None):

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from .engines import Engine, EngineError, Hit, default_engine_name, get_engine_class
+from .grouping import DEFAULT_PAGES_PER_FILE, check_group_by
 from .pipeline import RunReport
 
 
@@ -184,16 +185,21 @@ class Collection:
     # -- reading ---------------------------------------------------------------------------
 
     def search(self, query: str, k: int = 10, source: str | Sequence[str] | None = None,
-               pages: tuple[int | None, int | None] | None = None, explain: bool = False) -> list[Hit]:
+               pages: tuple[int | None, int | None] | None = None, explain: bool = False,
+               group_by: str | None = None, pages_per_file: int = DEFAULT_PAGES_PER_FILE) -> list:
         """Hits for a text query, best first. source: a key / folder key (or several) the
-        hits must come from; pages: an inclusive (first, last) page range, either end None."""
+        hits must come from; pages: an inclusive (first, last) page range, either end None.
+        group_by="file": the k best files instead (vsplade.grouping.FileHit: source, score = its
+        best page's, hits = its `pages_per_file` best pages), grouped inside the engine."""
         if not isinstance(query, str):
             raise TypeError("search() takes the query text; for several, use search_many()")
-        return self.search_many([query], k, source=source, pages=pages, explain=explain)[0]
+        return self.search_many([query], k, source=source, pages=pages, explain=explain, group_by=group_by,
+                                pages_per_file=pages_per_file)[0]
 
     def search_many(self, queries: Iterable[str], k: int = 10, source: str | Sequence[str] | None = None,
                     pages: tuple[int | None, int | None] | None = None, explain: bool = False,
-                    threads: int = 1) -> list[list[Hit]]:
+                    threads: int = 1, group_by: str | None = None,
+                    pages_per_file: int = DEFAULT_PAGES_PER_FILE) -> list[list]:
         """Hits for each query, through the engine's own batching (OpenSearch _msearch, the
         Lucene searcher's threads); `threads` splits the batch where the engine can."""
         texts = list(queries)
@@ -201,7 +207,14 @@ class Collection:
             raise TypeError("search_many() takes a list of query texts")
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
+        check_group_by(group_by, pages_per_file)
         filters = self.filters(source, pages)
+        if group_by is not None:
+            if self.server_side:
+                raise EngineError("grouping by file needs the query's terms: not with a server-side query yet")
+            with self._searcher() as s:
+                return [s.search_grouped(q, k, pages_per_file, explain=explain, **filters) if q else []
+                        for q in (self.query_encoder.encode(t) for t in texts)]
         if self.server_side:
             if explain:
                 raise EngineError("a server-side query keeps its weights in the cluster: no explain")
@@ -311,6 +324,20 @@ class Collection:
 
     def __len__(self) -> int:
         return len(self.catalog())
+
+    # -- frameworks (optional extras; vsplade.integrations) -----------------------------------
+
+    def as_langchain_retriever(self, **kw: Any):
+        """A LangChain BaseRetriever over this collection (k, source, pages, group_by)."""
+        from .integrations.langchain import VspladeRetriever
+
+        return VspladeRetriever(collection=self, **kw)
+
+    def as_llama_index_retriever(self, **kw: Any):
+        """A LlamaIndex BaseRetriever over this collection (k, source, pages, group_by)."""
+        from .integrations.llama_index import VspladeRetriever
+
+        return VspladeRetriever(collection=self, **kw)
 
     # -- the warm parts ---------------------------------------------------------------------
 

@@ -75,7 +75,8 @@ def write_run(out: IO[str], fmt: str, topics: Sequence[tuple[str, str]], results
 
 def _lines(fmt: str, qid: str, text: str, hits: Sequence[Hit], tag: str) -> Iterator[str]:
     if fmt == "json":
-        yield json.dumps({"query_id": qid, "query": text, "hits": [h.as_dict() for h in hits]}, ensure_ascii=False)
+        key = "files" if hits and not isinstance(hits[0], Hit) else "hits"  # grouped by file: FileHits
+        yield json.dumps({"query_id": qid, "query": text, key: [h.as_dict() for h in hits]}, ensure_ascii=False)
         return
     for rank, h in enumerate(hits, 1):
         if fmt == "trec":

@@ -33,12 +33,47 @@ class Hit:
     path: str | None = None  # absolute path the page was read from, when the index knows it
     sha256: str | None = None  # content hash of that file when it was indexed
 
-    def image(self, width: int | None = None):
+    # the query that found this hit and the collection's query encoder, set by attach_query()
+    # (not dataclass fields: hits compare and print as before)
+    query = None
+    _query_encoder = None
+
+    def attach_query(self, query: str, encoder=None) -> "Hit":
+        """Remember the query (and the query encoder) that found this hit, so highlights() and
+        image(highlight=True) need no arguments."""
+        self.query, self._query_encoder = query, encoder
+        return self
+
+    def image(self, width: int | None = None, highlight: bool = False, query: str | None = None):
         """The page as a PIL image, rendered from its source file (vsplade.render); a clear
-        SourceError when the file moved or changed since it was indexed."""
+        SourceError when the file moved or changed since it was indexed. highlight=True draws
+        the words carrying the matched terms (highlights())."""
         from ..render import hit_image
 
-        return hit_image(self._meta(), width)
+        image = hit_image(self._meta(), width)
+        if not highlight:
+            return image
+        from ..highlight import draw
+
+        return draw(image, self.highlights(query))
+
+    def highlights(self, query: str | None = None):
+        """Where on the page the query matched (vsplade.highlight.Highlights: boxes, snippet,
+        the matched terms not printed on the page). The matched terms are this hit's explain
+        when it has one, else the query's terms."""
+        from ..highlight import highlight_page
+
+        q = query if query is not None else self.query
+        if not q:
+            raise ValueError("highlights need the query: pass query=..., or search through a Collection "
+                             "(which attaches it to each hit)")
+        return highlight_page(self._meta(), q, self.explain, self._query_encoder)
+
+    def snippet(self, query: str | None = None):
+        """The best line or two of the page's text around the matches (a
+        vsplade.highlight.Snippet: .text, .marks, .marked(), .html), None for a page without
+        a text layer."""
+        return self.highlights(query).snippet
 
     def text(self) -> str:
         """The page's text layer ("" for a page without one), read from its source file (the
@@ -179,6 +214,12 @@ class Searcher(ABC):
             return [self.search(q, k, **options) for q in queries]
         with ThreadPoolExecutor(min(threads, len(queries))) as pool:
             return list(pool.map(lambda q: self.search(q, k, **options), queries))
+
+    def search_grouped(self, query: Mapping[str, float], k: int = 10, per_group: int = 3, explain: bool = False,
+                       **filters: Any) -> list:
+        """The k best files (vsplade.grouping.FileHit), each with its per_group best pages,
+        grouped inside the engine (never from an over-fetched page top-k)."""
+        raise EngineError(f"{type(self).__name__} cannot group results by file yet")
 
     def index_info(self) -> dict:
         """What the index was built with (the `info` given to Engine.writer); {} if unknown."""

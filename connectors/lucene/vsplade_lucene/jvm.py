@@ -258,6 +258,7 @@ _CLASS_NAMES = {
     "ImpactSimilarity": "io.anserini.search.similarity.ImpactSimilarity",
     "ImpactIndexer": "vsplade.lucene.ImpactIndexer",
     "IndexPages": "vsplade.lucene.IndexPages",
+    "GroupPages": "vsplade.lucene.GroupPages",
     "BooleanQuery": "org.apache.lucene.search.BooleanQuery",
     "BooleanQueryBuilder": "org.apache.lucene.search.BooleanQuery$Builder",
     "Occur": "org.apache.lucene.search.BooleanClause$Occur",

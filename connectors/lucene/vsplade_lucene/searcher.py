@@ -107,6 +107,7 @@ class LuceneImpactIndexSearcher(Searcher):
         self._rows = rows if rows else None
         self._page_arrays = None  # (source codes, unique sources, pages) for filters, on first use
         self._page_arrays_lock = threading.Lock()
+        self._group_bytes: bytes | None = None  # group (source) code per doc id, int32 LE, for GroupPages
         self._stored = None
         self._escaped: dict[str, str] = {}
         self._closed = False
@@ -177,13 +178,53 @@ class LuceneImpactIndexSearcher(Searcher):
                 h.explain = self.explain(lq, doc, impacts)
         return hits
 
-    def filter_mask(self, page_filter: PageFilter) -> np.ndarray:
-        """Which doc ids of this reader the filter admits (deleted docs: none), vectorized over
-        the distinct sources."""
+    def search_grouped(self, query: Mapping[str, float], k: int = 10, per_group: int = 3, explain: bool = False,
+                       sources=None, page_min: int | None = None, page_max: int | None = None) -> list:
+        """The k best files, each with its per_group best pages, grouped inside Lucene: one
+        collector (GroupPages in the helper jar) visits every matching page and keeps each file's
+        best pages, so no file is missed the way grouping a page top-k would miss it."""
+        from vsplade.grouping import FileHit
+
+        if self._closed:
+            raise EngineError("searcher is closed")
+        impacts = quantize_query_impacts(query, self.scale)
+        qs = self.query_string(query, impacts)
+        if not qs or k <= 0:
+            return []
+        codes, uniq, _, live = self._arrays()
+        page_filter = PageFilter.of(sources, page_min, page_max)
+        J = jvm.classes()
+        with jvm.LOCK:  # per-query objects and the static call (module docstring)
+            lq = self._parser.parse(qs)
+            if page_filter is not None:
+                mask = self.filter_mask(page_filter)
+                if not mask.any():
+                    return []
+                b = J.BooleanQueryBuilder()
+                b.add(lq, J.Occur.MUST)
+                b.add(self._mask_query_unlocked(mask), J.Occur.FILTER)
+                lq = b.build()
+            if self._group_bytes is None:
+                self._group_bytes = np.where(live, codes, -1).astype("<i4").tobytes()
+            flat = np.asarray(J.GroupPages.search(self._searcher, lq, self._group_bytes, int(len(uniq)), int(k),
+                                                  int(per_group)), dtype=np.int32)
+        out, p = [], 0
+        while p < len(flat):
+            group, n = int(flat[p]), int(flat[p + 1])
+            pairs = flat[p + 2 : p + 2 + 2 * n].reshape(n, 2)
+            hits = [self._hit(int(doc), float(bits.view(np.float32))) for doc, bits in pairs]
+            if explain:
+                for h, doc in zip(hits, pairs[:, 0]):
+                    h.explain = self.explain(lq, int(doc), impacts)
+            out.append(FileHit(uniq[group] or None, hits[0].score, hits))
+            p += 2 + 2 * n
+        return out
+
+    def _arrays(self):
         if self._rows is None:
             raise EngineError(
-                f"{self.path} holds no vsplade page metadata (built outside vsplade?); filters by "
-                "source or page need an index built by vsplade: re-index it with `vsplade index`"
+                f"{self.path} holds no vsplade page metadata (built outside vsplade?); grouping and filters "
+                "need an index built by vsplade: re-index it with `vsplade index`"
             )
         if self._page_arrays is None:
             with self._page_arrays_lock:  # built once, by the first thread that filters
@@ -194,7 +235,12 @@ class LuceneImpactIndexSearcher(Searcher):
                                       for r in self._rows], dtype=np.int64)
                     live = np.array([bool(r.get("id")) for r in self._rows], dtype=bool)
                     self._page_arrays = (codes, uniq, pages, live)
-        codes, uniq, pages, live = self._page_arrays
+        return self._page_arrays
+
+    def filter_mask(self, page_filter: PageFilter) -> np.ndarray:
+        """Which doc ids of this reader the filter admits (deleted docs: none), vectorized over
+        the distinct sources."""
+        codes, uniq, pages, live = self._arrays()
         mask = live.copy()
         if page_filter.sources is not None:
             ok = np.fromiter((PageFilter(page_filter.sources).matches(u, None) for u in uniq), dtype=bool,
@@ -215,10 +261,12 @@ class LuceneImpactIndexSearcher(Searcher):
         return self._mask_query(mask)
 
     def _mask_query(self, mask: np.ndarray):
-        packed = np.packbits(mask, bitorder="little").tobytes()
-        IndexPages = jvm.classes().IndexPages
         with jvm.LOCK:
-            return IndexPages.filter(packed, int(self.num_docs))
+            return self._mask_query_unlocked(mask)
+
+    def _mask_query_unlocked(self, mask: np.ndarray):
+        packed = np.packbits(mask, bitorder="little").tobytes()
+        return jvm.classes().IndexPages.filter(packed, int(self.num_docs))
 
     def _hit(self, doc: int, score: float) -> Hit:
         score = score * self._norm
