@@ -323,12 +323,13 @@ def search(
                                       explain=explain, threads=threads, group_by=group_by,
                                       pages_per_file=pages_per_file)
             qenc = None if col.server_side else col.query_encoder
+            notices = [col.notice(t, hits) for t, hits in zip(texts, results)]
     except (EngineError, ModelError, OSError, ValueError) as e:
         _index_fail(eng, index_, str(e))
-    _print_results(todo, results, fmt, output, run_tag, qenc, explain)
+    _print_results(todo, results, fmt, output, run_tag, qenc, explain, notices)
 
 
-def _print_results(todo, results, fmt, output, run_tag, qenc, explain) -> None:
+def _print_results(todo, results, fmt, output, run_tag, qenc, explain, notices=None) -> None:
     """The run as a file/stdout format, or as text; `qenc`: the query encoder when the queries
     were encoded here (None for server-side queries)."""
     from .engines import Hit
@@ -337,14 +338,16 @@ def _print_results(todo, results, fmt, output, run_tag, qenc, explain) -> None:
     if fmt is not None:
         if output:
             with open(output, "w", encoding="utf-8") as f:
-                write_run(f, fmt, todo, results, run_tag)
+                write_run(f, fmt, todo, results, run_tag, notices)
             typer.echo(f"wrote {sum(len(r) for r in results)} hits for {len(todo)} queries to {output} ({fmt})", err=True)
         else:
-            write_run(sys.stdout, fmt, todo, results, run_tag)
+            write_run(sys.stdout, fmt, todo, results, run_tag, notices)
         return
-    for (_, text), hits in zip(todo, results):
+    for n, ((_, text), hits) in enumerate(zip(todo, results)):
         typer.echo(f"query: {text}  ({len(qenc.encode(text))} terms)" if qenc is not None
                    else f"query: {text}  (encoded by the cluster)")
+        if notices and notices[n]:
+            typer.echo(f"  note: {notices[n]}")
         if not hits:
             typer.echo("  no hits")
         if hits and not isinstance(hits[0], Hit):  # grouped by file
@@ -360,9 +363,21 @@ def _print_results(todo, results, fmt, output, run_tag, qenc, explain) -> None:
 
 
 def _print_explain(qenc, h, explain: bool, indent: str = " " * 8) -> None:
-    if explain and h.explain:
-        parts = ", ".join(f"{qenc.vocab.display(qenc.vocab.id_of(t)).strip()}({c:.3f})" for t, c in list(h.explain.items())[:8])
-        typer.echo(f"{indent}matched: {parts}")
+    """Per query word (its pieces put back together): its share of the score, and `partly`
+    when the page matched only some of its pieces."""
+    if not (explain and h.explain):
+        return
+    if h.reasons:
+        parts = []
+        for r in h.reasons:
+            if not r["matched_pieces"]:
+                continue
+            how = "" if r["whole"] else f", partly: {'+'.join(r['matched_pieces'])} of {'+'.join(r['pieces'])}"
+            parts.append(f"{r['word']} {100 * r['share']:.0f}%{how}")
+        typer.echo(f"{indent}matched: {'; '.join(parts)}")
+        return
+    parts = ", ".join(f"{qenc.vocab.display(qenc.vocab.id_of(t)).strip()}({c:.3f})" for t, c in list(h.explain.items())[:8])
+    typer.echo(f"{indent}matched: {parts}")
 
 
 def _open_collection(eng, index_: Optional[str], model: Optional[str] = None):

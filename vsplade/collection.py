@@ -213,8 +213,12 @@ class Collection:
             if self.server_side:
                 raise EngineError("grouping by file needs the query's terms: not with a server-side query yet")
             with self._searcher() as s:
-                return [s.search_grouped(q, k, pages_per_file, explain=explain, **filters) if q else []
-                        for q in (self.query_encoder.encode(t) for t in texts)]
+                grouped = [s.search_grouped(q, k, pages_per_file, explain=explain, **filters) if q else []
+                           for q in (self.query_encoder.encode(t) for t in texts)]
+            if explain:
+                for text, files in zip(texts, grouped):
+                    self._add_reasons(text, [h for f in files for h in f.hits])
+            return grouped
         if self.server_side:
             if explain:
                 raise EngineError("a server-side query keeps its weights in the cluster: no explain")
@@ -228,7 +232,30 @@ class Collection:
                 found = s.batch_search([encoded[i] for i in live], k, threads=threads, explain=explain, **filters)
             for i, hits in zip(live, found):
                 out[i] = hits
+        if explain:
+            for text, hits in zip(texts, out):
+                self._add_reasons(text, hits)
         return out
+
+    def _add_reasons(self, text: str, hits: Sequence[Hit]) -> None:
+        from .reasons import word_reasons
+
+        qenc = self.query_encoder
+        words = qenc.words(text)
+        display = lambda t: qenc.vocab.display(qenc.vocab.id_of(t)).strip() or t  # noqa: E731
+        for h in hits:
+            if h.explain is not None:
+                h.reasons = word_reasons(words, h.explain, h.score, display)
+
+    def notice(self, text: str, hits: Sequence) -> str | None:
+        """A warning for results that only look like answers: with explain, when no page
+        matches any query word whole (they share word pieces only). None otherwise."""
+        from .reasons import weak_match_notice
+
+        pages = [p for h in hits for p in (getattr(h, "hits", None) or [h])]
+        if self.server_side or not pages or any(p.reasons is None for p in pages):
+            return None
+        return weak_match_notice(self.query_encoder.words(text), [p.reasons for p in pages])
 
     def filters(self, source: str | Sequence[str] | None = None,
                 pages: tuple[int | None, int | None] | None = None) -> dict:

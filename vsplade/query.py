@@ -125,6 +125,18 @@ class QueryEncoder:
             [self.encode_ids(t) for t in texts], [str(i) for i in range(len(texts))], vocab_size=self._size
         ).matrix
 
+    def words(self, text: str) -> list[tuple[str, list[str]]]:
+        """The query's words as a person typed them (whitespace-separated), each with the engine
+        terms it became, in order; a word whose pieces are all masked has none. For readable
+        explanations: `Fortran` -> [Fort, ran] is one word, not two unrelated matches."""
+        out = []
+        terms, w = self._terms, self._weights
+        for n, word in enumerate(text.split()):
+            # a word tokenizes as it does inside the query: with its leading space after the first
+            ids = self.token_ids(word if n == 0 or self.prefix_space else " " + word)
+            out.append((word, list(dict.fromkeys(terms[i] for i in ids if i < self._size and w[i]))))
+        return out
+
     def explain(self, text: str) -> list[tuple[str, str, float]]:
         """[(display text, term, weight)] sorted by weight, for humans."""
         rows = [(self.vocab.display(i), self._terms[i], v) for i, v in self.encode_ids(text).items()]

@@ -65,18 +65,22 @@ def read_topics(source: str | Path) -> list[tuple[str, str]]:
 
 
 def write_run(out: IO[str], fmt: str, topics: Sequence[tuple[str, str]], results: Sequence[Sequence[Hit]],
-              tag: str = "vsplade") -> None:
+              tag: str = "vsplade", notices: Sequence[str | None] | None = None) -> None:
+    """notices: per query, a warning about its results (json only: vsplade.reasons)."""
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}")
-    for (qid, text), hits in zip(topics, results):
-        for line in _lines(fmt, qid, text, hits, tag):
+    for n, ((qid, text), hits) in enumerate(zip(topics, results)):
+        for line in _lines(fmt, qid, text, hits, tag, notices[n] if notices else None):
             out.write(line + "\n")
 
 
-def _lines(fmt: str, qid: str, text: str, hits: Sequence[Hit], tag: str) -> Iterator[str]:
+def _lines(fmt: str, qid: str, text: str, hits: Sequence[Hit], tag: str, notice: str | None = None) -> Iterator[str]:
     if fmt == "json":
         key = "files" if hits and not isinstance(hits[0], Hit) else "hits"  # grouped by file: FileHits
-        yield json.dumps({"query_id": qid, "query": text, key: [h.as_dict() for h in hits]}, ensure_ascii=False)
+        row = {"query_id": qid, "query": text, key: [h.as_dict() for h in hits]}
+        if notice:
+            row["notice"] = notice
+        yield json.dumps(row, ensure_ascii=False)
         return
     for rank, h in enumerate(hits, 1):
         if fmt == "trec":

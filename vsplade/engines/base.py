@@ -32,6 +32,9 @@ class Hit:
     explain: dict[str, float] | None = None  # term -> contribution, when asked
     path: str | None = None  # absolute path the page was read from, when the index knows it
     sha256: str | None = None  # content hash of that file when it was indexed
+    # with explain: per query word, its share of the score and whether the page matched it
+    # whole (vsplade.reasons), the pieces of one word put back together
+    reasons: list[dict] | None = None
 
     # the query that found this hit and the collection's query encoder, set by attach_query()
     # (not dataclass fields: hits compare and print as before)
@@ -91,6 +94,8 @@ class Hit:
             d["path"] = self.path
         if self.explain is not None:
             d["explain"] = self.explain
+        if self.reasons is not None:
+            d["reasons"] = self.reasons
         return d
 
 
