@@ -60,3 +60,13 @@ def test_cli_prints_words_and_the_notice(col):
     r = CliRunner().invoke(app, ["search", "xqzvw blorptang", "--engine", "memory", "--index", ix, "--explain", "--json"])
     row = json.loads(r.stdout)
     assert "whole word" in row["notice"] and row["hits"][0]["reasons"][0]["word"] == "xqzvw"
+
+
+def test_serve_gives_reasons_and_the_notice(col):
+    from vsplade.serve.service import SearchService
+
+    service = SearchService(col)
+    weak = service.search("xqzvw blorptang", 3, explain=True)
+    assert "whole word" in weak["notice"] and weak["hits"][0]["reasons"][0]["word"] == "xqzvw"
+    good = service.search("Fortran interface", 3, explain=True)
+    assert "notice" not in good and {r["word"] for r in good["hits"][0]["reasons"]} == {"Fortran", "interface"}

@@ -183,6 +183,14 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         token: str = Field(description="the term as text")
         contribution: float = Field(description="query weight x page weight")
 
+    class Reason(BaseModel):
+        word: str = Field(description="a query word as typed")
+        contribution: float = Field(description="what its pieces added to the score")
+        share: float = Field(description="its part of the score, 0..1")
+        pieces: List[str] = Field(description="the word's pieces (tokens)")
+        matched_pieces: List[str] = Field(description="the pieces the page has")
+        whole: bool = Field(description="the page has every piece of the word")
+
     class HitOut(BaseModel):
         id: str
         score: float
@@ -190,12 +198,14 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         page: Optional[int] = None
         explain: Optional[List[Term]] = Field(None, description="top matching terms, when explain=true")
         matched_terms: Optional[int] = Field(None, description="how many query terms the page matched")
+        reasons: Optional[List[Reason]] = Field(None, description="per query word, when explain=true")
 
     class SearchOut(BaseModel):
         query: str
         terms: int = Field(description="terms in the encoded query")
         took_ms: float = Field(description="encode + search time inside the service")
         hits: List[HitOut]
+        notice: Optional[str] = Field(None, description="with explain: no page matches any query word whole")
 
     class BatchOut(BaseModel):
         results: List[SearchOut]

@@ -124,8 +124,15 @@ class SearchService:
         except NoSuchSource as e:
             raise ServiceError(404, str(e)) from None
         took = round((time.perf_counter() - t0) * 1000 / len(texts), 3)
-        return [{"query": t, "terms": len(self.qenc.encode(t)), "took_ms": took,
-                 "hits": [self.hit_dict(h, explain) for h in hits]} for t, hits in zip(texts, results)]
+        out = []
+        for t, hits in zip(texts, results):
+            row = {"query": t, "terms": len(self.qenc.encode(t)), "took_ms": took,
+                   "hits": [self.hit_dict(h, explain) for h in hits]}
+            notice = self.collection.notice(t, hits)
+            if notice:
+                row["notice"] = notice  # no page matches a query word whole (vsplade.reasons)
+            out.append(row)
+        return out
 
     def term_display(self, term: str) -> str:
         try:
@@ -141,6 +148,8 @@ class SearchService:
             d["explain"] = [{"term": t, "token": self.term_display(t), "contribution": float(c)}
                             for t, c in items[: self.limits.explain_terms]]
             d["matched_terms"] = len(items)
+            if h.reasons is not None:
+                d["reasons"] = h.reasons
         return d
 
     # -- pages ------------------------------------------------------------------------------
