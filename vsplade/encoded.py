@@ -51,7 +51,7 @@ import orjson
 import scipy.sparse as sp
 
 from .crashpoints import crash_point
-from .engines.base import IndexMismatchError, IndexSummary
+from .engines.base import IndexMismatchError, IndexSummary, IndexWriter
 from .locking import LOCK_FILE, WriterLock, clear_dir
 from .sparse import InvalidIdsError, SparseBatch, check_ids, concat
 from .vocab import TERM_NAMING, VOCAB_SIZE
@@ -385,8 +385,11 @@ class EncodedDir:
 # -- write side -------------------------------------------------------------------------------
 
 
-class EncodedDirWriter:
+class EncodedDirWriter(IndexWriter):
     """Streaming, sharded, resumable, exclusive. Use as a context manager or call close().
+
+    The memory engine's writer as it is (`MemoryEngine.writer` returns one: the memory
+    engine's index is an encoded dir), and what `vsplade encode --out` writes with.
 
     Pages whose ids the dir already holds are skipped (counted in ``summary.skipped``); pages
     with a NaN, infinite or negative weight are refused one by one (``summary.failures``),
@@ -614,15 +617,6 @@ class EncodedDirWriter:
         finally:
             self._closed = True
             self._lock.release()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if exc[0] is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def _shard_number(npz: str) -> int:

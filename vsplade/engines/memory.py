@@ -1,22 +1,42 @@
 """The exact in-memory engine: an encoded dir scored with a CSC inverted index.
 
 The reference every other engine is compared with, and ``--engine memory --index DIR``.
-Score = sum over shared terms of query weight x document weight, in float64. Ties are
-broken by row order (the order pages were indexed), as Lucene breaks them by doc id.
+Score = sum over shared terms of query weight x document weight, accumulated in float64
+(so integer impacts, as the Lucene tests score them, stay exact). Ties are broken by row
+order (the order pages were indexed), as Lucene breaks them by doc id.
+
+Memory (issue 24 item 6): the vectors are held once, as a float32 CSC (column = term, the
+layout a query needs: its columns are its postings), 8 bytes a non-zero (~4.4 KB a page at
+550 non-zeros); the page metadata as dictionary-encoded columns (a code a page per field),
+not a dict a page. Search, explain, filters and page_terms all read that one copy. Before:
+a float64 CSC plus the loaded float32 CSR plus a dict a page, ~10.5 KB a page.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import scipy.sparse as sp
 
-from ..encoded import EncodedDir, EncodedDirError, EncodedDirWriter
+from ..encoded import CONFIG_FILE, EncodedDir, EncodedDirError, EncodedDirWriter
 from ..sparse import SparseBatch
-from ..vocab import Vocabulary, default_vocabulary
+from ..vocab import VOCAB_SIZE, Vocabulary, default_vocabulary
 from .base import Engine, EngineError, Hit, IndexWriter, PageFilter, Searcher
+
+try:
+    # scipy's own C loops for `csc[:, cols] @ w`, called directly: the public slicing path
+    # spends ~0.1 ms a query in Python checks, which is what lets the float32 copy (upcast
+    # per query) score as fast as the float64 copy it replaces (benchmarks/memory_ram.py)
+    from scipy.sparse._sparsetools import csc_matvec as _csc_matvec, csr_row_index as _gather_columns
+except ImportError:  # a scipy that moved them: the public path, same numbers
+    _csc_matvec = _gather_columns = None
+
+# non-zeros scattered per step while merging stored parts into one CSC (bounds the temporaries)
+_SCATTER_STEP = 1 << 23
+# metadata fields a hit carries (Hit.source, .page, .path, .sha256); other keys are not kept
+_HIT_FIELDS = ("source", "page", "path", "sha256")
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -30,23 +50,141 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return candidates[order[:k]]
 
 
+class _Column:
+    """One metadata field, dictionary-encoded: a page costs 4 bytes (pages of one file share
+    their source, path and sha256 values)."""
+
+    def __init__(self):
+        self.values: list = []
+        self._code: dict = {}
+        self._codes: list[np.ndarray] = []
+        self.codes = np.empty(0, dtype=np.int32)
+
+    def extend(self, values: Iterable) -> None:
+        code, vals = self._code, self.values
+        out = []
+        for v in values:
+            c = code.get(v)
+            if c is None:
+                c = code[v] = len(vals)
+                vals.append(v)
+            out.append(c)
+        self._codes.append(np.asarray(out, dtype=np.int32))
+
+    def finish(self) -> None:
+        self.codes = np.concatenate(self._codes) if self._codes else np.empty(0, dtype=np.int32)
+        self._codes, self._code = [], {}
+
+    def __getitem__(self, row: int):
+        return self.values[self.codes[row]]
+
+
 class ExactScorer:
-    """Query vectors against a CSR corpus, exactly. Used by `memory`, tests and evaluation."""
+    """Query vectors against a corpus, exactly. Used by `memory`, tests and evaluation.
+
+    ``ExactScorer(batch)`` or ``ExactScorer.from_batches(parts)`` (an encoded dir's parts,
+    merged into the one CSC without ever holding a second whole copy of the corpus)."""
 
     def __init__(self, batch: SparseBatch, vocab: Vocabulary | None = None):
-        self.batch = batch
+        self._build([batch], vocab, batch.vocab_size)
+
+    @classmethod
+    def from_batches(cls, batches: Iterable[SparseBatch], vocab: Vocabulary | None = None,
+                     vocab_size: int = VOCAB_SIZE) -> "ExactScorer":
+        self = cls.__new__(cls)
+        self._build(batches, vocab, vocab_size)
+        return self
+
+    def _build(self, batches: Iterable[SparseBatch], vocab: Vocabulary | None, vocab_size: int) -> None:
         self.vocab = vocab or default_vocabulary()
-        self.csc = batch.matrix.astype(np.float64).tocsc()
+        self.ids: list[str] = []
+        self.fields = {f: _Column() for f in _HIT_FIELDS}
+        parts, offsets = [], []
+        rows = 0
+        for b in batches:
+            # each part's CSR becomes a CSC right away and is dropped: what is held while
+            # reading is one float32 copy of the corpus, in parts
+            parts.append(sp.csc_matrix(b.matrix, dtype=np.float32))
+            offsets.append(rows)
+            rows += len(b)
+            self.ids.extend(b.ids)
+            for f, col in self.fields.items():
+                col.extend(m.get(f) for m in b.meta)
+        for col in self.fields.values():
+            col.finish()
+        self.num_rows = rows
+        nnz = sum(p.nnz for p in parts)
+        idx = np.int32 if max(nnz, rows) < 2**31 else np.int64
+        if len(parts) == 1:
+            p = parts.pop()
+            p.sort_indices()  # explain and page_terms binary-search a column's rows
+            self.indptr, self.indices, self.data = p.indptr.astype(idx, copy=False), p.indices.astype(idx, copy=False), p.data
+        else:
+            self._merge(parts, offsets, idx, nnz, vocab_size)
+
+    def _merge(self, parts: list, offsets: list[int], idx, nnz: int, vocab_size: int) -> None:
+        """The parts' CSCs into one, part by part (rows stay ascending in every column)."""
+        counts = np.zeros(vocab_size, dtype=np.int64)
+        for p in parts:
+            counts += np.diff(p.indptr)
+        self.indptr = np.zeros(vocab_size + 1, dtype=idx)
+        np.cumsum(counts, out=self.indptr[1:])
+        self.indices = np.empty(nnz, dtype=idx)
+        self.data = np.empty(nnz, dtype=np.float32)
+        nxt = self.indptr[:-1].astype(np.int64)
+        parts.reverse()
+        offsets = offsets[::-1]
+        while parts:
+            p, off = parts.pop(), offsets.pop()  # dropped once scattered
+            p.sort_indices()
+            pp = p.indptr.astype(np.int64)
+            c0 = 0
+            while c0 < vocab_size:
+                c1 = int(np.searchsorted(pp, pp[c0] + _SCATTER_STEP, side="right")) - 1
+                c1 = min(vocab_size, max(c0 + 1, c1))
+                lo, hi = pp[c0], pp[c1]
+                lens = np.diff(pp[c0:c1 + 1])
+                if hi > lo:
+                    col = np.repeat(np.arange(c0, c1), lens)
+                    dest = nxt[col] + (np.arange(lo, hi) - pp[col])
+                    self.indices[dest] = p.indices[lo:hi] + off
+                    self.data[dest] = p.data[lo:hi]
+                nxt[c0:c1] += lens
+                c0 = c1
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the vectors and metadata codes held (not the Python strings)."""
+        return int(self.indptr.nbytes + self.indices.nbytes + self.data.nbytes
+                   + sum(c.codes.nbytes for c in self.fields.values()))
 
     def query_vector(self, query: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
-        ids = np.fromiter((self.vocab.id_of(t) for t in query), dtype=np.int64, count=len(query))
+        ids = np.fromiter((self.vocab.id_of(t) for t in query), dtype=self.indptr.dtype, count=len(query))
         return ids, np.fromiter(query.values(), dtype=np.float64, count=len(query))
 
     def scores(self, query: Mapping[str, float]) -> np.ndarray:
         cols, weights = self.query_vector(query)
+        out = np.zeros(self.num_rows)
         if len(cols) == 0:
-            return np.zeros(self.csc.shape[0])
-        return np.asarray(self.csc[:, cols] @ weights).ravel()
+            return out
+        if _csc_matvec is None:
+            m = sp.csc_matrix((self.data, self.indices, self.indptr), shape=(self.num_rows, len(self.indptr) - 1))
+            return np.asarray(m[:, cols].astype(np.float64) @ weights).ravel()
+        # the query's postings gathered (a column of the CSC is a row of its transpose), then
+        # upcast once so the products and the sum are float64
+        lens = self.indptr[cols + 1] - self.indptr[cols]
+        sub_ptr = np.zeros(len(cols) + 1, dtype=self.indptr.dtype)
+        np.cumsum(lens, out=sub_ptr[1:])
+        rows = np.empty(int(sub_ptr[-1]), dtype=self.indices.dtype)
+        vals = np.empty(len(rows), dtype=np.float32)
+        _gather_columns(len(cols), cols, self.indptr, self.indices, self.data, rows, vals)
+        _csc_matvec(self.num_rows, len(cols), sub_ptr, rows, vals.astype(np.float64), weights, out)
+        return out
+
+    def hit(self, row: int, score: float) -> Hit:
+        f = self.fields
+        return Hit(self.ids[row], float(score), f["source"][row], f["page"][row], path=f["path"][row],
+                   sha256=f["sha256"][row])
 
     def search(self, query: Mapping[str, float], k: int = 10, explain: bool = False,
                sources=None, page_min: int | None = None, page_max: int | None = None) -> list[Hit]:
@@ -56,76 +194,102 @@ class ExactScorer:
             scores = np.where(self.mask(page_filter), scores, 0.0)  # inside the ranking, not after a top-k
         hits = []
         for r in top_k(scores, k):
-            meta = self.batch.meta[r]
-            hit = Hit(self.batch.ids[r], float(scores[r]), meta.get("source"), meta.get("page"), path=meta.get("path"),
-                      sha256=meta.get("sha256"))
+            hit = self.hit(int(r), scores[r])
             if explain:
-                hit.explain = self.explain(r, query)
+                hit.explain = self.explain(int(r), query)
             hits.append(hit)
         return hits
 
+    def search_grouped(self, query: Mapping[str, float], k: int = 10, per_group: int = 3, explain: bool = False,
+                       sources=None, page_min: int | None = None, page_max: int | None = None) -> list:
+        """The k best files, each with its per_group best pages, from the exact scores
+        (vsplade.grouping.top_groups over the source column's codes)."""
+        from ..grouping import FileHit, top_groups
+
+        scores = self.scores(query)
+        page_filter = PageFilter.of(sources, page_min, page_max)
+        if page_filter is not None:
+            scores = np.where(self.mask(page_filter), scores, 0.0)
+        out = []
+        for rows in top_groups(scores, self.fields["source"].codes, k, per_group):
+            hits = [self.hit(r, scores[r]) for r in rows]
+            if explain:
+                for h, r in zip(hits, rows):
+                    h.explain = self.explain(r, query)
+            out.append(FileHit(hits[0].source, hits[0].score, hits))
+        return out
+
     def mask(self, page_filter: PageFilter) -> np.ndarray:
-        return np.fromiter((page_filter.matches(m.get("source"), m.get("page")) for m in self.batch.meta),
-                           dtype=bool, count=len(self.batch.meta))
+        """Rows the filter keeps, decided once per distinct (source, page) pair."""
+        src, page = self.fields["source"], self.fields["page"]
+        if self.num_rows == 0:
+            return np.zeros(0, dtype=bool)
+        pair = src.codes.astype(np.int64) * max(1, len(page.values)) + page.codes
+        uniq, inverse = np.unique(pair, return_inverse=True)
+        n = max(1, len(page.values))
+        keep = np.fromiter((page_filter.matches(src.values[u // n], page.values[u % n]) for u in uniq.tolist()),
+                           dtype=bool, count=len(uniq))
+        return keep[inverse]
+
+    def _cell(self, row: int, col: int) -> float:
+        lo, hi = int(self.indptr[col]), int(self.indptr[col + 1])
+        pos = lo + int(np.searchsorted(self.indices[lo:hi], row))
+        return float(self.data[pos]) if pos < hi and self.indices[pos] == row else 0.0
 
     def explain(self, row: int, query: Mapping[str, float]) -> dict[str, float]:
-        doc = dict(zip(*self.batch.row(row)))
         out = {}
         for term, w in query.items():
-            d = doc.get(self.vocab.id_of(term))
+            d = self._cell(row, self.vocab.id_of(term))
             if d:
-                out[term] = float(w) * float(d)
+                out[term] = float(w) * d
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+    def row(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """A page's (term ids, weights), read from the columns (one pass over the postings:
+        for a page's terms on demand, not for scoring)."""
+        pos = np.flatnonzero(self.indices == row)
+        cols = np.searchsorted(self.indptr, pos, side="right") - 1
+        return cols.astype(np.int64), self.data[pos]
 
 
 class MemorySearcher(Searcher):
+    _rows: dict[str, int] | None = None  # page id -> row, built on the first page_terms()
+    can_give_page_terms = True
+
     def __init__(self, path: Path):
-        self.encoded = EncodedDir(path)
+        encoded = EncodedDir(path)
         try:
-            self.scorer = ExactScorer(self.encoded.load())
+            self.scorer = ExactScorer.from_batches(encoded.iter_batches(), vocab_size=encoded.vocab_size)
+            # only what is asked later is kept: the EncodedDir holds every page's ids and
+            # metadata rows as Python objects, which the scorer has in its own columns
+            self._encoder_info = encoded.encoder_info
         finally:
-            self.encoded.close()
+            encoded.close()
 
     def search(self, query: Mapping[str, float], k: int = 10, explain: bool = False, **filters) -> list[Hit]:
         return self.scorer.search(query, k, explain=explain, **filters)
 
+    def search_grouped(self, query: Mapping[str, float], k: int = 10, per_group: int = 3, explain: bool = False,
+                       **filters) -> list:
+        return self.scorer.search_grouped(query, k, per_group, explain=explain, **filters)
+
     def index_info(self) -> dict:
-        return self.encoded.encoder_info
+        return self._encoder_info
 
-
-class MemoryWriter(IndexWriter):
-    def __init__(self, writer: EncodedDirWriter):
-        self._w = writer
-
-    supports_lifecycle = True
-
-    def done_ids(self) -> set[str]:
-        return self._w.done_ids()
-
-    def add(self, batch: SparseBatch) -> None:
-        self._w.add(batch)
-
-    def catalog(self) -> list[dict]:
-        return self._w.catalog()
-
-    def commit(self) -> None:
-        self._w.commit()
-
-    def delete(self, ids) -> int:
-        return self._w.delete(ids)
-
-    def set_properties(self, properties) -> None:
-        self._w.set_properties(properties)
-
-    def close(self):
-        return self._w.close()
-
-    def abort(self) -> None:
-        self._w.abort()
+    def page_terms(self, page_id: str, n: int) -> list[tuple[str, float]] | None:
+        if self._rows is None:
+            self._rows = {i: r for r, i in enumerate(self.scorer.ids)}
+        row = self._rows.get(page_id)
+        if row is None:
+            return None
+        ids, weights = self.scorer.row(row)
+        order = np.argsort(-weights, kind="stable")[:n]
+        return [(self.scorer.vocab.term(int(ids[j])), float(weights[j])) for j in order]
 
 
 class MemoryEngine(Engine):
-    """``--index DIR``: an encoded dir, loaded whole into memory at search time."""
+    """``--index DIR``: an encoded dir, loaded whole into memory at search time. Its writer
+    is the encoded dir's own (vsplade.encoded.EncodedDirWriter, an IndexWriter)."""
 
     name = "memory"
     cli_options = frozenset()  # a local dir of float vectors: nothing to tune
@@ -139,7 +303,7 @@ class MemoryEngine(Engine):
         self.path = Path(index)
 
     def writer(self, info: Mapping[str, Any], recreate: bool = False) -> IndexWriter:
-        return MemoryWriter(EncodedDirWriter(self.path, info, recreate=recreate))
+        return EncodedDirWriter(self.path, info, recreate=recreate)
 
     def searcher(self) -> MemorySearcher:
         try:
@@ -168,6 +332,14 @@ class MemoryEngine(Engine):
     def read_catalog(self) -> list[dict]:
         d = self._existing()
         return [] if d is None else d.catalog()
+
+    def version(self):
+        # the manifest is replaced (a new inode) at every commit and every property change
+        try:
+            st = (self.path / CONFIG_FILE).stat()
+        except OSError:
+            return "absent"
+        return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
 
     def location_info(self) -> dict:
         size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()) if self.path.is_dir() else 0
