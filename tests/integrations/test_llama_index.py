@@ -14,6 +14,7 @@ from llama_index.core.llms import MockLLM  # noqa: E402
 from llama_index.core.query_engine import RetrieverQueryEngine  # noqa: E402
 from llama_index.core.schema import MetadataMode, TextNode  # noqa: E402
 
+from vsplade.engines import EngineError  # noqa: E402
 from integrations_support import FILTERS, QUERIES, reference  # noqa: E402
 from vsplade.integrations import page_image  # noqa: E402
 from vsplade.integrations.llama_index import VspladeRetriever  # noqa: E402
@@ -76,7 +77,9 @@ def test_grouped_by_file(indexed):
     q = "the type of a pointer"
     try:
         want = col.search(q, k=3, group_by="file")
-    except NotImplementedError as e:
+    except EngineError as e:  # an engine whose grouped search is not written yet
+        if "cannot group" not in str(e):
+            raise
         pytest.skip(f"{name}: {e}")
     nodes = col.as_llama_index_retriever(k=3, group_by="file").retrieve(q)
     assert [(n.node.metadata["source"], n.score, n.node.metadata["page_ids"]) for n in nodes] == \
