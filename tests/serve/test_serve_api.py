@@ -202,3 +202,20 @@ def test_moved_or_changed_source_is_a_clear_409(tmp_path, pdf_dir):
         assert status == 409 and "changed since it was indexed" in json.loads(data)["detail"]
         status, _, data = s.request("GET", f"/pages/{moved}/image?width=160")
         assert status == 409 and "not found" in json.loads(data)["detail"]
+
+
+def test_group_by_file_over_http_equals_the_cli(memory_server):
+    """GET and POST group_by=file: the best files with their best pages, as `vsplade search
+    --group-by file --json` gives them; a bad group_by is a 422."""
+    status, body = memory_server.get_json("/search", q="debian package interface", k=2, group_by="file",
+                                          pages_per_file=2)
+    assert status == 200 and body["hits"] == [] and len(body["files"]) == 2, body
+    cli = json.loads(vsplade("search", "debian package interface", "--engine", "memory", "--index",
+                             str(memory_server.index), "-k", "2", "--group-by", "file", "--pages-per-file", "2",
+                             "--json").stdout)
+    assert [(f["source"], [h["id"] for h in f["hits"]]) for f in body["files"]] == [
+        (f["source"], [h["id"] for h in f["hits"]]) for f in cli["files"]]
+    status, post = memory_server.post_json("/search", {"q": "debian package interface", "k": 2, "group_by": "file",
+                                                       "pages_per_file": 2})
+    assert status == 200 and post["files"] == body["files"]
+    assert memory_server.get_json("/search", q="debian", group_by="page")[0] == 422

@@ -18,7 +18,7 @@ import logging
 import math
 import secrets
 from importlib import resources
-from typing import Annotated, List, Optional
+from typing import Annotated, List, Literal, Optional
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
@@ -200,11 +200,17 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         matched_terms: Optional[int] = Field(None, description="how many query terms the page matched")
         reasons: Optional[List[Reason]] = Field(None, description="per query word, when explain=true")
 
+    class FileOut(BaseModel):
+        source: Optional[str] = None
+        score: float = Field(description="its best page's score")
+        hits: List[HitOut] = Field(description="its best pages, best first")
+
     class SearchOut(BaseModel):
         query: str
         terms: int = Field(description="terms in the encoded query")
         took_ms: float = Field(description="encode + search time inside the service")
-        hits: List[HitOut]
+        hits: List[HitOut] = Field(description="the pages, best first (empty with group_by)")
+        files: Optional[List[FileOut]] = Field(None, description="with group_by=file: the best files, best first")
         notice: Optional[str] = Field(None, description="with explain: no page matches any query word whole")
 
     class BatchOut(BaseModel):
@@ -222,6 +228,8 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         source: Optional[List[Text]] = Field(None, max_length=L.max_sources, description="only pages of these sources")
         page_min: Optional[int] = Field(None, ge=1)
         page_max: Optional[int] = Field(None, ge=1)
+        group_by: Optional[Literal["file"]] = Field(None, description="file: the k best files, each with its best pages")
+        pages_per_file: int = Field(3, ge=1, le=L.max_k)
 
     class PageTerm(BaseModel):
         term: str
@@ -280,8 +288,8 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
     # endpoint costs FastAPI up to three thread hops per request: dependency, endpoint,
     # response validation); the JVM and numpy release the GIL while they search.
 
-    def filters(source, page_min, page_max):
-        return service.filter_kwargs(source, page_min, page_max)
+    def filters(source, page_min, page_max, group_by=None, pages_per_file=3):
+        return service.filter_kwargs(source, page_min, page_max, group_by, pages_per_file)
 
     @app.get("/search", response_model=SearchOut, response_model_exclude_none=True, dependencies=auth,
              summary="Search with one query")
@@ -292,8 +300,10 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         source: List[str] = Query([], max_length=L.max_sources, description="only pages of these sources"),
         page_min: Optional[int] = Query(None, ge=1),
         page_max: Optional[int] = Query(None, ge=1),
+        group_by: Optional[Literal["file"]] = Query(None, description="file: the k best files, each with its best pages"),
+        pages_per_file: int = Query(3, ge=1, le=L.max_k),
     ):
-        f = filters(source, page_min, page_max)
+        f = filters(source, page_min, page_max, group_by, pages_per_file)
         return await run_in_threadpool(service.search, q, k, explain, f)
 
     @app.post("/search", response_model=SearchOut | BatchOut, response_model_exclude_none=True,
@@ -301,7 +311,7 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
     async def search_post(body: SearchIn):
         if (body.q is None) == (body.queries is None):
             raise ServiceError(422, "give exactly one of q (a query) or queries (a list of queries)")
-        f = filters(body.source, body.page_min, body.page_max)
+        f = filters(body.source, body.page_min, body.page_max, body.group_by, body.pages_per_file)
         if body.q is not None:
             return await run_in_threadpool(service.search, body.q, body.k, body.explain, f)
         return {"results": await run_in_threadpool(service.search_many, body.queries, body.k, body.explain, f)}

@@ -88,7 +88,8 @@ class SearchService:
             raise ServiceError(422, f"the query is {len(text)} characters long; the limit is {self.limits.max_query_chars}")
         return text
 
-    def filter_kwargs(self, sources: Sequence[str] | None, page_min: int | None, page_max: int | None) -> dict:
+    def filter_kwargs(self, sources: Sequence[str] | None, page_min: int | None, page_max: int | None,
+                      group_by: str | None = None, pages_per_file: int = 3) -> dict:
         """The request's filters, checked against the limits (the collection turns them into
         the engine's keywords: every engine filters inside its ranking)."""
         sources = [s for s in (sources or []) if s]
@@ -101,6 +102,8 @@ class SearchService:
             out["source"] = sources
         if page_min is not None or page_max is not None:
             out["pages"] = (page_min, page_max)
+        if group_by is not None:
+            out.update(group_by=group_by, pages_per_file=pages_per_file)
         return out
 
     def search(self, text: str, k: int, explain: bool = False, filters: Mapping[str, Any] | None = None) -> dict:
@@ -126,8 +129,13 @@ class SearchService:
         took = round((time.perf_counter() - t0) * 1000 / len(texts), 3)
         out = []
         for t, hits in zip(texts, results):
-            row = {"query": t, "terms": len(self.qenc.encode(t)), "took_ms": took,
-                   "hits": [self.hit_dict(h, explain) for h in hits]}
+            row = {"query": t, "terms": len(self.qenc.encode(t)), "took_ms": took}
+            if (filters or {}).get("group_by"):
+                row["hits"] = []
+                row["files"] = [{"source": f.source, "score": f.score,
+                                 "hits": [self.hit_dict(h, explain) for h in f.hits]} for f in hits]
+            else:
+                row["hits"] = [self.hit_dict(h, explain) for h in hits]
             notice = self.collection.notice(t, hits)
             if notice:
                 row["notice"] = notice  # no page matches a query word whole (vsplade.reasons)
