@@ -98,3 +98,21 @@ def hit_image(meta: dict, width: int | None = None):
 def hit_text(meta: dict) -> str:
     """page_text() for a page's metadata as an index stores it."""
     return page_text(_path_of(meta), int(meta.get("page") or 1), meta.get("sha256"), source=meta.get("source"))
+
+
+def page_words(path: str | os.PathLike, page: int, sha256: str | None = None, source: str | None = None):
+    """The page's words with their boxes (vsplade.highlight.PageWords), from the indexed
+    version of the file only; an image file has none (has_text False)."""
+    from .highlight import read_words
+
+    p, name = _checked(path, sha256, source)
+    try:
+        # the content hash (checked above) keys the cache: a page is read once for many queries
+        return read_words(p, page, cache_key=sha256 or p.stat().st_mtime_ns)
+    except ValueError as e:
+        raise SourceError(f"{name}: {e}") from None
+
+
+def hit_words(meta: dict):
+    """page_words() for a page's metadata as an index stores it."""
+    return page_words(_path_of(meta), int(meta.get("page") or 1), meta.get("sha256"), source=meta.get("source"))
