@@ -3,7 +3,10 @@ paths, all cluster-manager-eligible data nodes) and indices with 3 shards and 1 
 
 - a data node SIGKILLed mid-bulk and started again: the job finishes (or a re-run resumes),
   the count is exact, every page is there once and searchable, results equal the exact scorer,
-  the cluster is green again;
+  the cluster is green again. The kill may come before the new index's replicas are in sync,
+  so a shard's only in-sync copy can die with the node (red) and the bulk stalls on it until
+  the node is back: the restart therefore never waits for the bulk's progress (it did, and the
+  job then gave up and the resume waited for a node nobody had started);
 - node 3 runs with a one-thread, one-slot write pool, so the real server answers 429: the
   writer retries, loses nothing and counts the rejections in its summary;
 - a search while a node is down answers from the replicas with the same top-10, also through
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -25,10 +29,12 @@ from vsplade.engines.base import EngineError
 from vsplade.engines.memory import ExactScorer
 from vsplade.sparse import SparseBatch
 from vsplade_opensearch import OpenSearchEngine
+from vsplade_opensearch.testnode import START_TIMEOUT, TestNodeError
 
 from opensearch_support import INFO, rounded
 
 KILL_PAGES = 20_000  # the size: ~20 s of bulk on this cluster
+RESTART_AFTER = 15.0  # s after the kill at the latest (sooner when the bulk reaches half way)
 TERMS_PER_PAGE = 40
 TERM_POOL = np.arange(2000, 6000)  # ordinary tokens: dense enough that queries hit many pages
 
@@ -134,17 +140,36 @@ def test_data_node_killed_mid_bulk_and_restarted(healthy, vocab):
     victim = healthy.members[1]
     step = 1000
     summary = None
+    half_way = threading.Event()
+    rejoined: dict = {}
+
+    def bring_back():  # back on the same ports and data while the bulk runs; waits until it has joined
+        half_way.wait(RESTART_AFTER)
+        try:
+            rejoined["health"] = healthy.restart([victim], status=None)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the test's thread
+            rejoined["error"] = e
+
+    restarter = threading.Thread(target=bring_back, name="restart-victim", daemon=True)
     try:
-        with eng.writer(INFO, recreate=True) as w:
-            for start in range(0, KILL_PAGES, step):
-                if start == KILL_PAGES // 4:
-                    victim.kill()  # SIGKILL while requests are in flight
-                if start == KILL_PAGES // 2:
-                    victim.start()  # back on the same ports and data, still mid-bulk
-                w.add(batch.select(range(start, start + step)))
-            summary = w.close()
-    except EngineError:  # the job may give up while shards move: a re-run must resume
-        summary = None
+        try:
+            with eng.writer(INFO, recreate=True) as w:
+                for start in range(0, KILL_PAGES, step):
+                    if start == KILL_PAGES // 4:
+                        victim.kill()  # SIGKILL while requests are in flight
+                        restarter.start()
+                    if start == KILL_PAGES // 2:
+                        half_way.set()
+                    w.add(batch.select(range(start, start + step)))
+                summary = w.close()
+        except EngineError:  # the job may give up while shards move: a re-run must resume
+            summary = None
+    finally:
+        half_way.set()
+        restarter.join(RESTART_AFTER + START_TIMEOUT + 30)  # restart() is bounded by START_TIMEOUT
+    assert not restarter.is_alive(), "the restart of the killed node did not return"
+    if "error" in rejoined:
+        raise rejoined["error"]
     if summary is None or summary.failures:
         healthy.wait_health("yellow")
         w = eng.writer(INFO)
@@ -197,6 +222,9 @@ def test_search_while_a_node_is_down(healthy, vocab, pdf_dir):
     before = assert_top_k_exact(eng.searcher(), batch, vocab, qs)
 
     healthy.members[0].kill()  # the first URL of the list
+    # a killed node does not come back by itself: waiting for 3 nodes says so at once, not after a timeout
+    with pytest.raises(TestNodeError, match="vsplade-1 is not running"):
+        healthy.wait_health("yellow", timeout=30)
     healthy.wait_health("yellow", nodes=2)
     after = assert_top_k_exact(eng.searcher(), batch, vocab, qs)
     assert after == before

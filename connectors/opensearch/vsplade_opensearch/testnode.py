@@ -62,6 +62,7 @@ MAKE_TARGET = "make opensearch-jars"
 SERVER_DIR = Path(os.environ.get("VSPLADE_OPENSEARCH_SERVER_DIR") or Path(__file__).resolve().parents[1] / "server")
 MAIN_CLASS = "io.vsplade.testnode.VspladeTestNode"
 DEFAULT_HEAP = os.environ.get("VSPLADE_OPENSEARCH_HEAP", "512m")
+LOG_LEVEL = os.environ.get("VSPLADE_OPENSEARCH_LOG_LEVEL", "WARN")
 START_TIMEOUT = 180.0  # one JVM start is ~15 s on an idle 2-core machine; 3 at once share them
 
 
@@ -269,7 +270,8 @@ class NodeProcess:
         jvm = [
             f"-Xms{self.heap}", f"-Xmx{self.heap}",
             "-XX:+UseG1GC", "-Djava.awt.headless=true", "-Dfile.encoding=UTF-8",
-            "-Dlog4j2.level=WARN",  # no log4j2.xml: warnings and errors go to node.log
+            # no log4j2.xml: warnings and errors go to node.log (VSPLADE_OPENSEARCH_LOG_LEVEL=INFO to see joins)
+            f"-Dlog4j2.level={LOG_LEVEL}",
             "-Dlog4j2.disable.jmx=true",
             "-Dvsplade.exitOnStdinEof=true",
         ]
@@ -294,6 +296,10 @@ class NodeProcess:
             if not link.is_symlink():
                 link.symlink_to(target, target_is_directory=True)
         log = open(self.log_path, "ab")
+        # one log serves every start of this node: mark each start, so that a log tail shows which
+        # JVM a "vsplade-testnode: started" line came from (an earlier one's read as a restart's misled us)
+        log.write(f"--- testnode: starting {self.name} at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode())
+        log.flush()
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=log, stderr=log,
                                      start_new_session=True)  # a Ctrl-C reaches us, not the JVMs
         log.close()
@@ -430,25 +436,28 @@ class TestCluster:
             raise
         return self
 
-    def wait_health(self, status: str = "green", timeout: float = START_TIMEOUT, nodes: int | None = None,
+    def wait_health(self, status: str | None = "green", timeout: float = START_TIMEOUT, nodes: int | None = None,
                     cancel: threading.Event | None = None) -> dict:
-        """Until /_cluster/health reports `status` (or better) with all (or `nodes`) nodes, asked
-        of any live node; raises TestNodeError with the node's log tail after `timeout` s, or
-        at once when `cancel` is set."""
+        """Until /_cluster/health reports `status` (or better; None: any status, i.e. the nodes
+        have joined) with all (or `nodes`) nodes, asked of any live node; raises TestNodeError
+        with the nodes' log tails after `timeout` s, at once when too few JVMs are running to
+        reach `nodes` (one that crashed, or was killed and not started again: it cannot join by
+        itself), or at once when `cancel` is set."""
         want = self.nodes if nodes is None else nodes
         deadline = time.monotonic() + timeout
         last = "no answer"
+        ok = {None: ("green", "yellow", "red"), "green": ("green",)}.get(status, ("green", "yellow"))
+        query = f"wait_for_nodes={want}&timeout=2s" + (f"&wait_for_status={status}" if status else "")
         while True:
-            # a node that exits is fatal only when too few are left to reach `want`
-            gone = [n for n in self.members if n.exited() is not None]
-            if gone and self.nodes - len(gone) < want:
-                n = gone[0]
-                raise TestNodeError(f"OpenSearch {self.version} node {n.name} exited with {n.exited()}:\n{n.log_tail()}")
+            down = [n for n in self.members if not n.alive()]
+            if len(self.members) - len(down) < want:
+                raise TestNodeError(f"OpenSearch {self.version}: {want} nodes wanted, "
+                                    f"{len(self.members) - len(down)} running; " + "; ".join(self._why_down(n) for n in down))
             for n in self.members:
                 if not n.alive():
                     continue
                 try:
-                    h = http_json(f"{n.url}/_cluster/health?wait_for_status={status}&wait_for_nodes={want}&timeout=2s", timeout=10)
+                    h = http_json(f"{n.url}/_cluster/health?{query}", timeout=10)
                 except urllib.error.HTTPError as e:  # 408 with the health body when not yet there
                     try:
                         h = json.loads(e.read() or b"{}")
@@ -457,27 +466,43 @@ class TestCluster:
                 except (OSError, ValueError) as e:
                     last = f"{n.name}: {type(e).__name__}"
                     continue
-                if h.get("status") in (("green",) if status == "green" else ("green", "yellow")) and h.get("number_of_nodes") == want:
+                if h.get("status") in ok and h.get("number_of_nodes") == want:
                     return h
                 last = f"{n.name}: status {h.get('status')}, {h.get('number_of_nodes')} nodes"
                 break
             if cancel is not None and cancel.is_set():
                 raise TestNodeError("interrupted")
             if time.monotonic() > deadline:
-                tails = "\n".join(f"--- {n.name}\n{n.log_tail()}" for n in self.members)
-                raise TestNodeError(f"OpenSearch {self.version} not {status} after {timeout:.0f} s ({last})\n{tails}")
+                tails = "\n".join(f"--- {n.name} ({'pid %d' % n.pid if n.alive() else 'not running'}), "
+                                   f"last lines of {n.log_path}\n{n.log_tail()}" for n in self.members)
+                what = f"{status} with {want} nodes" if status else f"joined by {want} nodes"
+                raise TestNodeError(f"OpenSearch {self.version} not {what} after {timeout:.0f} s ({last})\n{tails}")
             time.sleep(0.5)
+
+    @staticmethod
+    def _why_down(n: NodeProcess) -> str:
+        code = n.exited()
+        if code is None:
+            return f"{n.name} is not running (killed or stopped, and not started again)"
+        return f"{n.name} exited with {code}:\n{n.log_tail()}"
 
     def dead(self) -> list[NodeProcess]:
         """Members whose JVM is not running (crashed, killed by hand, or by `kill()`)."""
         return [n for n in self.members if not n.alive()]
 
-    def restart(self, nodes: list[NodeProcess] | None = None, timeout: float = START_TIMEOUT) -> dict:
+    def restart(self, nodes: list[NodeProcess] | None = None, timeout: float = START_TIMEOUT,
+                status: str | None = "green") -> dict:
         """Start the dead members (or `nodes`) again on their own ports and data, and wait until
-        the whole cluster is back (green; yellow for one node). Bounded by `timeout`."""
+        every member is in the cluster again and the cluster is `status` (green: yellow for one
+        node; None: as soon as all have joined, whatever the shards do: what a restart in the
+        middle of a bulk can wait for). Bounded by `timeout`; raises with the log tails.
+        A JVM that printed "started" may not have joined yet (OpenSearch starts anyway after
+        discovery.initial_state_timeout), so the wait asks the cluster, never the log."""
         for n in self.dead() if nodes is None else nodes:
             n.start()
-        return self.wait_health("yellow" if self.nodes == 1 else "green", timeout=timeout)
+        if status == "green" and self.nodes == 1:
+            status = "yellow"
+        return self.wait_health(status, timeout=timeout)
 
     def supervise(self, stop: threading.Event, restart: threading.Event, restart_dead: bool = False,
                   say=lambda msg: print(msg, file=sys.stderr, flush=True), poll: float = 1.0) -> None:
