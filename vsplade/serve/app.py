@@ -1,9 +1,9 @@
 """The HTTP face of `vsplade serve`: a FastAPI app over one `SearchService`.
 
-Endpoints: GET/POST /search, GET /pages/{id}, GET /pages/{id}/image, GET /health, GET /info,
-GET /openapi.json, and the web page (GET /, /static/...). Errors are JSON ``{"detail": ...}``
-with a 4xx status for anything a client can fix, never a stack trace; an unexpected failure
-answers 500 ``{"detail": "internal error"}`` and is logged on the server.
+Endpoints: GET/POST /search, GET /pages/{id}, GET /pages/{id}/image, GET /pages/{id}/highlights,
+GET /health, GET /info, GET /openapi.json, and the web page (GET /, /static/...). Errors are
+JSON ``{"detail": ...}`` with a 4xx status for anything a client can fix, never a stack trace;
+an unexpected failure answers 500 ``{"detail": "internal error"}`` and is logged on the server.
 
 Safety: with a token (`create_app(token=...)`), every data endpoint needs ``Authorization:
 Bearer TOKEN`` (or the ``vsplade_token`` cookie the web page sets, so that <img> requests
@@ -191,6 +191,11 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         matched_pieces: List[str] = Field(description="the pieces the page has")
         whole: bool = Field(description="the page has every piece of the word")
 
+    class SnippetOut(BaseModel):
+        text: str = Field(description="the best line or two of the page's text around the matches")
+        marks: List[List[int]] = Field(description="[start, end) character ranges of text holding matched words")
+        html: str = Field(description="text, HTML-escaped, the marks as <mark>")
+
     class HitOut(BaseModel):
         id: str
         score: float
@@ -199,6 +204,7 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         explain: Optional[List[Term]] = Field(None, description="top matching terms, when explain=true")
         matched_terms: Optional[int] = Field(None, description="how many query terms the page matched")
         reasons: Optional[List[Reason]] = Field(None, description="per query word, when explain=true")
+        snippet: Optional[SnippetOut] = Field(None, description="with snippet=true (absent: no text layer)")
 
     class FileOut(BaseModel):
         source: Optional[str] = None
@@ -230,6 +236,31 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         page_max: Optional[int] = Field(None, ge=1)
         group_by: Optional[Literal["file"]] = Field(None, description="file: the k best files, each with its best pages")
         pages_per_file: int = Field(3, ge=1, le=L.max_k)
+        snippet: bool = Field(False, description="per hit, the best line or two of the page around the matches")
+
+    class HighlightTerm(BaseModel):
+        term: str
+        token: str = Field(description="the term as text")
+        words: Optional[int] = Field(None, description="how many marked words carry it")
+
+    class HighlightBox(BaseModel):
+        text: str = Field(description="the word as printed")
+        rel: List[float] = Field(description="x0, y0, x1, y1 as fractions of the page picture, top-left origin")
+        box: List[float] = Field(description="left, bottom, right, top in PDF points")
+        terms: List[str] = Field(description="the matched terms the word carries")
+        whole: bool = Field(description="the word is a query word (else it holds a matched piece)")
+
+    class HighlightsOut(BaseModel):
+        id: str
+        query: str
+        text_layer: bool = Field(description="false: an image or a scan, nothing can be marked")
+        page_size: List[float] = Field(description="width, height in points (pixels for an image)")
+        boxes: List[HighlightBox] = Field(description="best first: whole query words, then words with a matched piece")
+        on_page: List[HighlightTerm]
+        not_on_page: List[HighlightTerm] = Field(description="matched terms no printed word carries (never drawn)")
+        unmarked: List[HighlightTerm] = Field(description="punctuation terms, which mark no word on their own")
+        snippet: Optional[SnippetOut] = None
+        note: str
 
     class PageTerm(BaseModel):
         term: str
@@ -302,9 +333,10 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         page_max: Optional[int] = Query(None, ge=1),
         group_by: Optional[Literal["file"]] = Query(None, description="file: the k best files, each with its best pages"),
         pages_per_file: int = Query(3, ge=1, le=L.max_k),
+        snippet: bool = Query(False, description="per hit, the best line or two of the page around the matches"),
     ):
         f = filters(source, page_min, page_max, group_by, pages_per_file)
-        return await run_in_threadpool(service.search, q, k, explain, f)
+        return await run_in_threadpool(service.search, q, k, explain, f, snippet)
 
     @app.post("/search", response_model=SearchOut | BatchOut, response_model_exclude_none=True,
               dependencies=auth, summary="Search with one query (q) or a batch (queries)")
@@ -313,14 +345,21 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
             raise ServiceError(422, "give exactly one of q (a query) or queries (a list of queries)")
         f = filters(body.source, body.page_min, body.page_max, body.group_by, body.pages_per_file)
         if body.q is not None:
-            return await run_in_threadpool(service.search, body.q, body.k, body.explain, f)
-        return {"results": await run_in_threadpool(service.search_many, body.queries, body.k, body.explain, f)}
+            return await run_in_threadpool(service.search, body.q, body.k, body.explain, f, body.snippet)
+        return {"results": await run_in_threadpool(service.search_many, body.queries, body.k, body.explain, f,
+                                                   True, body.snippet)}
 
     @app.get("/pages/{page_id}", response_model=PageOut, response_model_exclude_none=True, dependencies=auth,
              summary="A page's metadata (and its top terms)")
     async def page(page_id: str = Path(..., max_length=512),
              terms: int = Query(0, ge=0, le=100, description="also list the page's N largest term weights")):
         return await run_in_threadpool(service.page_info, page_id, terms)
+
+    @app.get("/pages/{page_id}/highlights", response_model=HighlightsOut, dependencies=auth,
+             summary="Where on the page a query matched: word boxes, terms not printed, a snippet")
+    async def page_highlights(page_id: str = Path(..., max_length=512),
+                              q: Text = Query(..., min_length=1, max_length=L.max_query_chars)):
+        return await run_in_threadpool(service.highlights, page_id, q)
 
     @app.api_route("/pages/{page_id}/image", methods=["GET", "HEAD"], dependencies=auth, summary="The page rendered from its source file",
              responses={200: {"content": {IMAGE_FORMAT[1]: {}}}, 304: {"description": "not modified"}})

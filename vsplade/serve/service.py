@@ -106,11 +106,12 @@ class SearchService:
             out.update(group_by=group_by, pages_per_file=pages_per_file)
         return out
 
-    def search(self, text: str, k: int, explain: bool = False, filters: Mapping[str, Any] | None = None) -> dict:
-        return self.search_many([text], k, explain, filters, batch=False)[0]
+    def search(self, text: str, k: int, explain: bool = False, filters: Mapping[str, Any] | None = None,
+               snippet: bool = False) -> dict:
+        return self.search_many([text], k, explain, filters, batch=False, snippet=snippet)[0]
 
     def search_many(self, texts: Sequence[str], k: int, explain: bool = False,
-                    filters: Mapping[str, Any] | None = None, batch: bool = True) -> list[dict]:
+                    filters: Mapping[str, Any] | None = None, batch: bool = True, snippet: bool = False) -> list[dict]:
         from ..collection import NoSuchSource
 
         if not texts:
@@ -140,6 +141,8 @@ class SearchService:
             if notice:
                 row["notice"] = notice  # no page matches a query word whole (vsplade.reasons)
             out.append(row)
+        if snippet:
+            self._add_snippets(out, results)
         return out
 
     def term_display(self, term: str) -> str:
@@ -159,6 +162,50 @@ class SearchService:
             if h.reasons is not None:
                 d["reasons"] = h.reasons
         return d
+
+    # -- where on the page (vsplade.highlight) -------------------------------------------------
+
+    def _add_snippets(self, rows: list[dict], results: list) -> None:
+        """Each hit dict gets "snippet": the best line or two of its page around the matches
+        ({text, marks, html}; null for a page without a text layer or whose file moved)."""
+        for row, found in zip(rows, results):
+            if row.get("files") is not None:
+                pairs = [(d, h) for f_row, f in zip(row["files"], found) for d, h in zip(f_row["hits"], f.hits)]
+            else:
+                pairs = list(zip(row["hits"], found))
+            for d, h in pairs:
+                d["snippet"] = self.snippet(h, row["query"])
+
+    def _words(self, meta: Mapping[str, Any]):
+        from ..render import hit_words
+
+        with self._render_lock:  # pdfium is not thread-safe; words are cached per page after the first read
+            return hit_words(dict(meta))
+
+    def snippet(self, h: Hit, query: str) -> dict | None:
+        from ..highlight import highlight
+
+        try:
+            meta = h._meta() if h.path else self.page_meta(h.id)
+            words = self._words(meta)
+        except (ServiceError, ValueError, OSError):  # moved / changed / unrecorded file: no snippet
+            return None
+        sn = highlight(words, query, h.explain, self.qenc).snippet
+        return sn.as_dict() if sn else None
+
+    def highlights(self, page_id: str, query: str) -> dict:
+        """Where on page `page_id` the query matched: the words carrying the matched terms (the
+        engine's explain for that page) as boxes, the matched terms not printed on it, a snippet."""
+        from ..highlight import highlight, matched_terms
+
+        self.check_query(query)
+        meta = self.page_meta(page_id)
+        terms = None if self.collection.server_side else matched_terms(self.collection, meta, query)
+        try:
+            words = self._words(meta)
+        except (ValueError, OSError) as e:  # SourceError (moved/changed) is a ValueError
+            raise ServiceError(409, str(e)) from None
+        return {"id": meta["id"], **highlight(words, query, terms, self.qenc).as_dict()}
 
     # -- pages ------------------------------------------------------------------------------
 

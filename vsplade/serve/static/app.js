@@ -6,6 +6,7 @@ const THUMB_WIDTH = 320;
 const LARGE_WIDTH = 1280;
 let hits = [];
 let current = -1;
+let currentQuery = "";
 
 function setStatus(text, isError = false) {
   const el = $("#status");
@@ -56,8 +57,9 @@ async function search(q, k, push = true) {
   setStatus("Searching…");
   const list = $("#results");
   try {
-    const res = await api("/search?" + new URLSearchParams({ q, k, explain: "true" }));
+    const res = await api("/search?" + new URLSearchParams({ q, k, explain: "true", snippet: "true" }));
     hits = res.hits;
+    currentQuery = q;
     list.replaceChildren();
     if (!hits.length) {
       setStatus("No pages match “" + q + "” (" + res.terms + " query terms).");
@@ -81,6 +83,7 @@ async function search(q, k, push = true) {
       li.querySelector(".source").title = h.source || h.id;
       li.querySelector(".page").textContent = h.page != null ? "page " + h.page : "";
       li.querySelector(".score").textContent = fmt(h.score);
+      fillSnippet(li.querySelector(".snippet"), h.snippet);
       li.querySelector(".open").setAttribute("aria-label",
         "Hit " + (i + 1) + ": " + (h.source || h.id) + ", page " + h.page + ", score " + fmt(h.score));
       li.querySelector(".open").addEventListener("click", () => openHit(i));
@@ -90,6 +93,66 @@ async function search(q, k, push = true) {
     list.replaceChildren();
     setStatus("Search failed: " + e.message, true);
   }
+}
+
+// The snippet's text with its marked words as <mark>, built as DOM nodes (never innerHTML).
+function fillSnippet(el, snippet) {
+  el.replaceChildren();
+  if (!snippet) {
+    el.hidden = true;
+    return;
+  }
+  let at = 0;
+  for (const [s, e] of snippet.marks) {
+    if (s > at) el.append(snippet.text.slice(at, s));
+    const m = document.createElement("mark");
+    m.textContent = snippet.text.slice(s, e);
+    el.append(m);
+    at = e;
+  }
+  if (at < snippet.text.length) el.append(snippet.text.slice(at));
+  el.title = snippet.text;
+  el.hidden = false;
+}
+
+// Boxes over the large view's picture, as percentages of it (the API gives fractions of the
+// page), so they follow the picture at any size.
+async function showHighlights(i, h) {
+  const layer = $("#viewer-boxes");
+  const where = $("#where");
+  layer.replaceChildren();
+  where.replaceChildren();
+  if (!currentQuery) return;
+  let hl;
+  try {
+    hl = await api("/pages/" + encodeURIComponent(h.id) + "/highlights?" + new URLSearchParams({ q: currentQuery }));
+  } catch (e) {
+    if (current === i) where.append(hintItem("Cannot mark the words: " + e.message));
+    return;
+  }
+  if (current !== i) return;
+  hl.boxes.forEach((b) => {
+    const d = document.createElement("div");
+    d.className = "hl " + (b.whole ? "whole" : "piece");
+    const [x0, y0, x1, y1] = b.rel;
+    d.style.left = (100 * x0) + "%";
+    d.style.top = (100 * y0) + "%";
+    d.style.width = (100 * (x1 - x0)) + "%";
+    d.style.height = (100 * (y1 - y0)) + "%";
+    d.title = b.text + (b.whole ? "" : " (holds a matched piece)");
+    layer.appendChild(d);
+  });
+  const words = hl.boxes.length;
+  where.append(hintItem(words ? words + " marked word" + (words === 1 ? "" : "s") + " on the page" : ""));
+  if (hl.note) where.append(hintItem(hl.note));
+  [...where.children].forEach((c) => { if (!c.textContent) c.remove(); });
+}
+
+function hintItem(text) {
+  const li = document.createElement("li");
+  li.className = "hint";
+  li.textContent = text;
+  return li;
 }
 
 function termRow(label, value, max, title) {
@@ -122,6 +185,7 @@ async function openHit(i) {
   $("#viewer-img-error").hidden = true;
   img.src = imageUrl(h.id, LARGE_WIDTH);
   img.alt = (h.source || h.id) + ", page " + h.page;
+  showHighlights(i, h);
   const matched = $("#matched");
   matched.replaceChildren();
   const ex = h.explain || [];
