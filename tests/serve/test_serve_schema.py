@@ -22,7 +22,7 @@ def _operations(server):
 def test_spec_lists_the_endpoints(memory_server):
     assert set(_operations(memory_server)) == {
         "GET /search", "POST /search", "GET /pages/{page_id}", "GET /pages/{page_id}/image",
-        "HEAD /pages/{page_id}/image", "GET /health", "HEAD /health", "GET /info"}
+        "HEAD /pages/{page_id}/image", "GET /pages/{page_id}/highlights", "GET /health", "HEAD /health", "GET /info"}
 
 
 @pytest.mark.parametrize("mode", ["positive", "negative"])
