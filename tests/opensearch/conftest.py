@@ -86,20 +86,25 @@ class TestnodeProcess:
 
     __test__ = False
 
-    def __init__(self, line: str, data: Path, plugins: str | None = None):
+    def __init__(self, line: str, data: Path, plugins: str | None = None, extra: tuple[str, ...] = ()):
         self.line = line
         self.log = open(data.with_suffix(".testnode.log"), "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vsplade_opensearch.testnode", "--nodes", "1", "--line", line,
-             "--http-port", "0", "--data", str(data), *(["--plugins", plugins] if plugins else [])],
+             "--http-port", "0", "--data", str(data), *(["--plugins", plugins] if plugins else []), *extra],
             stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
         )
         self.url: str | None = None
 
     def wait_url(self, timeout: float) -> str:
+        self.url = self.wait_lines(1, timeout)[0]
+        return self.url
+
+    def wait_lines(self, n: int, timeout: float) -> list[str]:
+        """The first `n` lines of stdout (the URL first), within `timeout` s."""
         deadline = time.monotonic() + timeout
         buf = b""
-        while b"\n" not in buf:
+        while buf.count(b"\n") < n:
             left = deadline - time.monotonic()
             if self.proc.poll() is not None or left <= 0:
                 self.stop()
@@ -109,8 +114,7 @@ class TestnodeProcess:
             if ready:
                 chunk = os.read(self.proc.stdout.fileno(), 4096)
                 buf += chunk
-        self.url = buf.split(b"\n", 1)[0].decode().strip()
-        return self.url
+        return [ln.decode().strip() for ln in buf.split(b"\n")[:n]]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -219,6 +223,21 @@ def opensearch_neural3_node(plugin_nodes) -> Server:
     """The 3.6.0 plugin node only (what needs neural-search 3.3+: sparse ANN); the same node as
     opensearch_neural_node's 3.x one."""
     return plugin_nodes.get("neural3")
+
+
+@pytest.fixture(scope="session")
+def secured_node(tmp_path_factory):
+    """`python -m vsplade_opensearch.testnode --security`, once per session: OpenSearch 2.19.1
+    with the security plugin, https with its own CA, users admin, writer and reader."""
+    if CLUSTER_URL:
+        pytest.skip("VSPLADE_OPENSEARCH_URL is set: tests use that cluster")
+    from opensearch_support import SecuredNode
+
+    p = TestnodeProcess("2", tmp_path_factory.mktemp("opensearch-secured") / "node", extra=("--security",))
+    try:
+        yield SecuredNode.parse(p.wait_lines(2 + len(SecuredNode.USERS), NODE_START_TIMEOUT))
+    finally:
+        p.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,12 @@
 """Shared by the OpenSearch tests (imported by name, never from conftest or a test module):
-the index info the tests write, FeatureField rounding of expected weights, a hostile endpoint."""
+the index info the tests write, FeatureField rounding of expected weights, a hostile endpoint,
+what a secured test node printed."""
 
 from __future__ import annotations
 
 import http.server
+from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
@@ -41,3 +44,21 @@ class AuthEcho(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+@dataclass(frozen=True)
+class SecuredNode:
+    """What `testnode --security` printed: the https URL, the CA file, each user's password."""
+
+    USERS = ("admin", "writer", "reader")
+
+    url: str
+    ca: Path
+    passwords: dict
+
+    @classmethod
+    def parse(cls, lines: list[str]) -> "SecuredNode":
+        url, ca, *users = lines
+        passwords = dict(tuple(part.split("=", 1)[1] for part in line.split(" ", 1)) for line in users)
+        assert url.startswith("https://127.0.0.1:") and sorted(passwords) == sorted(cls.USERS), lines
+        return cls(url, Path(ca), passwords)

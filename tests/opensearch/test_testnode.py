@@ -75,6 +75,11 @@ def test_bad_arguments_are_usage_errors():
     res = subprocess.run([sys.executable, "-m", "vsplade_opensearch.testnode", "--nodes", "2"],
                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert res.returncode == 2 and "--nodes" in res.stderr
+    # the security plugin exists for 2.19.1 only: one line that says so, before any JVM starts
+    for args in (["--security", "--line", "3"], ["--security", "--nodes", "3"], ["--security", "--plugins", "neural"]):
+        res = subprocess.run([sys.executable, "-m", "vsplade_opensearch.testnode", *args, "--http-port", "0"],
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert res.returncode == 2 and res.stderr.count("\n") == 1 and "2.19.1" in res.stderr, (args, res.stderr)
 
 
 def _health(url: str) -> dict:

@@ -39,3 +39,6 @@ done
 
 # the plugin nodes (testnode --plugins): their own server versions, modules and plugin zips
 bash plugins/build-plugins.sh
+
+# the secured test node (testnode --security): the security plugin beside the 2.19.1 plugin line
+bash security/build-security.sh

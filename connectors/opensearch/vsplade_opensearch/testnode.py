@@ -3,7 +3,7 @@ downloaded at run time): the server jars that `make opensearch-jars` fetched fro
 into connectors/opensearch/server/jars/, started by the small launcher compiled there.
 
     python -m vsplade_opensearch.testnode --nodes 1|3 --line 3|2 [--http-port P] [--data DIR]
-                                          [--plugins neural]
+                                          [--plugins neural | --security]
 
 prints the base URL as the first line of stdout (3 nodes: the first node's URL, then one line
 per node: its URL), once the cluster is green (yellow for one node), and blocks until SIGTERM or
@@ -28,6 +28,12 @@ neural-search, ml-commons, k-NN and job-scheduler loaded from a distribution-lik
 (path.home/modules and path.home/plugins, see server/plugins/build-plugins.sh), and the settings
 ml-commons needs to register a local model offline on a small single test node (ML_SETTINGS).
 
+`--security` starts OpenSearch 2.19.1 (the plugin line's server, modules and launcher) with the
+security plugin (server/security/build-security.sh lays it out): https and TLS transport from a
+private CA made at start-up, users admin, writer (pages* only) and reader (read-only on pages*)
+with generated passwords (vsplade_opensearch.security). Its stdout: the https URL, the CA file,
+then one `user=NAME password=PASSWORD` line per user.
+
 The Python API (`TestCluster`) is what the pytest fixtures use: it can also SIGKILL one node
 and start it again on the same ports and data.
 
@@ -48,6 +54,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -57,6 +64,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .security import Credentials
 
 MAKE_TARGET = "make opensearch-jars"
 SERVER_DIR = Path(os.environ.get("VSPLADE_OPENSEARCH_SERVER_DIR") or Path(__file__).resolve().parents[1] / "server")
@@ -64,6 +75,7 @@ MAIN_CLASS = "io.vsplade.testnode.VspladeTestNode"
 DEFAULT_HEAP = os.environ.get("VSPLADE_OPENSEARCH_HEAP", "512m")
 LOG_LEVEL = os.environ.get("VSPLADE_OPENSEARCH_LOG_LEVEL", "WARN")
 START_TIMEOUT = 180.0  # one JVM start is ~15 s on an idle 2-core machine; 3 at once share them
+SECURITY_LINE = "2"  # plugins.tsv's 2.19.1: the security plugin's only version on Maven Central
 
 
 class TestNodeError(RuntimeError):
@@ -126,14 +138,15 @@ def plugin_source_hash(line: str) -> str:
     return hashlib.sha256((" ".join(row.split()) + "\n").encode() + b"".join(p.read_bytes() for p in parts)).hexdigest()
 
 
-def plugin_layout(spec: Line, plugins: str) -> Path:
-    """jars/plugins-VERSION, checked: laid out from the current sources, with every plugin of the set."""
+def plugin_layout(spec: Line, plugins: str | None) -> Path:
+    """jars/plugins-VERSION, checked: laid out from the current sources, with every plugin of the
+    set (None: the server jars, modules and launcher only, as a secured node uses them)."""
     d = SERVER_DIR / "jars" / f"plugins-{spec.version}"
     if not (d / ".complete").is_file():
         raise TestNodeError(f"OpenSearch {spec.version} plugins not fetched (no {d}); run `{MAKE_TARGET}`")
     if (d / ".complete").read_text().strip() != plugin_source_hash(spec.line):
         raise TestNodeError(f"the OpenSearch {spec.version} plugin layout is older than its sources; run `{MAKE_TARGET}`")
-    missing = [p for p in PLUGIN_SETS[plugins] if not (d / "plugins" / p / "plugin-descriptor.properties").is_file()]
+    missing = [p for p in PLUGIN_SETS.get(plugins, ()) if not (d / "plugins" / p / "plugin-descriptor.properties").is_file()]
     if missing:
         raise TestNodeError(f"OpenSearch {spec.version} plugins {', '.join(missing)} missing in {d}; run `{MAKE_TARGET}`")
     return d
@@ -221,10 +234,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http_json(url: str, timeout: float = 5.0, method: str = "GET", body: dict | None = None) -> dict:
+def http_json(url: str, timeout: float = 5.0, method: str = "GET", body: dict | None = None,
+              context: ssl.SSLContext | None = None, headers: dict[str, str] | None = None) -> dict:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
         return json.loads(r.read() or b"{}")
 
 
@@ -245,10 +259,16 @@ class NodeProcess:
     heap: str = DEFAULT_HEAP
     home_links: dict[str, Path] = field(default_factory=dict)  # path.home/NAME -> shared folder
     proc: subprocess.Popen | None = None
+    scheme: str = "http"
+    context: ssl.SSLContext | None = None  # a secured node: trusts its CA
+    headers: dict[str, str] = field(default_factory=dict)  # a secured node: the admin's basic auth
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{self.scheme}://127.0.0.1:{self.http_port}"
+
+    def get(self, path: str, timeout: float = 5.0) -> dict:
+        return http_json(self.url + path, timeout=timeout, context=self.context, headers=self.headers)
 
     @property
     def log_path(self) -> Path:
@@ -330,7 +350,7 @@ class NodeProcess:
 
     def answers(self) -> bool:
         try:
-            http_json(self.url + "/", timeout=2)
+            self.get("/", timeout=2)
             return True
         except (OSError, ValueError):
             return False
@@ -372,7 +392,9 @@ class TestCluster:
     heap: str | None = None  # DEFAULT_HEAP, PLUGIN_HEAP with plugins
     node_settings: dict[int, dict[str, str]] = field(default_factory=dict)
     plugins: str | None = None  # a PLUGIN_SETS key: a plugin line instead of a lines.tsv one
+    security: bool = False  # the security plugin, TLS and users (vsplade_opensearch.security)
     members: list[NodeProcess] = field(default_factory=list)
+    credentials: "Credentials | None" = None  # a secured node's CA, passwords, client certificates
     _tmp: str | None = None
 
     def __post_init__(self):
@@ -380,13 +402,27 @@ class TestCluster:
             raise TestNodeError("--nodes must be 1 or 3")
         if self.plugins is not None and self.plugins not in PLUGIN_SETS:
             raise TestNodeError(f"--plugins must be one of {', '.join(sorted(PLUGIN_SETS))}")
-        table = lines() if self.plugins is None else plugin_lines()
+        if self.security and (self.plugins is not None or self.nodes != 1 or self.line != SECURITY_LINE):
+            raise TestNodeError(f"--security runs one node of the {SECURITY_LINE} line (OpenSearch 2.19.1, the only "
+                                "version Maven Central serves the security plugin at), without --plugins")
+        table = lines() if self.plugins is None and not self.security else plugin_lines()
         if self.line not in table:
             raise TestNodeError(f"--line must be one of {', '.join(sorted(table))}")
         self.spec = table[self.line]
         links: dict[str, Path] = {}
         base: dict[str, str] = {}
-        if self.plugins is None:
+        if self.security:
+            from . import security
+
+            layout = plugin_layout(self.spec, None)
+            try:
+                plugins = security.plugin_dir(SERVER_DIR)
+            except security.SecurityError as e:
+                raise TestNodeError(str(e)) from None
+            self.cp = f"{layout / 'launcher'}{os.pathsep}{layout / 'lib'}{os.sep}*"
+            self._hasher_cp = f"{plugins / 'opensearch-security'}{os.sep}*{os.pathsep}{layout / 'lib'}{os.sep}*"
+            links = {"modules": layout / "modules", "plugins": plugins}
+        elif self.plugins is None:
             self.cp = classpath(self.spec)
         else:
             layout = plugin_layout(self.spec, self.plugins)
@@ -394,7 +430,7 @@ class TestCluster:
             links = {"modules": layout / "modules", "plugins": layout / "plugins"}
             base = dict(ML_SETTINGS)
         if self.heap is None:
-            self.heap = DEFAULT_HEAP if self.plugins is None else PLUGIN_HEAP
+            self.heap = DEFAULT_HEAP if self.plugins is None and not self.security else PLUGIN_HEAP
         self.java = find_java(self.spec.java)
         if self.data is None:
             self._tmp = tempfile.mkdtemp(prefix=f"vsplade-opensearch-{self.spec.version}-")
@@ -412,7 +448,8 @@ class TestCluster:
                 s["cluster.initial_cluster_manager_nodes"] = ",".join(names)
             s.update(self.node_settings.get(i, {}))
             self.members.append(NodeProcess(names[i], http[i], transport[i], self.data / f"node-{i + 1}",
-                                            self.java, self.cp, s, self.heap, links))
+                                            self.java, self.cp, s, self.heap, links,
+                                            scheme="https" if self.security else "http"))
 
     @property
     def version(self) -> str:
@@ -427,6 +464,8 @@ class TestCluster:
         return [n.url for n in self.members]
 
     def start(self, timeout: float = START_TIMEOUT) -> "TestCluster":
+        if self.security and self.credentials is None:
+            self._secure()
         try:
             for n in self.members:
                 n.start()
@@ -457,7 +496,7 @@ class TestCluster:
                 if not n.alive():
                     continue
                 try:
-                    h = http_json(f"{n.url}/_cluster/health?{query}", timeout=10)
+                    h = n.get(f"/_cluster/health?{query}", timeout=10)
                 except urllib.error.HTTPError as e:  # 408 with the health body when not yet there
                     try:
                         h = json.loads(e.read() or b"{}")
@@ -485,6 +524,24 @@ class TestCluster:
         if code is None:
             return f"{n.name} is not running (killed or stopped, and not started again)"
         return f"{n.name} exited with {code}:\n{n.log_tail()}"
+
+    def _secure(self) -> None:
+        """Certificates, users and the plugin's configuration in each node's config folder (once
+        per data folder), and the admin's credentials for the health checks."""
+        import base64
+
+        from . import security
+
+        try:
+            creds = security.prepare(self.data, [n.data / "home" / "config" for n in self.members], self.java,
+                                     self._hasher_cp)
+        except security.SecurityError as e:
+            raise TestNodeError(str(e)) from None
+        context = ssl.create_default_context(cafile=str(creds.ca))
+        auth = base64.b64encode(f"admin:{creds.passwords['admin']}".encode()).decode()
+        for n in self.members:
+            n.context, n.headers = context, {"Authorization": f"Basic {auth}"}
+        self.credentials = creds
 
     def dead(self) -> list[NodeProcess]:
         """Members whose JVM is not running (crashed, killed by hand, or by `kill()`)."""
@@ -562,16 +619,22 @@ class TestCluster:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vsplade_opensearch.testnode", description=__doc__.split("\n\n")[0])
     p.add_argument("--nodes", type=int, choices=(1, 3), default=1)
-    p.add_argument("--line", choices=("3", "2"), default="3", help="3: newest 3.x, 2: 2.19.x")
+    p.add_argument("--line", choices=("3", "2"), help="3: newest 3.x (the default), 2: 2.19.x (2.19.1 with --plugins or --security)")
     p.add_argument("--http-port", type=int, default=9200, help="first node's HTTP port (the next ones +1, +2); 0 = free ports")
     p.add_argument("--data", type=Path, help="keep the nodes' data in DIR/node-N (default: a temp folder, removed)")
     p.add_argument("--heap", help=f"JVM heap per node (default {DEFAULT_HEAP}, {PLUGIN_HEAP} with --plugins)")
     p.add_argument("--plugins", choices=sorted(PLUGIN_SETS),
                    help="a plugin line (3: 3.6.0, 2: 2.19.1) with neural-search, ml-commons, k-NN, job-scheduler")
     p.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE", help="extra node setting (every node)")
+    p.add_argument("--security", action="store_true",
+                   help="OpenSearch 2.19.1 with the security plugin: https with a private CA made at start-up and users "
+                        "admin, writer (pages* only), reader (read-only); prints the URL, the CA file, then one "
+                        "`user=... password=...` line per user")
     p.add_argument("--restart-dead", action="store_true",
                    help="start a node that died again on its ports and data at once (default: on SIGUSR1)")
     a = p.parse_args(argv)
+    if a.line is None:
+        a.line = SECURITY_LINE if a.security else "3"
     stop = threading.Event()
     restart = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -584,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         cluster = TestCluster(nodes=a.nodes, line=a.line, http_port=a.http_port, data=a.data, heap=a.heap,
-                              node_settings={i: extra for i in range(a.nodes)}, plugins=a.plugins)
+                              node_settings={i: extra for i in range(a.nodes)}, plugins=a.plugins, security=a.security)
         cluster.start()
     except TestNodeError as e:
         print(f"testnode: {e}", file=sys.stderr)
@@ -594,9 +657,13 @@ def main(argv: list[str] | None = None) -> int:
         if a.nodes > 1:
             for u in cluster.urls:
                 print(u)
+        if cluster.credentials is not None:  # a test node's throwaway credentials, printed for a person to use
+            print(cluster.credentials.ca)
+            for user, password in cluster.credentials.passwords.items():
+                print(f"user={user} password={password}")
         sys.stdout.flush()
         pids = ", ".join(f"{n.name} pid {n.pid}" for n in cluster.members)
-        print(f"testnode: OpenSearch {cluster.version}{' + ' + a.plugins + ' plugins' if a.plugins else ''} ({a.nodes} node{'s' * (a.nodes > 1)}, java "
+        print(f"testnode: OpenSearch {cluster.version}{' + ' + a.plugins + ' plugins' if a.plugins else ''}{' + security' if a.security else ''} ({a.nodes} node{'s' * (a.nodes > 1)}, java "
               f"{cluster.java}) ready; data in {cluster.data}; JVMs: {pids}; restart dead nodes with "
               f"kill -USR1 {os.getpid()}; stop with Ctrl-C or SIGTERM", file=sys.stderr, flush=True)
         cluster.supervise(stop, restart, restart_dead=a.restart_dead)
