@@ -11,7 +11,11 @@ line unless --line 2), side by side in one run with what a user would write by h
 3. size: `_cat/indices` store size (primaries) per page, as written and after a force merge to
    one segment.
 
-    .venv/bin/python benchmarks/opensearch_real.py [--pages 100000] [--features 550] [--queries 1000]
+The vsplade index leaves the page vector out of `_source` (the default since the OpenSearch
+index kinds); `--vector-source` keeps it there, the layout before, for a side-by-side run on
+the same pages and queries.
+
+    .venv/bin/python benchmarks/opensearch_real.py [--pages 100000] [--features 550] [--queries 1000] [--vector-source]
 """
 
 from __future__ import annotations
@@ -40,10 +44,11 @@ def cpu_s() -> float:
     return t.user + t.system
 
 
-def bench_vsplade(url: str, pages: int, features: int, threads: int) -> dict:
+def bench_vsplade(url: str, pages: int, features: int, threads: int, vector_source: bool = False) -> dict:
     from vsplade_opensearch import OpenSearchEngine
 
-    eng = OpenSearchEngine(index="bench-vsplade", url=url, threads=threads, progress=False, timeout=300)
+    eng = OpenSearchEngine(index="bench-vsplade", url=url, threads=threads, progress=False, timeout=300,
+                           vector_source=vector_source)
     c0, w0 = cpu_s(), time.perf_counter()
     with eng.writer(INFO, recreate=True) as w:
         for i in range(pages // BATCH):
@@ -132,14 +137,16 @@ def main():
     ap.add_argument("--line", default="3")
     ap.add_argument("--heap", default="2g")
     ap.add_argument("--skip-by-hand", action="store_true")
+    ap.add_argument("--vector-source", action="store_true", help="keep the page vectors in _source (the old layout)")
     a = ap.parse_args()
     from vsplade_opensearch.testnode import TestCluster
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
     with TestCluster(nodes=1, line=a.line, heap=a.heap) as node:
         print(f"real OpenSearch {node.version} single node, heap {a.heap}, java {node.java}")
-        results: dict = {"opensearch": node.version, "pages": a.pages, "features": a.features}
-        results["vsplade"] = bench_vsplade(node.url, a.pages, a.features, a.threads)
+        results: dict = {"opensearch": node.version, "pages": a.pages, "features": a.features,
+                         "vector_in_source": a.vector_source}
+        results["vsplade"] = bench_vsplade(node.url, a.pages, a.features, a.threads, a.vector_source)
         print("vsplade writer:", json.dumps(results["vsplade"]), flush=True)
         if not a.skip_by_hand:
             results["by_hand"] = bench_by_hand(node.url, a.pages, a.features)

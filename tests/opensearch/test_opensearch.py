@@ -314,7 +314,13 @@ def test_filters_k_and_source_trimming(engine_factory, vocab):
     resp = s.client.search(index=eng.index, body=s.body(q, 2))
     assert set(resp["hits"]["hits"][0]["_source"]) <= {"id", "source", "page"}  # no vector shipped back
     full = s.client.search(index=eng.index, body=s.body(q, 2, source_fields=None))
-    assert "vector" in full["hits"]["hits"][0]["_source"]
+    assert "vector" not in full["hits"]["hits"][0]["_source"]  # new indexes leave the vector out of _source
+    assert {"id", "source", "page", "title", "encoder"} <= set(full["hits"]["hits"][0]["_source"])
+    kept = engine_factory(index=eng.index + "-kept", vector_source=True)
+    index_batches(kept, batch)
+    full = kept.conn.client().search(index=kept.index, body=kept.searcher().body(q, 2, source_fields=None))
+    assert "vector" in full["hits"]["hits"][0]["_source"]  # vector_source=True keeps it
+    kept.conn.client().indices.delete(index=kept.index)
     assert s.search({}, 5) == []
 
 

@@ -34,7 +34,7 @@ def test_every_term_name_is_queryable(engine_factory, server, vocab):
     assert len(set(terms)) == n == 50368
     batch = SparseBatch.from_dicts([{i: 1.0 + (i % 7) for i in range(n)}], ["all-terms"],
                                    [{"id": "all-terms", "source": "/x.pdf", "page": 1}])
-    eng = engine_factory()
+    eng = engine_factory(vector_source=True)  # the stored feature names are read back from _source
     with eng.writer(INFO) as w:
         w.add(batch)
         summary = w.close()

@@ -128,3 +128,29 @@ def test_a_sparse_ann_writer_that_joins_an_index_takes_its_stored_parameters():
     stored = index_body(INFO, kind=kind_named("sparse_ann")({"fold": 32768, "ceiling_ingest": 8.0}))
     joined = ann.joined(stored["mappings"]["_meta"]["vsplade"])
     assert joined.params["ceiling_ingest"] == 8.0 and joined.document_builder(None, INFO, field="vector").ceiling == 8.0
+
+
+def test_new_indexes_leave_the_vector_out_of_source_unless_asked():
+    rank, server, ann = _kinds()
+    for kind in (rank, server):
+        assert index_body(INFO, "vector", kind=kind)["mappings"]["_source"] == {"excludes": ["vector"]}
+        assert "_source" not in index_body(INFO, "vector", kind=kind, vector_source=True)["mappings"]
+    assert "_source" not in index_body(INFO, kind=ann)["mappings"]  # sparse ANN keeps it (not measured without)
+    assert index_body(INFO, "vec2", kind=ann, vector_source=False)["mappings"]["_source"] == {"excludes": ["vec2"]}
+    assert OpenSearchEngine(index="ix", url=URL, vector_source=True).settings.writer_options()["vector_source"] is True
+
+
+def test_explained_contributions_are_read_from_the_lucene_explanation():
+    from vsplade_opensearch.query import explained_weights
+
+    def linear(field, term, value):
+        return {"value": value, "description": f"Linear function on the {field} field for the {term} feature, "
+                                               "computed as w * S from:", "details": [
+                    {"value": 2.0, "description": "w, weight of this function", "details": []}]}
+
+    tree = {"value": 3.5, "description": "sum of:", "details": [
+        {"value": 3.5, "description": "sum of:", "details": [linear("vector", "Ġa b", 1.25), linear("vector", "x", 2.25)]},
+        {"value": 0.0, "description": "match on required clause, product of:", "details": [
+            linear("other", "y", 9.0)]}]}
+    assert explained_weights(tree, "vector") == {"Ġa b": 1.25, "x": 2.25}
+    assert explained_weights(None, "vector") == {}

@@ -7,7 +7,8 @@ weights carry no score and are dropped from the document, counted in `dropped`.
 
 Values are sent in the form the cluster stores them: FeatureField keeps 9 significant bits
 (bits >>> 15), so each value goes out as the shortest JSON number of its stored float32. Scores
-are unchanged (the cluster would drop the same bits), `_source` shows what is scored, and a
+are unchanged (the cluster would drop the same bits), an index that keeps vectors in `_source`
+(vector_source=True) shows what is scored there, and a
 page is ~11.4 KB instead of ~16.3 KB with float64 expansions of float32s.
 
 Term names come from the core vocabulary only (`Vocabulary.terms`), never built here, or

@@ -12,7 +12,10 @@ query_mode ("rank_feature" | "neural_sparse"), max_clauses (1024), server_side_q
 [--server-side-query: documents named for an ml-commons SPARSE_TOKENIZE model, searches in plain
 text through it; see ml_model.py], query_model (the model whose query side names them), model_id
 [--model-id], sparse_ann [--sparse-ann], ann_threshold [--ann-threshold], ann_ceiling
-[--ann-ceiling]. Credentials also come
+[--ann-ceiling], kind (an index kind by name, kinds/; the two flags above choose it on the
+CLI), vector_source (keep page vectors in `_source`; default: left out for
+rank_features indexes, kept for sparse ANN; see kinds/base.py for what leaving it out gives
+up). Credentials also come
 from VSPLADE_OPENSEARCH_* env vars and never appear in repr, logs or errors.
 
 sparse_ann: a new index whose vector field is a SEISMIC `sparse_vector` (neural-search 3.3+,

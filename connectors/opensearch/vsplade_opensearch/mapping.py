@@ -66,10 +66,13 @@ def index_body(
     replicas: int | None = None,
     refresh_interval: str | None = None,
     kind: IndexKind | None = None,
+    vector_source: bool | None = None,
 ) -> dict:
     """The create-index body: metadata fields, the vector field as `kind` (default:
-    rank_features) maps it, and the _meta."""
+    rank_features) maps it, and the _meta. `vector_source`: keep the vector in `_source`
+    (None: the kind's default, IndexKind.vector_in_source); searches never read it there."""
     kind = kind or default_kind()()
+    keep_vector = kind.vector_in_source if vector_source is None else bool(vector_source)
     settings: dict[str, Any] = {}
     if shards is not None:
         settings["number_of_shards"] = int(shards)
@@ -78,15 +81,15 @@ def index_body(
     if refresh_interval is not None:
         settings["refresh_interval"] = refresh_interval
     settings.update(kind.index_settings())
-    return {
-        "settings": {"index": settings},
-        "mappings": {
-            "_meta": {META_KEY: vsplade_meta(info, field, kind)},
-            # strict: a typo'd field fails loudly instead of growing the mapping
-            "dynamic": "strict",
-            "properties": {**METADATA_FIELDS, field: kind.field_mapping()},
-        },
+    mappings: dict[str, Any] = {
+        "_meta": {META_KEY: vsplade_meta(info, field, kind)},
+        # strict: a typo'd field fails loudly instead of growing the mapping
+        "dynamic": "strict",
+        "properties": {**METADATA_FIELDS, field: kind.field_mapping()},
     }
+    if not keep_vector:
+        mappings["_source"] = {"excludes": [field]}
+    return {"settings": {"index": settings}, "mappings": mappings}
 
 
 def mapping_of(get_mapping_response: Mapping[str, Any]) -> dict:

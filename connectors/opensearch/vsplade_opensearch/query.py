@@ -17,6 +17,7 @@ lightest are left out (OpenSearch refuses more than indices.query.bool.max_claus
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -62,17 +63,14 @@ def filter_clauses(opts: SearchOptions) -> list[dict]:
     return out
 
 
-def scoring_clause(terms: Mapping[str, float], field: str, mode: str = "rank_feature", named: bool = False) -> dict:
+def scoring_clause(terms: Mapping[str, float], field: str, mode: str = "rank_feature") -> dict:
     if mode == "neural_sparse":
         return {"neural_sparse": {field: {"query_tokens": dict(terms)}}}
     if mode != "rank_feature":
         raise ValueError(f"query mode must be one of {MODES}, not {mode!r}")
     should = []
     for term, w in terms.items():
-        clause: dict[str, Any] = {"field": f"{field}.{term}", "linear": {}, "boost": w}
-        if named:
-            clause["_name"] = term
-        should.append({"rank_feature": clause})
+        should.append({"rank_feature": {"field": f"{field}.{term}", "linear": {}, "boost": w}})
     return {"bool": {"should": should}}
 
 
@@ -89,7 +87,7 @@ def search_body(
     """`filters`: the clauses an index kind computed (kinds.IndexKind.filters); None: filter_clauses(opts)."""
     opts = opts or SearchOptions()
     terms = clean_query(query, max_clauses)
-    scoring = scoring_clause(terms, field, mode, named=explain and mode == "rank_feature")
+    scoring = scoring_clause(terms, field, mode)
     filters = filter_clauses(opts) if filters is None else filters
     # the scoring clause sits in `must` so filters only select; with no filter it stands alone
     q: dict = {"bool": {"must": [scoring], "filter": filters}} if filters else scoring
@@ -98,10 +96,15 @@ def search_body(
     body: dict[str, Any] = {"size": int(k), "query": q, "track_total_hits": False}
     fields = None if opts.source_fields is None else list(opts.source_fields)
     if explain:
-        # the page's stored weights of the query terms: contributions are computed from them
+        # each term's contribution: from the page's stored weights where its vector is in
+        # _source (older indexes, vector_source=True), else from Lucene's explanation of each
+        # rank_feature clause (w x stored value, as scored; new indexes leave the vector out)
         extra = [f"{field}.{t}" for t in terms]
         body["_source"] = {"includes": (fields if fields is not None else ["*"]) + extra}
-    elif fields is not None:
+        if mode == "rank_feature":
+            body["explain"] = True
+        return body
+    if fields is not None:
         body["_source"] = {"includes": fields} if fields else False
     return body
 
@@ -119,6 +122,23 @@ def text_search_body(text: str, model_id: str, k: int, field: str = "vector", op
     if fields is not None:
         body["_source"] = {"includes": fields} if fields else False
     return body
+
+
+_LINEAR = re.compile(r"^Linear function on the (\S+) field for the (.+) feature, computed as w \* S from:$")
+
+
+def explained_weights(explanation: Mapping[str, Any] | None, field: str) -> dict[str, float]:
+    """{term: contribution} out of a hit's Lucene `_explanation`: every FeatureField linear
+    function on `field` in the tree (its value is w x S, exactly what the clause added)."""
+    out: dict[str, float] = {}
+    todo = [explanation] if explanation else []
+    while todo:
+        node = todo.pop()
+        m = _LINEAR.match(node.get("description", ""))
+        if m and m.group(1) == field:
+            out[m.group(2)] = out.get(m.group(2), 0.0) + float(node.get("value", 0.0))
+        todo.extend(node.get("details") or [])
+    return out
 
 
 def stored_weights(source: Mapping[str, Any] | None, field: str) -> dict[str, float]:

@@ -1,9 +1,10 @@
 """OpenSearchSearcher: {term: weight} queries against one vsplade index.
 
 `search(query, k, explain=False, ...)` returns `Hit`s with id, score, source and page. With
-`explain=True` each hit also gets {term: contribution}: the page's stored weight of each
-matched term, rounded as Lucene's FeatureField stores it (9 significant bits), times the
-query weight, in float32, i.e. exactly what each rank_feature clause added to the score.
+`explain=True` each hit also gets {term: contribution}: exactly what each rank_feature clause
+added to the score (the page's stored weight of the term, 9 significant bits, times the query
+weight, in float32), read from Lucene's explanation of the hit, so the page vector need not be
+in `_source` (new indexes leave it out; mapping.index_body).
 `batch_search` sends many queries per `_msearch` request. The search bodies, filters and what
 cannot be asked of an index come from its kind (kinds/), read once from its `_meta`.
 """
@@ -21,7 +22,7 @@ from vsplade.sparse import feature_field_round
 from .connection import Connection, check_reachable, describe_error
 from .kinds import kind_of_meta
 from .mapping import DEFAULT_FIELD, INDEX_FORMAT, mapping_of, stored_meta
-from .query import DEFAULT_SOURCE, SearchOptions, clean_query, stored_weights
+from .query import DEFAULT_SOURCE, SearchOptions, clean_query, explained_weights, stored_weights
 
 MSEARCH_GROUP = 64
 
@@ -34,7 +35,12 @@ def contributions(query: Mapping[str, float], stored: Mapping[str, float], match
     boosts = np.asarray([query[t] for t in terms], dtype=np.float32)
     values = feature_field_round(np.asarray([stored[t] for t in terms], dtype=np.float32))
     contrib = (boosts * values).astype(np.float32)
-    out = {t: float(c) for t, c in zip(terms, contrib) if c > 0}
+    return _ranked({t: float(c) for t, c in zip(terms, contrib)}, query)
+
+
+def _ranked(contrib: Mapping[str, float], query: Mapping[str, float]) -> dict[str, float]:
+    """The positive contributions of the query's terms, largest first."""
+    out = {t: c for t, c in contrib.items() if c > 0 and t in query}
     return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
@@ -161,8 +167,9 @@ class OpenSearchSearcher(Searcher):
             hit = Hit(str(src.get("id", h["_id"])), float(h["_score"]), src.get("source"), src.get("page"),
                       path=src.get("path"), sha256=src.get("sha256"))
             if explain:
-                matched = h.get("matched_queries")
-                hit.explain = contributions(terms, stored_weights(src, self.field), matched)
+                stored = stored_weights(src, self.field)  # a vector kept in _source (query.search_body)
+                hit.explain = (contributions(terms, stored) if stored else
+                               _ranked(explained_weights(h.get("_explanation"), self.field), terms))
             hits.append(hit)
         return hits
 

@@ -72,6 +72,7 @@ class OpenSearchSettings:
     sparse_ann: bool = _cli(False)  # kind "sparse_ann"
     ann_threshold: int | None = _cli()  # sparse_ann: SEISMIC approximate_threshold
     ann_ceiling: float | None = _cli()  # sparse_ann: quantization_ceiling_ingest
+    vector_source: bool | None = None  # keep page vectors in _source (None: the kind's default, IndexKind)
     # -- writing
     retry_for: float | None = _cli()  # None: the writer's default (bulk.DEFAULT_RETRY_FOR)
     threads: int = 2
@@ -161,7 +162,7 @@ class OpenSearchSettings:
         """Keyword arguments of OpenSearchWriter (its own defaults where unset)."""
         out = {k: getattr(self, k) for k in ("shards", "replicas", "threads", "chunk_docs", "chunk_bytes",
                                                "max_retries", "backoff_initial", "backoff_max", "snippet_chars",
-                                               "progress")}
+                                               "progress", "vector_source")}
         if self.retry_for is not None:
             out["retry_for"] = self.retry_for
         return out

@@ -72,6 +72,7 @@ class OpenSearchWriter(IndexWriter):
         vocab: Vocabulary | None = None,
         client=None,
         kind: IndexKind | None = None,
+        vector_source: bool | None = None,
     ):
         self.conn = conn
         # how the index lays out vectors (kinds/): the engine chose it, from the settings for a
@@ -87,6 +88,7 @@ class OpenSearchWriter(IndexWriter):
         self.summary = IndexSummary()
         self._closed = False
         self._refresh_disabled = False
+        self.vector_source = vector_source  # a new index only: mapping.index_body
         self._call(self._open, recreate, shards, replicas)
         self.kind = self.kind.joined(self.meta)  # an existing index's own parameters decide
         self.builder = self.kind.document_builder(None, self.info, vocab=vocab, field=field, snippet_chars=snippet_chars)
@@ -172,7 +174,8 @@ class OpenSearchWriter(IndexWriter):
         except NotFoundError:
             mapping = None
         if mapping is None:
-            body = index_body(self.info, self.field, shards, replicas, refresh_interval="-1", kind=self.kind)
+            body = index_body(self.info, self.field, shards, replicas, refresh_interval="-1", kind=self.kind,
+                              vector_source=self.vector_source)
             body["mappings"]["_meta"][META_KEY][PENDING_REFRESH_KEY] = UNSET
             try:
                 c.indices.create(index=self.index, body=body)

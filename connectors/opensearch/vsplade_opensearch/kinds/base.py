@@ -75,6 +75,11 @@ class IndexKind(ABC):
     meta_key: ClassVar[str | None] = None  # its entry in _meta.vsplade, which marks an index of this kind
     layout: ClassVar[str]  # a few words for messages: what the vector field holds
     vector_type: ClassVar[str] = "rank_features"
+    # whether a new index keeps the page vector in `_source` (settings.vector_source overrides):
+    # left out, an index is ~5x smaller and a search's fetch phase never parses ~11 KB of
+    # weights per hit; given up: reindex / update_by_query from _source, and reading the
+    # weights back (explain reads Lucene's explanation instead)
+    vector_in_source: ClassVar[bool] = False
 
     # ---- choosing: from the settings for a new index, from _meta for an existing one ----
     @classmethod
