@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html as _html
 import math
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -205,7 +206,7 @@ def _read_pdf_words(p: Path, page_no: int) -> PageWords:
             to_rel = _page_to_rel(page, width, height, pdfium_c, ctypes)
             tp = page.get_textpage()
             try:
-                words = _words(tp, pdfium_c, to_rel)
+                words = _words_fast(tp, pdfium_c, to_rel)
             finally:
                 tp.close()
         finally:
@@ -247,6 +248,57 @@ def _page_to_rel(page, width: float, height: float, pdfium_c, ctypes):
 
 def _is_edge_punct(ch: str) -> bool:
     return not ch.isalnum()
+
+
+# a word: a run of characters that are not whitespace, control characters or pdfium's line-end
+# hyphen mark (U+0002 from FPDFText_GetUnicode, U+FFFE in FPDFText_GetText's text)
+_WORD = re.compile(r"[^\s\x00-\x1f\ufffe]+")
+
+
+def _words_fast(tp, pdfium_c, to_rel) -> list[Word]:
+    """_words() with two character boxes per word (its first and last letters, which share a
+    line) instead of one per character: the text comes in one call. Used when the text has
+    one character per pdfium index (no astral characters); _words() otherwise."""
+    n = tp.count_chars()
+    text = tp.get_text_range(0, n) if n else ""
+    if len(text) != n:
+        return _words(tp, pdfium_c, to_rel)
+    raw = tp.raw
+    rect = pdfium_c.FS_RECTF()
+    loose_box = pdfium_c.FPDFText_GetLooseCharBox
+
+    def box_of(i):
+        if loose_box(raw, i, rect) and rect.right > rect.left and rect.top > rect.bottom:
+            return rect.left, rect.bottom, rect.right, rect.top
+        return None
+
+    out: list[Word] = []
+    line, at = 0, 0
+    for m in _WORD.finditer(text):
+        start, end = m.span()
+        line += text.count("\n", at, start) + text.count("\r", at, start) - text.count("\r\n", at, start)
+        at = start
+        word = m.group()
+        lo, hi = start, end
+        while lo < hi and not text[lo].isalnum():
+            lo += 1
+        while hi > lo and not text[hi - 1].isalnum():
+            hi -= 1
+        core = text[lo:hi]
+        if hi == lo:  # punctuation only: its own box
+            lo, hi = start, end
+        ends = [b for b in (box_of(lo), box_of(hi - 1)) if b is not None] if core.isalnum() else []
+        if len(ends) < 2 or ends[0][1] != ends[1][1] or ends[0][3] != ends[1][3]:
+            # punctuation inside ("f([in]", a URL: brackets and slashes reach higher), a letter
+            # without a box, or ends of different heights: every character's box
+            ends = [b for b in (box_of(i) for i in range(lo, hi)) if b is not None]
+        if end < n and text[end] in "\x02\ufffe":  # hyphenated at a line end (see _words)
+            word += "-"
+        if not ends:
+            continue
+        box = (min(b[0] for b in ends), min(b[1] for b in ends), max(b[2] for b in ends), max(b[3] for b in ends))
+        out.append(Word(word, line, box, to_rel(box), core))
+    return out
 
 
 def _words(tp, pdfium_c, to_rel) -> list[Word]:

@@ -208,3 +208,33 @@ def test_changed_file_is_a_source_error(tmp_path, pdf_dir):
     with pytest.raises(SourceError, match="changed since it was indexed"):
         hit.highlights("reportbug")
     col.close()
+
+
+def test_two_box_reading_equals_every_character_reading(pdf_dir):
+    # words are boxed from their first and last letters (fast); the per-character reading (used
+    # for text with astral characters) must give the same words, lines and boxes
+    import ctypes
+
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    from vsplade import highlight as H
+
+    compared = 0
+    for name in (REFCARD, "camlidl-1.04.doc.pdf"):
+        pdf = pdfium.PdfDocument(str(pdf_dir / name))
+        try:
+            for i in range(min(len(pdf), 6)):
+                page = pdf[i]
+                to_rel = H._page_to_rel(page, *page.get_size(), pdfium_c, ctypes)
+                tp = page.get_textpage()
+                fast, slow = H._words_fast(tp, pdfium_c, to_rel), H._words(tp, pdfium_c, to_rel)
+                assert [(w.text, w.core, w.line) for w in fast] == [(w.text, w.core, w.line) for w in slow]
+                for a, b in zip(fast, slow):
+                    assert a.box == pytest.approx(b.box, abs=0.5), a.text
+                compared += len(fast)
+        finally:
+            pdf.close()
+    assert compared > 1000
+    # pdfium's line-end hyphen mark splits a word in two, the first keeping a "-"
+    assert any(w.text.endswith("-") and w.core for w in read_words(pdf_dir / "camlidl-1.04.doc.pdf", 2).words)
