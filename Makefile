@@ -3,7 +3,7 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-v1
+STAMP := $(VENV)/.installed-v2
 # torch is pinned and installed first so pyserini/transformers never pick another version. On
 # these machines PyPI serves 2.13.0 as its CUDA build (~3 GB with the nvidia-* wheels; it runs
 # on the CPU; pip's cache makes a reinstall fast). Override with TORCH=... (e.g. a CPU wheel).
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml connectors/lucene/pyproject.toml connectors/opensearch/
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH)"
 	$(BIN)/python -m pip install -q --disable-pip-version-check \
-		-e ".[encode,test,serve,serve-test]" -e connectors/lucene -e "connectors/opensearch[test]" -e training
+		-e ".[encode,test,serve,serve-test,langchain,llama-index,sentence-transformers]" -e connectors/lucene -e "connectors/opensearch[test]" -e training
 	touch $(STAMP)
 
 # The whole suite (what CI runs): real OpenSearch nodes, Chromium, crash loops; the 15 slowest

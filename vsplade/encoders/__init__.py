@@ -1,4 +1,5 @@
-"""Encoder lookup: ``--model lexical`` or a V-SPLADE checkpoint (dir or Hub id) / model bundle.
+"""Encoder lookup: ``--model lexical``, a V-SPLADE checkpoint (dir or Hub id) / model bundle, or a
+sentence-transformers inference-free SparseEncoder dir (`sparse_encoder`).
 
 The neural encoder lives in `vsplade.encoders.neural` and needs the ``encode`` extra (torch,
 transformers); it is imported only when a checkpoint is asked for.
@@ -39,6 +40,15 @@ def _refuse_unknown_name(model: str) -> None:
                      "else a V-SPLADE checkpoint dir, a model bundle or a Hub id owner/name)")
 
 
+def _is_sparse_encoder(model: str) -> bool:
+    """A sentence-transformers inference-free SparseEncoder dir (vsplade.encoders.sparse_encoder)."""
+    if not Path(model, "modules.json").is_file():
+        return False
+    from .sparse_encoder import is_sparse_encoder
+
+    return is_sparse_encoder(model)
+
+
 def load_encoder(model: str, **options: Any) -> DocumentEncoder:
     _refuse_unknown_name(model)
     if model in (LEXICAL, LEXICAL_NO_IDF):
@@ -48,6 +58,10 @@ def load_encoder(model: str, **options: Any) -> DocumentEncoder:
         return LexicalEncoder(idf="corpus" if model == LEXICAL else "none")
     if is_bundle(model):
         raise ModelError(f"{model} is a query-side model bundle; document encoding needs the checkpoint")
+    if _is_sparse_encoder(model):
+        from .sparse_encoder import SparseEncoderPages
+
+        return SparseEncoderPages(model, **options)
     try:
         from .neural import VSpladeEncoder
     except ImportError as e:
@@ -65,6 +79,10 @@ def load_query_encoder(model: str) -> QueryEncoder:
         return LexicalEncoder(idf="none").query_encoder()
     if is_bundle(model):
         return load_bundle(model)
+    if _is_sparse_encoder(model):
+        from .sparse_encoder import load_static_query_encoder
+
+        return load_static_query_encoder(model)
     if Path(model, "bundle").is_dir() and is_bundle(Path(model, "bundle")):
         return load_bundle(Path(model, "bundle"))
     try:
