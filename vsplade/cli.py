@@ -3,11 +3,14 @@ done); 2 usage or configuration error."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
 import os
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
@@ -80,9 +83,46 @@ CaOpt = typer.Option(None, "--ca-certs", help="CA bundle for TLS.")
 InsecureOpt = typer.Option(False, "--insecure", help="Do not verify TLS certificates.")
 
 
-def _open_engine(engine: Optional[str], index: Optional[str], **opts):
+@dataclass
+class Target:
+    """Which index a command works on: --engine, --index and the connection flags, declared
+    once (`engine_command`) instead of pasted into every command's signature."""
+
+    engine: Optional[str] = None
+    index: Optional[str] = None
+    connection: dict = field(default_factory=dict)
+
+
+_TARGET_PARAMS = (("engine", Optional[str], EngineOpt), ("index_", Optional[str], IndexOpt),
+                  ("url", Optional[str], UrlOpt), ("user", Optional[str], UserOpt),
+                  ("password", Optional[str], PasswordOpt), ("api_key", Optional[str], ApiKeyOpt),
+                  ("ca_certs", Optional[str], CaOpt), ("insecure", bool, InsecureOpt))
+
+
+def engine_command(fn):
+    """A command that takes `target: Target`: typer sees the --engine/--index/connection flags
+    as the command's own options (appended to its signature) and the command gets them as one
+    Target."""
+    sig = inspect.signature(fn)
+    own = [p for name, p in sig.parameters.items() if name != "target"]
+    extra = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=opt, annotation=ann)
+             for name, ann, opt in _TARGET_PARAMS]
+
+    @functools.wraps(fn)
+    def command(*args, **kw):
+        engine, index_ = kw.pop("engine", None), kw.pop("index_", None)
+        connection = {name: kw.pop(name, None) for name, _, _ in _TARGET_PARAMS[2:]}
+        return fn(*args, target=Target(engine, index_, connection), **kw)
+
+    command.__signature__ = sig.replace(parameters=own + extra)
+    return command
+
+
+def _open_engine(target: Target, **opts):
     from .engines import EngineError, default_engine_name, get_engine_class
 
+    engine, index = target.engine, target.index
+    opts = {**target.connection, **opts}
     _secrets.update(v for k, v in opts.items() if k in ("password", "api_key") and isinstance(v, str))
     name = engine or default_engine_name()
     try:
@@ -186,17 +226,11 @@ def encode(
 
 
 @app.command()
+@engine_command
 def index(
     inputs: List[str] = typer.Argument(..., help="PDFs, images, folders, globs, or ONE encoded dir."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="'lexical' or a checkpoint (not needed for an encoded dir)."),
-    engine: Optional[str] = EngineOpt,
-    index_: Optional[str] = IndexOpt,
-    url: Optional[str] = UrlOpt,
-    user: Optional[str] = UserOpt,
-    password: Optional[str] = PasswordOpt,
-    api_key: Optional[str] = ApiKeyOpt,
-    ca_certs: Optional[str] = CaOpt,
-    insecure: bool = InsecureOpt,
+    target: Target = None,
     dpi: int = typer.Option(144, help="PDF render resolution."),
     batch_size: Optional[int] = typer.Option(None, help="Pages per encoder batch. [default: the encoder's own: lexical 64, V-SPLADE 8]"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (neural encoder)."),
@@ -222,9 +256,9 @@ def index(
     from .engines import EngineError
     from .pipeline import is_encoded_input
 
-    if server_side_query and (engine or "") != "opensearch":
+    if server_side_query and (target.engine or "") != "opensearch":
         _fail("--server-side-query applies to --engine opensearch")
-    if sparse_ann and (engine or "") != "opensearch":
+    if sparse_ann and (target.engine or "") != "opensearch":
         _fail("--sparse-ann applies to --engine opensearch")
     if sparse_ann and server_side_query:
         _fail("--sparse-ann and --server-side-query do not combine: choose one")
@@ -235,8 +269,7 @@ def index(
         _fail("--sync applies to files and folders, not to an encoded dir")
     if not encoded and not model:
         _fail("--model is required unless INPUT is an encoded dir (use --model lexical for text layers)")
-    eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
-                       ca_certs=ca_certs, insecure=insecure, scale=scale, shards=shards, replicas=replicas,
+    eng = _open_engine(target, scale=scale, shards=shards, replicas=replicas,
                        server_side_query=server_side_query, query_model=model if server_side_query else None,
                        sparse_ann=sparse_ann, ann_threshold=ann_threshold, ann_ceiling=ann_ceiling, retry_for=retry_for)
     enc = None if encoded else _load_encoder(model, batch_size, device, top_k, threshold, page_path, render_workers)
@@ -246,15 +279,15 @@ def index(
     except (EngineError, EncodedDirError) as e:
         # a server that stayed away past --retry-for is a runtime failure a re-run resumes
         # (exit 1, as BulkError says), not a usage error
-        _index_fail(eng, index_, str(e), code=getattr(e, "exit_code", EXIT_USAGE))
+        _index_fail(eng, str(e), code=getattr(e, "exit_code", EXIT_USAGE))
     raise typer.Exit(_report(report, as_json))
 
 
 @app.command()
+@engine_command
 def search(
     queries: List[str] = typer.Argument(None, help="Query texts (or use --topics)."),
-    engine: Optional[str] = EngineOpt,
-    index_: Optional[str] = IndexOpt,
+    target: Target = None,
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Query side: 'lexical', a bundle or checkpoint. [default: what the index was built with]"),
     k: int = typer.Option(10, "-k", "--hits", min=1, max=10000, help="Hits per query."),
     topics: Optional[str] = typer.Option(None, "--topics", help="Queries from a file: TSV qid<TAB>text, JSON lines {id, text}, or one per line; '-' reads stdin."),
@@ -265,12 +298,6 @@ def search(
     source: List[str] = typer.Option([], "--source", "-s", help="Only pages of this file (key or path; a folder: every file under it). Repeatable."),
     page_min: Optional[int] = typer.Option(None, "--page-min", min=1, help="Only pages numbered at least this."),
     page_max: Optional[int] = typer.Option(None, "--page-max", min=1, help="Only pages numbered at most this."),
-    url: Optional[str] = UrlOpt,
-    user: Optional[str] = UserOpt,
-    password: Optional[str] = PasswordOpt,
-    api_key: Optional[str] = ApiKeyOpt,
-    ca_certs: Optional[str] = CaOpt,
-    insecure: bool = InsecureOpt,
     explain: bool = typer.Option(False, "--explain", help="Show which terms matched and what they contributed."),
     group_by: Optional[str] = typer.Option(None, "--group-by", help="file: the -k best files (documents), each with its best pages (a file scores as its best page), grouped inside the engine. Text and json output."),
     pages_per_file: int = typer.Option(3, "--pages-per-file", min=1, max=100, help="With --group-by file: pages shown per file."),
@@ -307,17 +334,16 @@ def search(
         if fmt in ("trec", "tsv"):
             _fail(f"--group-by file gives files, not a page run: use the text or json output, not --format {fmt}")
     if server_side_query:
-        if (engine or "") != "opensearch":
+        if (target.engine or "") != "opensearch":
             _fail("--server-side-query applies to --engine opensearch")
         if model or explain:
             _fail("--server-side-query uses the cluster's model: no --model, and no --explain (the query's weights stay in the cluster)")
     elif model_id:
         _fail("--model-id applies to --server-side-query")
-    eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
-                       ca_certs=ca_certs, insecure=insecure, server_side_query=server_side_query, model_id=model_id)
+    eng = _open_engine(target, server_side_query=server_side_query, model_id=model_id)
     texts = [text for _, text in todo]
     try:
-        col = _open_collection(eng, index_, model)
+        col = _open_collection(eng, model)
         with col:
             results = col.search_many(texts, k, source=source or None, pages=(page_min, page_max),
                                       explain=explain, threads=threads, group_by=group_by,
@@ -325,7 +351,7 @@ def search(
             qenc = None if col.server_side else col.query_encoder
             notices = [col.notice(t, hits) for t, hits in zip(texts, results)]
     except (EngineError, ModelError, OSError, ValueError) as e:
-        _index_fail(eng, index_, str(e))
+        _index_fail(eng, str(e))
     _print_results(todo, results, fmt, output, run_tag, qenc, explain, notices)
 
 
@@ -380,7 +406,7 @@ def _print_explain(qenc, h, explain: bool, indent: str = " " * 8) -> None:
     typer.echo(f"{indent}matched: {parts}")
 
 
-def _open_collection(eng, index_: Optional[str], model: Optional[str] = None):
+def _open_collection(eng, model: Optional[str] = None):
     """The existing collection at the engine's index; "no such index" names the engine that
     would open the dir when it holds another engine's index."""
     from .collection import Collection
@@ -389,10 +415,10 @@ def _open_collection(eng, index_: Optional[str], model: Optional[str] = None):
 
     try:
         if eng.read_properties() is None:
-            _index_fail(eng, index_)
+            _index_fail(eng)
         return Collection.open(None, eng, model=model)
     except (EngineError, EncodedDirError) as e:
-        _index_fail(eng, index_, str(e))
+        _index_fail(eng, str(e))
 
 
 def _local_index_kind(index_: Optional[str]) -> Optional[str]:
@@ -409,9 +435,10 @@ def _local_index_kind(index_: Optional[str]) -> Optional[str]:
     return None
 
 
-def _index_fail(eng, index_: Optional[str], msg: Optional[str] = None, code: int = EXIT_USAGE):
+def _index_fail(eng, msg: Optional[str] = None, code: int = EXIT_USAGE):
     """No index (or an error reading it) where the dir holds another engine's index: say which
     --engine opens it, instead of a true-but-useless "no such index"."""
+    index_ = eng.index
     other = _local_index_kind(index_)
     if other and other != getattr(eng, "name", other):
         _fail(f"{index_}: not a {eng.name} index but a {other} index; add --engine {other}")
@@ -419,17 +446,11 @@ def _index_fail(eng, index_: Optional[str], msg: Optional[str] = None, code: int
 
 
 @app.command()
+@engine_command
 def delete(
     source: List[str] = typer.Option([], "--source", "-s", help="A file (or folder) whose pages to delete: its path, or its key as `vsplade info --sources` lists it."),
     id_: List[str] = typer.Option([], "--id", help="A page id to delete."),
-    engine: Optional[str] = EngineOpt,
-    index_: Optional[str] = IndexOpt,
-    url: Optional[str] = UrlOpt,
-    user: Optional[str] = UserOpt,
-    password: Optional[str] = PasswordOpt,
-    api_key: Optional[str] = ApiKeyOpt,
-    ca_certs: Optional[str] = CaOpt,
-    insecure: bool = InsecureOpt,
+    target: Target = None,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Delete pages from an index, by source file or by page id."""
@@ -438,14 +459,13 @@ def delete(
 
     if not source and not id_:
         _fail("name what to delete: --source PATH... and/or --id ID...")
-    eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
-                       ca_certs=ca_certs, insecure=insecure)
-    col = _open_collection(eng, index_)
+    eng = _open_engine(target)
+    col = _open_collection(eng)
     try:
         found = col.match(source, id_)
         removed = col.delete(ids=found.ids) if found.ids else 0
     except (EngineError, EncodedDirError) as e:
-        _index_fail(eng, index_, str(e))
+        _index_fail(eng, str(e))
     result = {"deleted": removed, "not_found": found.not_found}
     if as_json:
         typer.echo(json.dumps(result))
@@ -457,15 +477,9 @@ def delete(
 
 
 @app.command()
+@engine_command
 def info(
-    engine: Optional[str] = EngineOpt,
-    index_: Optional[str] = IndexOpt,
-    url: Optional[str] = UrlOpt,
-    user: Optional[str] = UserOpt,
-    password: Optional[str] = PasswordOpt,
-    api_key: Optional[str] = ApiKeyOpt,
-    ca_certs: Optional[str] = CaOpt,
-    insecure: bool = InsecureOpt,
+    target: Target = None,
     sources: bool = typer.Option(False, "--sources", help="List the indexed files with their page counts."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object ('pages' is the page count)."),
 ):
@@ -473,13 +487,12 @@ def info(
     from .encoded import EncodedDirError
     from .engines import EngineError
 
-    eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
-                       ca_certs=ca_certs, insecure=insecure)
-    col = _open_collection(eng, index_)
+    eng = _open_engine(target)
+    col = _open_collection(eng)
     try:
         result = col.info(sources=sources)
     except (EngineError, EncodedDirError) as e:
-        _index_fail(eng, index_, str(e))
+        _index_fail(eng, str(e))
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False))
         return
@@ -491,19 +504,13 @@ def info(
 
 
 @app.command()
+@engine_command
 def serve(
-    engine: Optional[str] = EngineOpt,
-    index_: Optional[str] = IndexOpt,
+    target: Target = None,
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Query side: 'lexical', a bundle or checkpoint. Default: what the index was built with."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Anything but loopback needs a token in VSPLADE_SERVE_TOKEN."),
     port: int = typer.Option(8080, "--port", min=1, max=65535, help="TCP port."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Rendered pages are cached here [default: ~/.cache/vsplade/pages]."),
-    url: Optional[str] = UrlOpt,
-    user: Optional[str] = UserOpt,
-    password: Optional[str] = PasswordOpt,
-    api_key: Optional[str] = ApiKeyOpt,
-    ca_certs: Optional[str] = CaOpt,
-    insecure: bool = InsecureOpt,
 ):
     """Serve an index over HTTP: JSON search API (/search, /pages/ID/image, /openapi.json) and a web page of page thumbnails. Needs the serve extra."""
     from .encoders import ModelError
@@ -516,13 +523,12 @@ def serve(
     except ServeConfigError as e:
         _fail(str(e))
     _check_port(host, port)  # before the index loads and the "serving at" line is printed
-    eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
-                       ca_certs=ca_certs, insecure=insecure)
-    col = _open_collection(eng, index_, model)
+    eng = _open_engine(target)
+    col = _open_collection(eng, model)
     try:
         run(col, host=host, port=port, cache_dir=cache_dir, echo=lambda m: typer.echo(m, err=True))
     except (ServeConfigError, EngineError, ModelError) as e:
-        _index_fail(eng, index_, str(e))
+        _index_fail(eng, str(e))
     except SystemExit as e:
         # uvicorn exits 3 when it cannot bind after all (the port was taken while the index
         # loaded); its own line above says why. Exit with the documented code.
@@ -567,27 +573,20 @@ def _check_port(host: str, port: int) -> None:
 
 
 @app.command()
+@engine_command
 def show(
     page_ref: str = typer.Argument(..., metavar="ID|SOURCE:PAGE", help="A page id (as search prints it) or SOURCE:PAGE, e.g. reports/a.pdf:3."),
     out: Path = typer.Option(..., "--out", "-o", help="Image file to write (.png, .jpg, .webp)."),
     width: Optional[int] = typer.Option(None, "--width", min=16, max=8192, help="Width in pixels. [default: as rendered at 144 dpi]"),
-    engine: Optional[str] = EngineOpt,
-    index_: Optional[str] = IndexOpt,
-    url: Optional[str] = UrlOpt,
-    user: Optional[str] = UserOpt,
-    password: Optional[str] = PasswordOpt,
-    api_key: Optional[str] = ApiKeyOpt,
-    ca_certs: Optional[str] = CaOpt,
-    insecure: bool = InsecureOpt,
+    target: Target = None,
 ):
     """Write one indexed page as an image, rendered from its source file."""
     from .encoded import EncodedDirError
     from .engines import EngineError
     from .render import SourceError, hit_image
 
-    eng = _open_engine(engine, index_, url=url, user=user, password=password, api_key=api_key,
-                       ca_certs=ca_certs, insecure=insecure)
-    col = _open_collection(eng, index_)
+    eng = _open_engine(target)
+    col = _open_collection(eng)
     try:
         meta = col.page(page_ref)
         image = hit_image(meta, width)
@@ -595,7 +594,7 @@ def show(
     except LookupError as e:
         _fail(str(e))
     except (EngineError, EncodedDirError, SourceError) as e:
-        _index_fail(eng, index_, str(e))
+        _index_fail(eng, str(e))
     except (OSError, ValueError) as e:
         _fail(f"{out}: cannot write the image ({e})")
     typer.echo(f"{out}: {meta.get('source')} page {meta.get('page')} ({image.width} x {image.height})", err=True)
@@ -686,7 +685,7 @@ def inspect(
 
     props: dict = {}
     if index_:
-        col = _open_collection(_open_engine(engine, index_, url=url), index_, model)
+        col = _open_collection(_open_engine(Target(engine, index_, {"url": url})), model)
         props, model = col.properties(), model or col.model
     elif engine or url:
         _fail("--engine and --url apply with --index")
