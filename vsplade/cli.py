@@ -578,6 +578,8 @@ def show(
     page_ref: str = typer.Argument(..., metavar="ID|SOURCE:PAGE", help="A page id (as search prints it) or SOURCE:PAGE, e.g. reports/a.pdf:3."),
     out: Path = typer.Option(..., "--out", "-o", help="Image file to write (.png, .jpg, .webp)."),
     width: Optional[int] = typer.Option(None, "--width", min=16, max=8192, help="Width in pixels. [default: as rendered at 144 dpi]"),
+    highlight: bool = typer.Option(False, "--highlight", help="Mark the words that carry the matched terms of --query (from the PDF's text layer); terms not printed on the page are listed, never drawn."),
+    query: Optional[str] = typer.Option(None, "--query", "-q", help="With --highlight: the query whose matches to mark."),
     target: Target = None,
 ):
     """Write one indexed page as an image, rendered from its source file."""
@@ -585,11 +587,22 @@ def show(
     from .engines import EngineError
     from .render import SourceError, hit_image
 
+    if highlight != bool(query):
+        _fail("--highlight and --query go together: vsplade show REF --highlight -q 'the query'")
     eng = _open_engine(target)
     col = _open_collection(eng)
+    note = None
     try:
         meta = col.page(page_ref)
-        image = hit_image(meta, width)
+        if highlight:
+            from .highlight import highlighted_image, matched_terms
+
+            encoder = None if col.server_side else col.query_encoder
+            image, hl = highlighted_image(meta, query, width=width, terms=matched_terms(col, meta, query),
+                                          encoder=encoder)
+            note = hl.note
+        else:
+            image = hit_image(meta, width)
         image.save(out)
     except LookupError as e:
         _fail(str(e))
@@ -598,6 +611,8 @@ def show(
     except (OSError, ValueError) as e:
         _fail(f"{out}: cannot write the image ({e})")
     typer.echo(f"{out}: {meta.get('source')} page {meta.get('page')} ({image.width} x {image.height})", err=True)
+    if note:
+        typer.echo(f"note: {note}", err=True)
 
 
 @app.command()

@@ -209,33 +209,35 @@ class Collection:
             raise ValueError(f"k must be positive, got {k}")
         check_group_by(group_by, pages_per_file)
         filters = self.filters(source, pages)
-        if group_by is not None:
-            if self.server_side:
-                raise EngineError("grouping by file needs the query's terms: not with a server-side query yet")
-            with self._searcher() as s:
-                grouped = [s.search_grouped(q, k, pages_per_file, explain=explain, **filters) if q else []
-                           for q in (self.query_encoder.encode(t) for t in texts)]
-            if explain:
-                for text, files in zip(texts, grouped):
-                    self._add_reasons(text, [h for f in files for h in f.hits])
-            return grouped
+        if self.server_side and (group_by or explain):
+            raise EngineError("a server-side query keeps its terms in the cluster: no explain or grouping by file")
         if self.server_side:
-            if explain:
-                raise EngineError("a server-side query keeps its weights in the cluster: no explain")
             with self._searcher() as s:
-                return s.batch_search_text(texts, k, **filters)
+                return self._annotate(texts, s.batch_search_text(texts, k, **filters), False)
         encoded = [self.query_encoder.encode(t) for t in texts]
         live = [i for i, q in enumerate(encoded) if q]
-        out: list[list[Hit]] = [[] for _ in texts]
+        out: list[list] = [[] for _ in texts]
         if live:
             with self._searcher() as s:
-                found = s.batch_search([encoded[i] for i in live], k, threads=threads, explain=explain, **filters)
+                if group_by is not None:
+                    found = [s.search_grouped(encoded[i], k, pages_per_file, explain=explain, **filters) for i in live]
+                else:
+                    found = s.batch_search([encoded[i] for i in live], k, threads=threads, explain=explain, **filters)
             for i, hits in zip(live, found):
                 out[i] = hits
-        if explain:
-            for text, hits in zip(texts, out):
-                self._add_reasons(text, hits)
-        return out
+        return self._annotate(texts, out, explain)
+
+    def _annotate(self, texts: Sequence[str], results: list[list], explain: bool) -> list[list]:
+        """Each hit (a FileHit's pages) learns the query that found it (Hit.highlights() and
+        image(highlight=True) need no arguments) and, with explain, its per-word reasons."""
+        encoder = None if self.server_side else self.query_encoder
+        for text, found in zip(texts, results):
+            pages = [p for h in found for p in (getattr(h, "hits", None) or [h])]
+            for p in pages:
+                p.attach_query(text, encoder)
+            if explain:
+                self._add_reasons(text, pages)
+        return results
 
     def _add_reasons(self, text: str, hits: Sequence[Hit]) -> None:
         from .reasons import word_reasons

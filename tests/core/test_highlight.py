@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from vsplade import Collection
+from vsplade.engines.base import Hit
 from vsplade.highlight import draw, highlight, read_words
 from vsplade.render import SourceError, hit_image, hit_words
 
@@ -190,10 +191,18 @@ def test_snippet_is_bounded_and_escaped(pdf_dir):
     assert "<" not in hl.snippet.html.replace("<mark>", "").replace("</mark>", "")
 
 
-def test_highlights_need_the_query(refcard_col):
+def test_a_hit_from_search_knows_its_query_a_bare_hit_needs_one(refcard_col):
+    """Collection.search attaches the query to every hit (grouped pages too): highlights(),
+    snippet() and image(highlight=True) need no arguments; a Hit made by hand must be told."""
     hit = refcard_col.search("reportbug", k=1)[0]
+    assert hit.query == "reportbug"
+    assert hit.highlights().boxes == hit.highlights("reportbug").boxes
+    assert hit.highlights().boxes
+    grouped = refcard_col.search("reportbug", k=1, group_by="file")[0].hits[0]
+    assert grouped.highlights().boxes
+    bare = Hit(hit.id, hit.score, hit.source, hit.page, path=hit.path, sha256=hit.sha256)
     with pytest.raises(ValueError, match="need the query"):
-        hit.highlights()
+        bare.highlights()
 
 
 def test_changed_file_is_a_source_error(tmp_path, pdf_dir):
@@ -238,3 +247,30 @@ def test_two_box_reading_equals_every_character_reading(pdf_dir):
     assert compared > 1000
     # pdfium's line-end hyphen mark splits a word in two, the first keeping a "-"
     assert any(w.text.endswith("-") and w.core for w in read_words(pdf_dir / "camlidl-1.04.doc.pdf", 2).words)
+
+
+def test_cli_show_highlight_marks_the_words(tmp_path, pdf_dir):
+    """`vsplade show REF --highlight -q Q`: the page with the matched words tinted (pixels change
+    only where the boxes are), and one of the two flags alone is a usage error."""
+    from typer.testing import CliRunner
+
+    from vsplade.cli import app
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(pdf_dir / REFCARD, docs / "ref.pdf")
+    ix = tmp_path / "ix"
+    run = CliRunner().invoke
+    assert run(app, ["index", str(docs), "--model", "lexical", "--engine", "memory", "--index", str(ix)]).exit_code == 0
+    base = ["show", "ref.pdf:2", "--engine", "memory", "--index", str(ix), "--width", "600"]
+    assert run(app, base + ["--out", str(tmp_path / "plain.png")]).exit_code == 0
+    r = run(app, base + ["--out", str(tmp_path / "marked.png"), "--highlight", "-q", "reportbug"])
+    assert r.exit_code == 0, r.output
+    from PIL import Image, ImageChops
+
+    plain, marked = Image.open(tmp_path / "plain.png"), Image.open(tmp_path / "marked.png")
+    assert plain.size == marked.size
+    bbox = ImageChops.difference(plain.convert("RGB"), marked.convert("RGB")).getbbox()
+    assert bbox is not None and (bbox[2] - bbox[0]) * (bbox[3] - bbox[1]) < 0.2 * plain.width * plain.height
+    r = run(app, base + ["--out", str(tmp_path / "x.png"), "--highlight"])
+    assert r.exit_code == 2 and "--query" in r.output
