@@ -172,3 +172,29 @@ def test_lucene_page_results_and_unavailable_images_explained(browser, servers):
         assert "page image unavailable" in page.locator(".thumb.failed").first.inner_text()
         _shot(page, "lucene-viewer.png")
     page.close()
+
+
+def test_by_document_groups_the_grid_and_why_reads_in_words(browser, memory_server):
+    """'by document': the grid holds the API's files in order, each file's first card marked
+    with its rank; the URL keeps the choice; "why this page" lists query words, not pieces."""
+    s = memory_server
+    _, expected = s.get_json("/search", q="debian package interface", k=20, group_by="file", pages_per_file=3)
+    assert len(expected["files"]) >= 2
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(s.base + "/")
+    page.check("#by-file")
+    page.fill("#q", "debian package interface")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#results .card")
+    cards = page.locator("#results .card")
+    want = [h["id"] for f in expected["files"] for h in f["hits"]]
+    assert [cards.nth(i).get_attribute("data-id") for i in range(cards.count())] == want
+    starts = page.locator("#results .card.file-start")
+    assert [starts.nth(i).get_attribute("data-file") for i in range(starts.count())] == [
+        f"#{n}" for n in range(1, len(expected["files"]) + 1)]
+    assert "group_by=file" in page.url and "documents" in page.locator("#status").inner_text()
+    cards.nth(0).locator("button.open").click()
+    page.locator("#viewer").wait_for(state="visible")
+    words = page.locator("#matched li .tok").all_inner_texts()
+    assert "debian" in words and not any(w.startswith("Ġ") for w in words), words
+    page.close()

@@ -51,25 +51,35 @@ async function search(q, k, push = true) {
     const u = new URL(window.location);
     u.searchParams.set("q", q);
     u.searchParams.set("k", k);
+    if ($("#by-file").checked) u.searchParams.set("group_by", "file"); else u.searchParams.delete("group_by");
     history.pushState({ q, k }, "", u);
   }
   document.title = q + " · vsplade";
   setStatus("Searching…");
   const list = $("#results");
+  const byFile = $("#by-file").checked;
+  const params = { q, k, explain: "true", snippet: "true" };
+  if (byFile) Object.assign(params, { group_by: "file", pages_per_file: 3 });
   try {
-    const res = await api("/search?" + new URLSearchParams({ q, k, explain: "true", snippet: "true" }));
-    hits = res.hits;
+    const res = await api("/search?" + new URLSearchParams(params));
+    // grouped: the files' pages in file order; a card that starts a file says so
+    hits = byFile ? res.files.flatMap((f, n) => f.hits.map((h, j) => ({ ...h, fileRank: j ? 0 : n + 1 }))) : res.hits;
     currentQuery = q;
     list.replaceChildren();
     if (!hits.length) {
       setStatus("No pages match “" + q + "” (" + res.terms + " query terms).");
       return;
     }
-    setStatus(hits.length + " pages for “" + q + "” in " + res.took_ms.toFixed(1) + " ms");
+    const what = byFile ? res.files.length + " documents (" + hits.length + " pages)" : hits.length + " pages";
+    setStatus(what + " for “" + q + "” in " + res.took_ms.toFixed(1) + " ms" + (res.notice ? " · " + res.notice : ""));
     const tpl = $("#card");
     hits.forEach((h, i) => {
       const li = tpl.content.firstElementChild.cloneNode(true);
       li.dataset.id = h.id;
+      if (h.fileRank) {
+        li.classList.add("file-start");
+        li.dataset.file = "#" + h.fileRank;
+      }
       const img = li.querySelector("img");
       img.src = imageUrl(h.id, THUMB_WIDTH);
       img.srcset = imageUrl(h.id, THUMB_WIDTH) + " 1x, " + imageUrl(h.id, THUMB_WIDTH * 2) + " 2x";
@@ -189,9 +199,18 @@ async function openHit(i) {
   const matched = $("#matched");
   matched.replaceChildren();
   const ex = h.explain || [];
-  const max = ex.length ? ex[0].contribution : 0;
-  ex.forEach((t) => matched.appendChild(termRow(t.token, t.contribution, max, t.term)));
-  if (h.matched_terms > ex.length) {
+  // per query word (its pieces put back together), where the service gives reasons
+  const words = (h.reasons || []).filter((r) => r.matched_pieces.length);
+  if (words.length) {
+    const top = Math.max(...words.map((r) => r.contribution));
+    words.forEach((r) => matched.appendChild(termRow(
+      r.word + (r.whole ? "" : " (partly: " + r.matched_pieces.join("+") + ")"), r.contribution, top,
+      Math.round(100 * r.share) + "% of the score; pieces " + r.pieces.join("+"))));
+  } else {
+    const max = ex.length ? ex[0].contribution : 0;
+    ex.forEach((t) => matched.appendChild(termRow(t.token, t.contribution, max, t.term)));
+  }
+  if (!words.length && h.matched_terms > ex.length) {
     const li = document.createElement("li");
     li.className = "hint";
     li.textContent = "… and " + (h.matched_terms - ex.length) + " more";
@@ -273,6 +292,7 @@ function load(push) {
   const q = p.get("q");
   const k = p.get("k");
   if (k && [...$("#k").options].some((o) => o.value === k)) $("#k").value = k;
+  $("#by-file").checked = p.get("group_by") === "file";
   if (q) {
     $("#q").value = q;
     search(q, $("#k").value, push);
