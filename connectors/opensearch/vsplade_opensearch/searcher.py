@@ -159,6 +159,27 @@ class OpenSearchSearcher(Searcher):
                 results = list(pool.map(run, groups))
         return [hits for group in results for hits in group]
 
+    def search_grouped(self, query: Mapping[str, float], k: int = 10, per_group: int = 3, explain: bool = False,
+                       **options: Any) -> list:
+        """The k best files, each with its per_group best pages, grouped by OpenSearch itself:
+        `collapse` on the source keyword (one top hit per file, files ranked by their best page)
+        with `inner_hits` for the file's best pages, over the same query and filters."""
+        from vsplade.grouping import FileHit
+
+        body = self.body(query, k, explain, **options)
+        inner: dict[str, Any] = {"name": "pages", "size": int(per_group)}
+        for key in ("_source", "explain"):
+            if key in body:
+                inner[key] = body[key]
+        body["collapse"] = {"field": "source", "inner_hits": inner}
+        resp = self._call(self.client.search, index=self.index, body=body)
+        out = []
+        for top in resp["hits"]["hits"]:
+            hits = self._hits(top["inner_hits"]["pages"], query, explain)
+            if hits:
+                out.append(FileHit(hits[0].source, hits[0].score, hits))
+        return out
+
     def _hits(self, resp: Mapping[str, Any], query: Mapping[str, float], explain: bool) -> list[Hit]:
         hits = []
         terms = clean_query(query, self.max_clauses) if explain else None
