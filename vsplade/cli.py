@@ -81,6 +81,8 @@ PasswordOpt = typer.Option(None, "--password", help="opensearch: basic-auth pass
 ApiKeyOpt = typer.Option(None, "--api-key", help="opensearch: API key (prefer the env var). [env: VSPLADE_OPENSEARCH_API_KEY]", show_default=False)
 CaOpt = typer.Option(None, "--ca-certs", help="CA bundle for TLS.")
 InsecureOpt = typer.Option(False, "--insecure", help="Do not verify TLS certificates.")
+ClientCertOpt = typer.Option(None, "--client-cert", help="opensearch: client certificate (PEM) for TLS client authentication. [env: VSPLADE_OPENSEARCH_CLIENT_CERT]")
+ClientKeyOpt = typer.Option(None, "--client-key", help="opensearch: the client certificate's private key (PEM). [env: VSPLADE_OPENSEARCH_CLIENT_KEY]")
 
 
 @dataclass
@@ -96,7 +98,8 @@ class Target:
 _TARGET_PARAMS = (("engine", Optional[str], EngineOpt), ("index_", Optional[str], IndexOpt),
                   ("url", Optional[str], UrlOpt), ("user", Optional[str], UserOpt),
                   ("password", Optional[str], PasswordOpt), ("api_key", Optional[str], ApiKeyOpt),
-                  ("ca_certs", Optional[str], CaOpt), ("insecure", bool, InsecureOpt))
+                  ("ca_certs", Optional[str], CaOpt), ("insecure", bool, InsecureOpt),
+                  ("client_cert", Optional[str], ClientCertOpt), ("client_key", Optional[str], ClientKeyOpt))
 
 
 def engine_command(fn):
