@@ -102,23 +102,56 @@ _TARGET_PARAMS = (("engine", Optional[str], EngineOpt), ("index_", Optional[str]
                   ("client_cert", Optional[str], ClientCertOpt), ("client_key", Optional[str], ClientKeyOpt))
 
 
-def engine_command(fn):
-    """A command that takes `target: Target`: typer sees the --engine/--index/connection flags
-    as the command's own options (appended to its signature) and the command gets them as one
-    Target."""
-    sig = inspect.signature(fn)
-    own = [p for name, p in sig.parameters.items() if name != "target"]
-    extra = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=opt, annotation=ann)
-             for name, ann, opt in _TARGET_PARAMS]
+def option_group(name: str, params, build):
+    """A decorator for commands that share a group of options: typer sees `params` ((name,
+    annotation, typer option) each) as the command's own options, appended to its signature, and
+    the command gets one object, `build(**their values)`, as its parameter `name`. A group is
+    declared once instead of pasted into every command."""
 
-    @functools.wraps(fn)
-    def command(*args, **kw):
-        engine, index_ = kw.pop("engine", None), kw.pop("index_", None)
-        connection = {name: kw.pop(name, None) for name, _, _ in _TARGET_PARAMS[2:]}
-        return fn(*args, target=Target(engine, index_, connection), **kw)
+    def decorate(fn):
+        sig = inspect.signature(fn)
+        own = [p for n, p in sig.parameters.items() if n != name]
+        extra = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=opt, annotation=ann)
+                 for n, ann, opt in params]
 
-    command.__signature__ = sig.replace(parameters=own + extra)
-    return command
+        @functools.wraps(fn)
+        def command(*args, **kw):
+            values = {n: kw.pop(n, None) for n, _, _ in params}
+            return fn(*args, **{name: build(**values)}, **kw)
+
+        command.__signature__ = sig.replace(parameters=own + extra)
+        return command
+
+    return decorate
+
+
+engine_command = option_group("target", _TARGET_PARAMS,
+                              lambda engine, index_, **connection: Target(engine, index_, connection))
+
+
+@dataclass
+class Encoding:
+    """How pages are read and encoded (encode, index): render resolution and encoder options."""
+
+    dpi: Optional[int] = None
+    batch_size: Optional[int] = None
+    device: Optional[str] = None
+    top_k: Optional[int] = None
+    threshold: Optional[float] = None
+    page_path: Optional[str] = None
+    render_workers: Optional[int] = None
+
+
+_ENCODING_PARAMS = (
+    ("dpi", int, typer.Option(144, help="PDF render resolution.")),
+    ("batch_size", Optional[int], typer.Option(None, help="Pages per encoder batch. [default: the encoder's own: lexical 64, V-SPLADE 8]")),
+    ("device", Optional[str], typer.Option(None, help="cpu, cuda, cuda:1 ... (neural encoder).")),
+    ("top_k", Optional[int], typer.Option(None, "--top-k", help="Keep the k largest weights per page (neural encoder).")),
+    ("threshold", Optional[float], typer.Option(None, help="Drop weights below this value (neural encoder).")),
+    ("page_path", Optional[str], typer.Option(None, "--page-path", help="V-SPLADE page preprocessing: fast (PDF pages rendered straight at the model's size, uint8 tiles normalised on the device) or reference (the checkpoint's Idefics3 processor). [default: fast]")),
+    ("render_workers", Optional[int], typer.Option(None, "--render-workers", min=0, help="V-SPLADE fast path: PDF render processes. [default: 0 on CPU, half the cores up to 8 on CUDA]")),
+)
+encoding_command = option_group("encoding", _ENCODING_PARAMS, Encoding)
 
 
 def _open_engine(target: Target, **opts):
@@ -179,36 +212,30 @@ def _report(report, as_json: bool, verb: str = "indexed") -> int:
     return EXIT_OK if report.ok else EXIT_PARTIAL
 
 
-def _load_encoder(model: str, batch_size: Optional[int], device: Optional[str],
-                  top_k: Optional[int] = None, threshold: Optional[float] = None,
-                  page_path: Optional[str] = None, render_workers: Optional[int] = None):
+def _load_encoder(model: str, encoding: Encoding):
     from .encoders import ModelError, load_encoder
 
-    opts = {k: v for k, v in {"device": device, "top_k": top_k, "threshold": threshold,
-                              "page_path": page_path, "render_workers": render_workers}.items() if v is not None}
-    if model in ("lexical", "lexical-noidf") and (page_path or render_workers is not None):
+    e = encoding
+    opts = {k: v for k, v in {"device": e.device, "top_k": e.top_k, "threshold": e.threshold,
+                              "page_path": e.page_path, "render_workers": e.render_workers}.items() if v is not None}
+    if model in ("lexical", "lexical-noidf") and (e.page_path or e.render_workers is not None):
         _fail("--page-path and --render-workers apply to the V-SPLADE encoder, not the lexical one")
     try:
         enc = load_encoder(model, **opts)
-    except (ModelError, OSError, ValueError) as e:
-        _fail(str(e))
-    if batch_size:
-        enc.batch_size = batch_size
+    except (ModelError, OSError, ValueError) as err:
+        _fail(str(err))
+    if e.batch_size:
+        enc.batch_size = e.batch_size
     return enc
 
 
 @app.command()
+@encoding_command
 def encode(
     inputs: List[str] = typer.Argument(..., help="PDF files, images, folders (recursive) or globs."),
     model: str = typer.Option(..., "--model", "-m", help="'lexical', or a V-SPLADE checkpoint dir / Hub id."),
     out: Path = typer.Option(..., "--out", "-o", help="Encoded dir to write (resumable)."),
-    dpi: int = typer.Option(144, help="PDF render resolution."),
-    batch_size: Optional[int] = typer.Option(None, help="Pages per encoder batch. [default: the encoder's own: lexical 64, V-SPLADE 8]"),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (neural encoder)."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k largest weights per page (neural encoder)."),
-    threshold: Optional[float] = typer.Option(None, help="Drop weights below this value (neural encoder)."),
-    page_path: Optional[str] = typer.Option(None, "--page-path", help="V-SPLADE page preprocessing: fast (PDF pages rendered straight at the model's size, uint8 tiles normalised on the device) or reference (the checkpoint's Idefics3 processor). [default: fast]"),
-    render_workers: Optional[int] = typer.Option(None, "--render-workers", min=0, help="V-SPLADE fast path: PDF render processes. [default: 0 on CPU, half the cores up to 8 on CUDA]"),
+    encoding: Encoding = None,
     recreate: bool = typer.Option(False, help="Delete OUT first instead of resuming."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
@@ -218,11 +245,11 @@ def encode(
     from .engines import EngineError
     from .engines.memory import MemoryEngine
 
-    enc = _load_encoder(model, batch_size, device, top_k, threshold, page_path, render_workers)
+    enc = _load_encoder(model, encoding)
     try:
         # an encoded dir is the memory engine's index: the same collection lifecycle
         col = Collection.for_writing(MemoryEngine(index=str(out)), model=model, recreate=recreate)
-        report = col.index(*inputs, dpi=dpi, encoder=enc, label="encoding")
+        report = col.index(*inputs, dpi=encoding.dpi, encoder=enc, label="encoding")
     except (EngineError, EncodedDirError) as e:
         _fail(str(e))
     raise typer.Exit(_report(report, as_json, verb="encoded"))
@@ -230,17 +257,12 @@ def encode(
 
 @app.command()
 @engine_command
+@encoding_command
 def index(
     inputs: List[str] = typer.Argument(..., help="PDFs, images, folders, globs, or ONE encoded dir."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="'lexical' or a checkpoint (not needed for an encoded dir)."),
     target: Target = None,
-    dpi: int = typer.Option(144, help="PDF render resolution."),
-    batch_size: Optional[int] = typer.Option(None, help="Pages per encoder batch. [default: the encoder's own: lexical 64, V-SPLADE 8]"),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, ... (neural encoder)."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the k largest weights per page (neural encoder)."),
-    threshold: Optional[float] = typer.Option(None, help="Drop weights below this value (neural encoder)."),
-    page_path: Optional[str] = typer.Option(None, "--page-path", help="V-SPLADE page preprocessing: fast (PDF pages rendered straight at the model's size, uint8 tiles normalised on the device) or reference (the checkpoint's Idefics3 processor). [default: fast]"),
-    render_workers: Optional[int] = typer.Option(None, "--render-workers", min=0, help="V-SPLADE fast path: PDF render processes. [default: 0 on CPU, half the cores up to 8 on CUDA]"),
+    encoding: Encoding = None,
     recreate: bool = typer.Option(False, help="Drop the index first instead of resuming / refusing."),
     sync: bool = typer.Option(False, "--sync", help="Make the index hold exactly the files now under INPUTs: add new files, replace changed ones (new pages committed before old ones go), remove pages of vanished files, skip unchanged ones."),
     scale: Optional[float] = typer.Option(None, help="lucene: integer impact = round(w * scale), fixed when the index is created [default: the index's own; a new index: 10000, where top-10 equals float scoring for 99.7% of queries]."),
@@ -275,10 +297,10 @@ def index(
     eng = _open_engine(target, scale=scale, shards=shards, replicas=replicas,
                        server_side_query=server_side_query, query_model=model if server_side_query else None,
                        sparse_ann=sparse_ann, ann_threshold=ann_threshold, ann_ceiling=ann_ceiling, retry_for=retry_for)
-    enc = None if encoded else _load_encoder(model, batch_size, device, top_k, threshold, page_path, render_workers)
+    enc = None if encoded else _load_encoder(model, encoding)
     try:
         col = Collection.for_writing(eng, model=model, recreate=recreate)
-        report = col.index(*inputs, sync=sync, dpi=dpi, encoder=enc)
+        report = col.index(*inputs, sync=sync, dpi=encoding.dpi, encoder=enc)
     except (EngineError, EncodedDirError) as e:
         # a server that stayed away past --retry-for is a runtime failure a re-run resumes
         # (exit 1, as BulkError says), not a usage error
@@ -709,7 +731,7 @@ def inspect(
         _fail("--engine and --url apply with --index")
     if not model:
         _fail("give --model, or --index to use the model that built it")
-    enc = _load_encoder(model, None, device)
+    enc = _load_encoder(model, Encoding(device=device))
     reader = PageReader([image], dpi=dpi, render=enc.needs_image, text=True)
     chosen = next((p for p in reader if p.page_no == page), None)
     if chosen is None:
