@@ -203,9 +203,33 @@ class PageFilter:
 
 
 class Searcher(ABC):
-    """search(query, k, explain=False, sources=None, page_min=None, page_max=None): the
-    filter keywords are part of the contract (PageFilter); an engine that cannot filter
-    yet raises EngineError when given one."""
+    """search(query, k, explain=False, sources=None, page_min=None, page_max=None,
+    two_phase=None): the filter keywords are part of the contract (PageFilter); an engine that
+    cannot filter yet raises EngineError when given one.
+
+    two_phase (a vsplade.approximate.TwoPhase, or None for the exact search): fast approximate
+    search whose returned scores are exact. A searcher that implements it sets
+    ``takes_two_phase = True``; for any other, search() and batch_search() given a two_phase
+    raise EngineError naming the engine (two_phase=None is accepted and ignored), so an
+    engine written before the keyword existed needs no change (__init_subclass__)."""
+
+    takes_two_phase = False
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.__dict__.get("takes_two_phase", cls.takes_two_phase):
+            return
+        for name in ("search", "batch_search"):
+            fn = cls.__dict__.get(name)
+            if fn is not None and not getattr(fn, "_refuses_two_phase", False):
+                setattr(cls, name, _refusing_two_phase(fn))
+
+    @classmethod
+    def engine_label(cls) -> str:
+        """The engine's name for messages: the connector package's ("vsplade_opensearch" ->
+        "opensearch"), else the class name."""
+        top = cls.__module__.split(".")[0]
+        return top[len("vsplade_"):] if top.startswith("vsplade_") else cls.__name__
 
     @abstractmethod
     def search(self, query: Mapping[str, float], k: int = 10) -> list[Hit]: ...
@@ -245,6 +269,21 @@ class Searcher(ABC):
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _refusing_two_phase(fn):
+    """fn without the two_phase keyword: None dropped, anything else an EngineError."""
+    import functools
+
+    @functools.wraps(fn)
+    def method(self, *args: Any, **kw: Any):
+        if kw.pop("two_phase", None) is not None:
+            raise EngineError(f"the {self.engine_label()} engine has no two-phase search: search exactly "
+                              "(no two_phase), or use the memory or lucene engine")
+        return fn(self, *args, **kw)
+
+    method._refuses_two_phase = True
+    return method
 
 
 # -- typed engine settings -------------------------------------------------------------------

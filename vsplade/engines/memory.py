@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import scipy.sparse as sp
 
+from ..approximate import TwoPhase
 from ..encoded import CONFIG_FILE, EncodedDir, EncodedDirError, EncodedDirWriter
 from ..sparse import SparseBatch
 from ..vocab import VOCAB_SIZE, Vocabulary, default_vocabulary
@@ -198,18 +199,56 @@ class ExactScorer:
                    sha256=f["sha256"][row])
 
     def search(self, query: Mapping[str, float], k: int = 10, explain: bool = False,
-               sources=None, page_min: int | None = None, page_max: int | None = None) -> list[Hit]:
-        scores = self.scores(query)
+               sources=None, page_min: int | None = None, page_max: int | None = None,
+               two_phase: TwoPhase | None = None) -> list[Hit]:
+        """The exact top-k, or with two_phase (vsplade.approximate.TwoPhase) the top-k of a
+        window of candidates found by the query's high-weight terms, scored exactly."""
+        two_phase = TwoPhase.of(two_phase)
         page_filter = PageFilter.of(sources, page_min, page_max)
-        if page_filter is not None:
-            scores = np.where(self.mask(page_filter), scores, 0.0)  # inside the ranking, not after a top-k
+        if two_phase is not None and not two_phase.is_exact_for(query):
+            rows, row_scores = self._two_phase(query, k, two_phase, page_filter)
+        else:
+            scores = self.scores(query)
+            if page_filter is not None:
+                scores = np.where(self.mask(page_filter), scores, 0.0)  # inside the ranking, not after a top-k
+            rows = top_k(scores, k)
+            row_scores = scores[rows]
         hits = []
-        for r in top_k(scores, k):
-            hit = self.hit(int(r), scores[r])
+        for r, score in zip(rows.tolist(), row_scores.tolist()):
+            hit = self.hit(r, score)
             if explain:
                 hit.explain = self.explain(int(r), query)
             hits.append(hit)
         return hits
+
+    def _two_phase(self, query: Mapping[str, float], k: int, two_phase: TwoPhase,
+                   page_filter: PageFilter | None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, exact scores) of the two-phase top-k: phase 1 scores every page on the kept
+        terms' postings only (the pruned terms' long lists are never gathered), phase 2 reads
+        the window's weights for every term from the columns (a binary search of each
+        candidate in each column)."""
+        kept, _ = two_phase.split(query)
+        partial = self.scores(kept)
+        if page_filter is not None:
+            partial = np.where(self.mask(page_filter), partial, 0.0)
+        cand = np.sort(top_k(partial, two_phase.window(k)))  # ascending rows: ties break by row below
+        if len(cand) == 0:
+            return cand, np.zeros(0)
+        cols, weights = self.query_vector(query)
+        # summed term by term in the query's order, float32 weights upcast, as scores() sums:
+        # a returned score is bit for bit the exact one
+        exact = np.zeros(len(cand))
+        for col, w in zip(cols.tolist(), weights.tolist()):
+            lo, hi = int(self.indptr[col]), int(self.indptr[col + 1])
+            if lo == hi:
+                continue
+            column = self.indices[lo:hi]
+            pos = np.searchsorted(column, cand)
+            pos_c = np.minimum(pos, hi - lo - 1)
+            found = column[pos_c] == cand
+            exact += np.where(found, self.data[lo + pos_c].astype(np.float64), 0.0) * w
+        best = top_k(exact, k)
+        return cand[best], exact[best]
 
     def search_grouped(self, query: Mapping[str, float], k: int = 10, per_group: int = 3, explain: bool = False,
                        sources=None, page_min: int | None = None, page_max: int | None = None) -> list:
@@ -282,6 +321,8 @@ class MemorySearcher(Searcher):
             return ExactScorer.from_batches(encoded.iter_batches(), vocab_size=encoded.vocab_size), encoded.encoder_info
         finally:
             encoded.close()
+
+    takes_two_phase = True  # search(..., two_phase=TwoPhase(...)): ExactScorer.search
 
     def search(self, query: Mapping[str, float], k: int = 10, explain: bool = False, **filters) -> list[Hit]:
         return self.scorer.search(query, k, explain=explain, **filters)
