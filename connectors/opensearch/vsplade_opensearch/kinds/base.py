@@ -76,8 +76,8 @@ class IndexKind(ABC):
     layout: ClassVar[str]  # a few words for messages: what the vector field holds
     vector_type: ClassVar[str] = "rank_features"
     # whether a new index keeps the page vector in `_source` (settings.vector_source overrides):
-    # left out, an index is ~5x smaller and a search's fetch phase never parses ~11 KB of
-    # weights per hit; given up: reindex / update_by_query from _source, and reading the
+    # left out, an index is 3.7x smaller once merged and a k=100 search 6x faster (its fetch
+    # phase parsed ~11 KB of weights per hit; benchmarks/RESULTS.md); given up: reindex / update_by_query from _source, and reading the
     # weights back (explain reads Lucene's explanation instead)
     vector_in_source: ClassVar[bool] = False
 
