@@ -60,3 +60,12 @@ def batched(items: Iterable, size: int):
             chunk = []
     if chunk:
         yield chunk
+
+
+def no_text_layer_warning(empty_pages: Sequence[str], vector: str, advice: str) -> list[str]:
+    """The text-only encoders' warning: one line for all pages without a text layer (a scanned
+    folder has thousands), naming the first few; none when every page had text."""
+    if not empty_pages:
+        return []
+    shown = ", ".join(empty_pages[:3]) + (" ..." if len(empty_pages) > 3 else "")
+    return [f"{len(empty_pages)} page(s) have no text layer and got an empty {vector} ({shown}); {advice}"]

@@ -37,7 +37,7 @@ from ..pages import Page
 from ..query import QueryEncoder
 from ..sparse import SparseBatch
 from ..vocab import Vocabulary, default_vocabulary
-from .base import DocumentEncoder
+from .base import DocumentEncoder, no_text_layer_warning
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +111,10 @@ class LexicalEncoder(DocumentEncoder):
 
     @property
     def warnings(self) -> list[str]:
-        """One line for all pages without a text layer (a scanned folder has thousands)."""
-        if not self.empty_pages:
-            return []
-        shown = ", ".join(self.empty_pages[:3]) + (" ..." if len(self.empty_pages) > 3 else "")
-        return [f"{len(self.empty_pages)} page(s) have no text layer and got an empty lexical vector ({shown}); "
-                "they are indexed but no query can find them: scans and images need the V-SPLADE encoder "
-                "(--model CHECKPOINT), or OCR before indexing"]
+        return no_text_layer_warning(
+            self.empty_pages, "lexical vector",
+            "they are indexed but no query can find them: scans and images need the V-SPLADE encoder "
+            "(--model CHECKPOINT), or OCR before indexing")
 
     def state(self) -> dict | None:
         if self.idf_mode != "corpus" or self.idf is None:

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..query import QueryEncoder
 from ..vocab import SPECIAL_IDS, VOCAB_SIZE, Vocabulary
-from .base import DocumentEncoder
+from .base import DocumentEncoder, no_text_layer_warning
 
 log = logging.getLogger(__name__)
 
@@ -162,11 +162,9 @@ class SparseEncoderPages(DocumentEncoder):
 
     @property
     def warnings(self) -> list[str]:
-        if not self.empty_pages:
-            return []
-        shown = ", ".join(self.empty_pages[:3]) + (" ..." if len(self.empty_pages) > 3 else "")
-        return [f"{len(self.empty_pages)} page(s) have no text layer and got an empty vector ({shown}); "
-                "a sentence-transformers model reads text only: scans need V-SPLADE (--model CHECKPOINT)"]
+        return no_text_layer_warning(
+            self.empty_pages, "vector",
+            "a sentence-transformers model reads text only: scans need V-SPLADE (--model CHECKPOINT)")
 
     def encode_texts(self, texts: Sequence[str]):
         """float32 CSR [len(texts), V]: the model's document vectors, special ids zeroed."""

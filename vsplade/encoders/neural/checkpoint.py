@@ -21,7 +21,6 @@ so one loader serves both.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Mapping
 
 import torch
 
+from ...pages import file_sha256  # noqa: F401  (encoder.py imports it from here)
 from ...vocab import VOCAB_SIZE
 from ..checkpoint_table import TOKENIZER_FILE, WEIGHTS_FILE, CheckpointError, read_header, resolve_files
 from .config import config_from_checkpoint, config_to_json, image_seq_len
@@ -96,14 +96,6 @@ def check_tensors(found: Mapping[str, list[int]], expected: Mapping[str, list[in
     show("unexpected tensors", extra, lambda k: f"{k} {list(found[k])}")
     show("wrong shapes", wrong, lambda k: f"{k} is {list(found[k])}, expected {expected[k]}")
     raise CheckpointError("\n".join(lines))
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_checkpoint(model_id: str, dtype: torch.dtype = torch.float32) -> tuple[VSpladeModel, dict[str, Path | None]]:

@@ -96,29 +96,29 @@ def config_from_checkpoint(cfg: dict, shapes: dict[str, list[int]]) -> ModernVBe
     def shape(key):
         return shapes.get(key)
 
+    def count_layers(under: str, into: dict, mlp_weight: str, axis: int) -> None:
+        """Layer count (from the highest numbered `under`N. key) and MLP width (layer 0's
+        `mlp_weight` along `axis`), text and vision alike."""
+        found = {int(k[len(under):].split(".")[0]) for k in shapes if k.startswith(under)}
+        if found:
+            into["num_hidden_layers"] = max(found) + 1
+        mlp = shape(under + "0.mlp." + mlp_weight)
+        if mlp:
+            into["intermediate_size"] = mlp[axis]
+
     emb = shape(tp + "embeddings.tok_embeddings.weight")
     extra = shape(tp + "embeddings.tok_embeddings.additional_embedding.weight")
     if emb:
         text["hidden_size"] = emb[1]
         text["vocab_size"] = emb[0] + (extra[0] if extra else 0)
-    layers = {int(k[len(tp) + 7:].split(".")[0]) for k in shapes if k.startswith(tp + "layers.")}
-    if layers:
-        text["num_hidden_layers"] = max(layers) + 1
-    wo = shape(tp + "layers.0.mlp.Wo.weight")
-    if wo:
-        text["intermediate_size"] = wo[1]
+    count_layers(tp + "layers.", text, "Wo.weight", 1)
     pe = shape(vp + "embeddings.patch_embedding.weight")
     if pe:
         vision["hidden_size"], vision["patch_size"] = pe[0], pe[2]
     pos = shape(vp + "embeddings.position_embedding.weight")
     if pos and pe:
         vision["image_size"] = int(round(pos[0] ** 0.5)) * pe[2]
-    vlayers = {int(k[len(vp) + 15:].split(".")[0]) for k in shapes if k.startswith(vp + "encoder.layers.")}
-    if vlayers:
-        vision["num_hidden_layers"] = max(vlayers) + 1
-    fc1 = shape(vp + "encoder.layers.0.mlp.fc1.weight")
-    if fc1:
-        vision["intermediate_size"] = fc1[0]
+    count_layers(vp + "encoder.layers.", vision, "fc1.weight", 0)
     vision["vision_use_head"] = any(k.startswith(vp + "head.") for k in shapes)
     shuffle = int(cfg.get("pixel_shuffle_factor") or cfg.get("scale_factor") or 4)
     proj = shape("encoder.encoder.model.connector.modality_projection.proj.weight")
