@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from highlight_support import alnum, text_under
 
 from vsplade import Collection
 from vsplade.engines.base import Hit
@@ -14,24 +15,6 @@ from vsplade.highlight import draw, highlight, read_words
 from vsplade.render import SourceError, hit_image, hit_words
 
 REFCARD = "debian-refcard-en-a4.pdf"
-
-
-def _alnum(s: str) -> str:
-    return "".join(c for c in s if c.isalnum())
-
-
-def _text_under(pdf_path, page_no: int, box) -> str:
-    """What pdfium reads inside the middle of a box (its own text extraction, not ours)."""
-    import pypdfium2 as pdfium
-
-    pdf = pdfium.PdfDocument(str(pdf_path))
-    try:
-        tp = pdf[page_no - 1].get_textpage()
-        left, bottom, right, top = box
-        h = top - bottom
-        return tp.get_text_bounded(left + 0.3, bottom + 0.35 * h, right - 0.3, top - 0.35 * h)
-    finally:
-        pdf.close()
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +40,9 @@ def test_every_word_box_lies_on_its_word(pdf_dir):
             words = read_words(pdf_dir / name, page)
             assert words.has_text
             for w in words.words:
-                if not _alnum(w.core):
+                if not alnum(w.core):
                     continue
-                assert _alnum(_text_under(pdf_dir / name, page, w.box)) == _alnum(w.core), (name, page, w)
+                assert alnum(text_under(pdf_dir / name, page, w.box)) == alnum(w.core), (name, page, w)
                 x0, y0, x1, y1 = w.rel
                 assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
                 checked += 1
@@ -72,8 +55,8 @@ def test_search_hit_boxes_are_the_query_words(refcard_col, pdf_dir):
     assert hl.has_text and hl.boxes and not hl.not_on_page
     assert set(hl.on_page) == set(hit.explain)  # every matched term is found on the page
     for b in hl.boxes:
-        under = _alnum(_text_under(pdf_dir / REFCARD, hit.page, b.box)).lower()
-        assert under == _alnum(b.text).lower()
+        under = alnum(text_under(pdf_dir / REFCARD, hit.page, b.box)).lower()
+        assert under == alnum(b.text).lower()
         assert "apt" in under or "install" in under
         assert set(b.terms) <= set(hit.explain)
     texts = [b.text.lower() for b in hl.boxes]

@@ -10,29 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from highlight_support import alnum, text_under
 from serve_support import run_server, vsplade
 
 pytestmark = pytest.mark.slow
 
 QUERY = "apt install"
-
-
-def _alnum(s: str) -> str:
-    return "".join(c for c in s if c.isalnum()).lower()
-
-
-def _text_under(pdf_path, page_no: int, box) -> str:
-    """pdfium's own text inside the middle of a box (PDF points) on the indexed file."""
-    import pypdfium2 as pdfium
-
-    pdf = pdfium.PdfDocument(str(pdf_path))
-    try:
-        tp = pdf[page_no - 1].get_textpage()
-        left, bottom, right, top = box
-        h = top - bottom
-        return tp.get_text_bounded(left + 0.3, bottom + 0.35 * h, right - 0.3, top - 0.35 * h)
-    finally:
-        pdf.close()
 
 
 def _marked(snippet) -> list[str]:
@@ -81,9 +64,9 @@ def test_highlight_boxes_lie_on_the_query_words(server):
     status, page = server.get_json(f"/pages/{hit['id']}")
     pdf = Path(__file__).resolve().parents[1] / "data" / "pdfs" / "debian-refcard-en-a4.pdf"
     whole = [b for b in hl["boxes"] if b["whole"]]
-    assert whole and {_alnum(b["text"]) for b in whole} == {"apt", "install"}
+    assert whole and {alnum(b["text"]).lower() for b in whole} == {"apt", "install"}
     for b in hl["boxes"]:
-        assert _alnum(_text_under(pdf, page["page"], b["box"])) == _alnum(b["text"])
+        assert alnum(text_under(pdf, page["page"], b["box"])).lower() == alnum(b["text"]).lower()
         x0, y0, x1, y1 = b["rel"]
         assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
     assert hl["snippet"]["marks"]
