@@ -45,15 +45,13 @@ from .store import (
     ID_FIELD,
     RAW_FIELD,
     DocsFile,
-    check_compatible,
     is_lock_failure,
     java_error,
     lucene_lock_error,
     meta_line,
     new_config,
+    open_build,
     open_locked,
-    prepare_dir,
-    read_config,
     write_config,
 )
 
@@ -156,15 +154,8 @@ class DirectImpactWriter(IndexWriter):
         self._t0 = time.perf_counter()
 
     def _open(self, recreate: bool, lock_created: bool, threads: int, commit_every: int) -> None:
-        prepare_dir(self.path, recreate, lock_created)
-        old = read_config(self.path)
+        old = open_build(self.path, recreate, lock_created, self.info, self.scale, "direct")
         if old is not None:
-            check_compatible(self.path, old, self.info, self.scale)
-            if old.get("build") != "direct":
-                raise EngineError(
-                    f"{self.path} was built through JsonVectorCollection; add pages with the same "
-                    "route or --recreate"
-                )
             self.config = old
             self.config["state"] = "writing"
         else:

@@ -36,13 +36,11 @@ from .store import (
     DocsFile,
     ID_FIELD,
     LUCENE_LOCK,
-    check_compatible,
     clear_index_dir,
     meta_line,
     new_config,
+    open_build,
     open_locked,
-    prepare_dir,
-    read_config,
     write_config,
 )
 
@@ -193,14 +191,8 @@ class JsonVectorWriter(IndexWriter):
         self._closed = False
         self._lock, lock_created = open_locked(self.path)
         try:
-            prepare_dir(self.path, recreate, lock_created)
-            old = read_config(self.path)
+            old = open_build(self.path, recreate, lock_created, self.info, self.scale, "jsonvector")
             if old is not None:
-                check_compatible(self.path, old, self.info, self.scale)
-                if old.get("build") != "jsonvector":
-                    raise EngineError(
-                        f"{self.path} holds a direct-built index; add pages with the direct build or --recreate"
-                    )
                 if old.get("state") != "writing":
                     raise EngineError(f"{self.path} already holds a JsonVectorCollection-built index; use --recreate")
                 clear_index_dir(self.path)  # a killed build of this route: start it over

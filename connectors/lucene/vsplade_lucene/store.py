@@ -148,6 +148,25 @@ def check_compatible(path: Path, old: Mapping[str, Any], info: Mapping[str, Any]
         raise IndexMismatchError(f"{path} uses term naming {old.get('term_naming')!r}, not {TERM_NAMING!r}")
 
 
+# how a refusal names the route an index was built by (config "build")
+BUILD_ROUTES = {"direct": "the direct route", "jsonvector": "JsonVectorCollection"}
+
+
+def open_build(path: Path, recreate: bool, lock_created: bool, info: Mapping[str, Any], scale: float,
+               build: str) -> dict | None:
+    """DIR checked (or emptied for --recreate) for a writer of route `build`: the config of the
+    index already there, refused unless it has the same encoder, scale and route; None for a
+    new index. The caller holds the writer lock."""
+    prepare_dir(path, recreate, lock_created)
+    old = read_config(path)
+    if old is not None:
+        check_compatible(path, old, info, scale)
+        if old.get("build") != build:
+            was = BUILD_ROUTES.get(old.get("build"), repr(old.get("build")))
+            raise EngineError(f"{path} was built through {was}; add pages through that route or --recreate")
+    return old
+
+
 def open_locked(path: Path) -> tuple[WriterLock, bool]:
     """Take the exclusive writer lock on DIR (creating DIR) before anything else touches it.
     Returns the lock and whether its lock file is new (removed again if DIR is refused)."""
