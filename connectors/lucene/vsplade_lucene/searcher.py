@@ -31,6 +31,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from vsplade.approximate import TwoPhase
 from vsplade.engines.base import EngineError, Hit, PageFilter, Searcher
 from vsplade.sparse import quantize_query_impacts
 
@@ -141,13 +142,22 @@ class LuceneImpactIndexSearcher(Searcher):
 
     # -- search -----------------------------------------------------------------------------
 
+    takes_two_phase = True  # search(..., two_phase=TwoPhase(...)) (vsplade.approximate)
+
     def search(self, query: Mapping[str, float], k: int = 10, explain: bool = False, sources=None,
-               page_min: int | None = None, page_max: int | None = None) -> list[Hit]:
+               page_min: int | None = None, page_max: int | None = None,
+               two_phase: TwoPhase | None = None) -> list[Hit]:
         """Top-k pages; sources / page_min / page_max (vsplade.engines.base.PageFilter) restrict
         the pages inside the Lucene search (a FILTER clause over the matching doc ids, so the
-        top-k is that of the filtered pages and scores are unchanged)."""
+        top-k is that of the filtered pages and scores are unchanged).
+
+        two_phase (vsplade.approximate.TwoPhase): phase 1 is a Lucene search of the query's
+        kept terms (same impacts, same page filter) for the window of candidates; phase 2 the
+        whole query with the candidates as its doc-set FILTER, so Lucene scores exactly those
+        pages with every term (a returned score is the exact one; explain explains it)."""
         if self._closed:
             raise EngineError("searcher is closed")
+        two_phase = TwoPhase.of(two_phase)
         if k <= 0:
             return []
         impacts = quantize_query_impacts(query, self.scale)
@@ -160,14 +170,33 @@ class LuceneImpactIndexSearcher(Searcher):
             mask = self.filter_mask(page_filter)
             if not mask.any():
                 return []
-        J = jvm.classes()
+        window = 0
+        if two_phase is not None:
+            kept, _ = two_phase.split(query)
+            # pruned on the float weights; the kept terms keep their impacts (a kept term
+            # rounded to 0 is gone from both phases, as from the exact search)
+            kept_impacts = {t: impacts[t] for t in kept if t in impacts}
+            if kept_impacts and len(kept_impacts) < len(impacts):
+                window = two_phase.window(k)
+        if window:
+            with jvm.LOCK:
+                lq1 = self._parser.parse(self.query_string(kept, kept_impacts))
+                if mask is not None:
+                    lq1 = self._filtered(lq1, self._mask_query_unlocked(mask))
+            first = self._searcher.search(lq1, int(window))
+            cand = np.fromiter((sd.doc for sd in first.scoreDocs), dtype=np.int64)
+            if len(cand) == 0:
+                return []
+            # the candidates' bits packed directly (not a num_docs bool mask per query); inside
+            # the page filter already, as phase 1 was filtered
+            packed = np.zeros((self.num_docs + 7) // 8, dtype=np.uint8)
+            np.bitwise_or.at(packed, cand >> 3, (1 << (cand & 7)).astype(np.uint8))
         with jvm.LOCK:  # per-query objects (module docstring)
             lq = self._parser.parse(qs)
-            if mask is not None:
-                b = J.BooleanQueryBuilder()
-                b.add(lq, J.Occur.MUST)
-                b.add(self._mask_query(mask), J.Occur.FILTER)
-                lq = b.build()
+            if window:
+                lq = self._filtered(lq, jvm.classes().IndexPages.filter(packed.tobytes(), int(self.num_docs)))
+            elif mask is not None:
+                lq = self._filtered(lq, self._mask_query_unlocked(mask))
         # the search itself runs without the lock (this searcher's own method object);
         # scoreDocs / doc / score are field reads, which pyjnius does not bind
         top = self._searcher.search(lq, int(k))
@@ -177,6 +206,16 @@ class LuceneImpactIndexSearcher(Searcher):
             for h, (doc, _) in zip(hits, docs):
                 h.explain = self.explain(lq, doc, impacts)
         return hits
+
+    @staticmethod
+    def _filtered(lq, filter_query):
+        """lq restricted to filter_query's pages, scores unchanged (a FILTER clause); under
+        jvm.LOCK."""
+        J = jvm.classes()
+        b = J.BooleanQueryBuilder()
+        b.add(lq, J.Occur.MUST)
+        b.add(filter_query, J.Occur.FILTER)
+        return b.build()
 
     def search_grouped(self, query: Mapping[str, float], k: int = 10, per_group: int = 3, explain: bool = False,
                        sources=None, page_min: int | None = None, page_max: int | None = None) -> list:

@@ -1,0 +1,189 @@
+"""Two-phase search on the Lucene searcher (vsplade.approximate.TwoPhase, issue 24 item 3):
+phase 1 a Lucene query of the heavy terms, phase 2 the whole query over the window's doc set.
+The reference is the same searcher's exact search (every matching page, k = all)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from typer.testing import CliRunner
+
+from vsplade.approximate import TwoPhase
+from vsplade.engines.base import PageFilter
+from vsplade.sparse import SparseBatch, quantize_query_impacts
+from vsplade_lucene import LuceneEngine
+
+from lucene_support import INFO
+
+V = 50368
+N = 1200
+
+
+def _corpus(n: int = N, seed: int = 0) -> SparseBatch:
+    """Zipf-like pages over 500 term ids (frequent terms in many pages, rare ones in few)."""
+    rng = np.random.default_rng(seed)
+    pool = 2000 + rng.permutation(500)
+    p = 1.0 / (np.arange(500) + 3.0)
+    p = np.minimum(1.0, 35 * p / p.sum())
+    rows, k = np.nonzero(rng.random((n, 500)) < p)
+    data = np.exp(rng.normal(-1.0, 0.7, len(rows))).astype(np.float32)
+    m = sp.csr_matrix((data, (rows, pool[k])), shape=(n, V))
+    ids = [f"p{i:05d}" for i in range(n)]
+    meta = [{"id": d, "source": f"dir{i % 3}/doc{i // 10}.pdf", "page": i % 10 + 1} for i, d in enumerate(ids)]
+    return SparseBatch(m, ids, meta)
+
+
+def _queries(batch: SparseBatch, vocab, n: int = 25, seed: int = 1) -> list[dict]:
+    """12 terms drawn like the pages', idf-like weights (frequent terms weigh little)."""
+    rng = np.random.default_rng(seed)
+    df = np.bincount(batch.matrix.indices, minlength=V)
+    cand = np.flatnonzero(df)
+    out = []
+    for _ in range(n):
+        terms = rng.choice(cand, 12, replace=False, p=df[cand] / df[cand].sum())
+        out.append({vocab.term(int(t)): float(np.log(len(batch) / df[t]) + rng.uniform(0, 0.3)) for t in terms})
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return _corpus()
+
+
+@pytest.fixture(scope="module")
+def searcher(tmp_path_factory, corpus):
+    path = tmp_path_factory.mktemp("two-phase") / "idx"
+    eng = LuceneEngine(str(path), scale=100)  # integer dot products exact in Lucene's float32
+    with eng.writer(INFO) as w:
+        for s in range(0, len(corpus), 256):
+            w.add(corpus.select(range(s, min(s + 256, len(corpus)))))
+    with eng.searcher() as s:
+        yield s
+
+
+def _reference(s, batch: SparseBatch, vocab, query, k, tp: TwoPhase, **filters):
+    """The exact Lucene ranking of the pages holding a kept term (what a window holding every
+    candidate returns: a page matching only pruned terms is never a candidate)."""
+    kept, _ = tp.split(query)
+    kept = quantize_query_impacts(kept, s.scale)
+    cols = [vocab.id_of(t) for t in kept]
+    holds = np.asarray((batch.matrix[:, cols] != 0).sum(axis=1)).ravel() > 0
+    row = {d: i for i, d in enumerate(batch.ids)}
+    return [(h.id, h.score) for h in s.search(query, len(batch), **filters) if holds[row[h.id]]][:k]
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("k", [1, 10, 40])
+def test_window_covering_every_candidate_is_the_exact_ranking(searcher, corpus, vocab, k):
+    tp = TwoPhase(prune_ratio=0.5, expansion=float(N))
+    for q in _queries(corpus, vocab):
+        assert 0 < len(tp.split(q)[0]) < len(q)  # the test prunes something
+        got = [(h.id, h.score) for h in searcher.search(q, k, two_phase=tp)]
+        assert got == _reference(searcher, corpus, vocab, q, k, tp)
+
+
+@pytest.mark.timeout(240)
+def test_equals_the_exact_top_k_when_it_holds_kept_terms_and_scores_are_exact(searcher, corpus, vocab):
+    tp_wide = TwoPhase(prune_ratio=0.5, expansion=float(N))
+    met = 0
+    for q in _queries(corpus, vocab, seed=4):
+        full = {h.id: h.score for h in searcher.search(q, N)}
+        exact = [(h.id, h.score) for h in searcher.search(q, 10)]
+        if _reference(searcher, corpus, vocab, q, 10, tp_wide) == exact:
+            met += 1
+            assert [(h.id, h.score) for h in searcher.search(q, 10, two_phase=tp_wide)] == exact
+        for tp in (TwoPhase(), TwoPhase(0.8, 1.0)):
+            got = searcher.search(q, 10, two_phase=tp)
+            assert got and all(h.score == full[h.id] for h in got)  # each page's exact score
+            assert [h.score for h in got] == sorted((h.score for h in got), reverse=True)
+    assert met
+
+
+@pytest.mark.timeout(240)
+def test_prune_ratio_zero_is_exact(searcher, corpus, vocab):
+    for q in _queries(corpus, vocab, seed=7):
+        for k in (10, 100):
+            got = searcher.search(q, k, two_phase=TwoPhase(prune_ratio=0.0, expansion=1.0))
+            assert [(h.id, h.score) for h in got] == [(h.id, h.score) for h in searcher.search(q, k)]
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("filters", [
+    {"sources": ["dir1"]},
+    {"page_min": 3, "page_max": 4},
+    {"sources": "dir2/doc7.pdf"},
+])
+def test_filters_apply_inside_both_phases(searcher, corpus, vocab, filters):
+    pf = PageFilter.of(**filters)
+    tp_wide = TwoPhase(0.5, float(N))
+    for q in _queries(corpus, vocab, n=10, seed=3):
+        got = [(h.id, h.score) for h in searcher.search(q, 10, two_phase=tp_wide, **filters)]
+        assert got == _reference(searcher, corpus, vocab, q, 10, tp_wide, **filters)
+        small = searcher.search(q, 10, two_phase=TwoPhase(0.5, 1.0), **filters)
+        assert all(pf.matches(h.source, h.page) for h in small)
+        # the window is filled from allowed pages (a filter applied after phase 1 would
+        # leave it short)
+        assert len(small) == len(_reference(searcher, corpus, vocab, q, 10, tp_wide, **filters))
+
+
+def test_explain_explains_the_exact_score(searcher, corpus, vocab):
+    pruned_explained = 0
+    for q in _queries(corpus, vocab, n=5, seed=9):
+        _, pruned = TwoPhase().split(q)
+        for h in searcher.search(q, 5, explain=True, two_phase=TwoPhase()):
+            assert set(h.explain) <= set(q)
+            assert sum(h.explain.values()) == pytest.approx(h.score, rel=1e-9)
+            pruned_explained += bool(set(h.explain) & set(pruned))
+    assert pruned_explained  # phase 2's terms are explained, not only phase 1's
+
+
+def test_bad_two_phase_values_are_value_errors(searcher):
+    for value in ("abc", 3, {"prune_ratio": 2.0}, {"ratio": 1}):
+        with pytest.raises(ValueError):
+            searcher.search({"dog": 1.0}, 10, two_phase=value)
+    with pytest.raises(ValueError):
+        TwoPhase(expansion=0.9)
+
+
+def test_batch_search_takes_it(searcher, corpus, vocab):
+    queries = _queries(corpus, vocab, n=8, seed=12)
+    tp = TwoPhase(0.5, 2.0)
+    want = [[(h.id, h.score) for h in searcher.search(q, 10, two_phase=tp, page_max=7)] for q in queries]
+    got = searcher.batch_search(queries, 10, threads=2, two_phase=tp, page_max=7)
+    assert [[(h.id, h.score) for h in hs] for hs in got] == want
+
+
+@pytest.mark.timeout(300)
+def test_real_pdf_pages(tmp_path, pdf_dir):
+    """The lexical encoder on the test PDFs: two-phase with a window holding every candidate
+    == the exact ranking of the pages holding a kept term; scores exact."""
+    from vsplade.cli import app
+    from vsplade.encoded import EncodedDir
+    from vsplade.encoders import load_query_encoder
+    from vsplade.vocab import default_vocabulary
+
+    enc = tmp_path / "enc"
+    r = CliRunner().invoke(app, ["encode", str(pdf_dir), "--model", "lexical", "--out", str(enc)])
+    assert r.exit_code in (0, 1), r.output
+    batch = EncodedDir(enc).load()
+    eng = LuceneEngine(str(tmp_path / "idx"), scale=100)
+    with eng.writer(INFO) as w:
+        w.add(batch)
+    qenc = load_query_encoder("lexical")
+    vocab = default_vocabulary()
+    texts = ["install a package with apt", "stub code generation for COM interfaces", "reference card",
+             "interface definition language for the camlidl stub generator"]
+    df = np.bincount(batch.matrix.indices, minlength=batch.vocab_size)
+    pruned_some = 0
+    with eng.searcher() as s:
+        for t in texts:
+            # the lexical encoder weighs its terms alike (nothing to prune): idf-weighted over
+            # these pages, as an inference-free query side weighs them
+            q = {term: w * float(np.log(1 + len(batch) / max(1, df[vocab.id_of(term)]))) for term, w in qenc.encode(t).items()}
+            tp = TwoPhase(0.5, float(len(batch)))
+            pruned_some += bool(tp.split(q)[1])
+            got = [(h.id, h.score) for h in s.search(q, 5, two_phase=tp)]
+            assert got, t
+            assert got == _reference(s, batch, vocab, q, 5, tp)
+    assert pruned_some
