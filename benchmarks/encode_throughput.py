@@ -44,6 +44,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from nested_timer import NestedTimer  # benchmarks/, this script's folder, is on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKENIZER = ROOT / "tests/data/tokenizers/modernvbert-reconstructed/tokenizer.json"
 PDF = ROOT / "tests/data/pdfs/byaldi_financial_report.pdf"
@@ -172,33 +174,14 @@ def _page_list(inputs: list[str], max_pages: int | None) -> list[tuple[str, str,
     return out[:max_pages] if max_pages else out
 
 
-class _Clock:
-    """Thread CPU time per bucket; nested timed calls count once, in the outermost bucket."""
+class _Clock(NestedTimer):
+    """Thread CPU time per bucket, in ms; nested timed calls count once, in the outermost bucket."""
 
     def __init__(self):
-        self.ms = dict.fromkeys(STEPS, 0.0)
-        self.depth = 0
+        super().__init__(time.thread_time, 1000, dict.fromkeys(STEPS, 0.0))
 
     def wrap(self, obj, name: str, bucket: str) -> None:
-        fn = getattr(obj, name)
-
-        def timed(*a, **k):
-            if self.depth:
-                return fn(*a, **k)
-            self.depth += 1
-            t = time.thread_time()
-            try:
-                return fn(*a, **k)
-            finally:
-                self.ms[bucket] += 1000 * (time.thread_time() - t)
-                self.depth -= 1
-
-        setattr(obj, name, timed)
-
-    def add(self, bucket: str, t0: float) -> float:
-        t = time.thread_time()
-        self.ms[bucket] += 1000 * (t - t0)
-        return t
+        setattr(obj, name, self.timed(bucket, getattr(obj, name)))
 
 
 def _square(im):
@@ -260,6 +243,23 @@ def _fast_pdf(fp, docs: dict, path: str, page_no: int, square: bool):
     return FastFeatures(fp.input_ids(plan.rows, plan.cols), pixels, glob, plan)
 
 
+def _fast_page(fp, clock: _Clock, kind: str, path: str, page_no: int, docs: dict, square: bool):
+    """One page through a fast route (`fp`: resize on the host or on the device), its steps
+    charged to `clock`. An image is decoded as the reference route decodes it."""
+    t = time.thread_time()
+    if kind == "pdf":
+        ff = _fast_pdf(fp, docs, path, page_no, square)
+        t = clock.add("render", t)
+    else:
+        img = _ref_render(kind, path, page_no, docs, square)
+        t = clock.add("render", t)
+        ff = fp.from_image(img)  # plan, coefficients (cached per size pair), np.asarray
+        t = clock.add("resize/tile", t)
+    fp.input_ids(ff.plan.rows, ff.plan.cols)
+    clock.add("tokenise", t)
+    return ff
+
+
 def page_path_run(pages: list[tuple[str, str, int]], tiles: int, square: bool) -> dict:
     """Both routes over `pages` at one configuration; per-page ms of one core per step."""
     import pypdfium2 as pdfium
@@ -297,7 +297,7 @@ def page_path_run(pages: list[tuple[str, str, int]], tiles: int, square: bool) -
         fpd.from_image(im0)
     if k0 == "pdf":
         _fast_pdf(fp, docs, p0, n0, square)
-    ref.ms = dict.fromkeys(STEPS, 0.0)
+    ref.totals = dict.fromkeys(STEPS, 0.0)
     ref_total = 0.0
     ref_feats, fast_feats, dev_feats, grids = [], [], [], []
     dev = torch.device("cpu")
@@ -310,46 +310,17 @@ def page_path_run(pages: list[tuple[str, str, int]], tiles: int, square: bool) -
         t = time.thread_time()
         img = _ref_render(kind, path, page_no, docs, square)
         t = ref.add("render", t)
-        before = sum(ref.ms.values())
+        before = sum(ref.totals.values())
         f = features(proc, img)
         call = 1000 * (time.thread_time() - t)
-        ref.ms["other"] += call - (sum(ref.ms.values()) - before)  # the processor's own glue
+        ref.totals["other"] += call - (sum(ref.totals.values()) - before)  # the processor's own glue
         ref_total += call
         ref_feats.append(f)
         # fast
-        t = time.thread_time()
-        if kind == "pdf":
-            ff = _fast_pdf(fp, docs, path, page_no, square)
-            t = fast.add("render", t)
-        else:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                img = im.convert("RGB")
-            img = _square(img) if square else img
-            t = fast.add("render", t)
-            ff = fp.from_image(img)
-            t = fast.add("resize/tile", t)
-        fp.input_ids(ff.plan.rows, ff.plan.cols)
-        fast.add("tokenise", t)
+        ff = _fast_page(fp, fast, kind, path, page_no, docs, square)
         fast_feats.append(ff)
         if fpd is not None:  # fast, resize on device
-            t = time.thread_time()
-            if kind == "pdf":
-                fd = _fast_pdf(fpd, docs, path, page_no, square)
-                t = fdev.add("render", t)
-            else:
-                from PIL import Image
-
-                with Image.open(path) as im:
-                    img = im.convert("RGB")
-                img = _square(img) if square else img
-                t = fdev.add("render", t)
-                fd = fpd.from_image(img)  # plan, coefficients (cached per size pair), np.asarray
-                t = fdev.add("resize/tile", t)
-            fpd.input_ids(fd.plan.rows, fd.plan.cols)
-            fdev.add("tokenise", t)
-            dev_feats.append(fd)
+            dev_feats.append(_fast_page(fpd, fdev, kind, path, page_no, docs, square))
         grids.append(ff.num_tiles)
         if f.num_tiles != ff.num_tiles or not torch.equal(f.input_ids, ff.input_ids):
             raise AssertionError(f"{path} page {page_no}: the routes disagree on the grid or the ids")
@@ -379,12 +350,12 @@ def page_path_run(pages: list[tuple[str, str, int]], tiles: int, square: bool) -
     for d in docs.values():
         d.close()
     n = len(pages)
-    ref_ms = {k: v / n for k, v in ref.ms.items()}
-    fast_ms = {k: v / n for k, v in fast.ms.items()}
+    ref_ms = {k: v / n for k, v in ref.totals.items()}
+    fast_ms = {k: v / n for k, v in fast.totals.items()}
     dev_extra = {}
     if fpd is not None:
-        fdev_ms = {k: v / n for k, v in fdev.ms.items()}
-        resize_ms = dev_clock.ms["resize/tile"] / n
+        fdev_ms = {k: v / n for k, v in fdev.totals.items()}
+        resize_ms = dev_clock.totals["resize/tile"] / n
         dev_extra = {"fast_device": fdev_ms, "fast_device_ms_per_page": sum(fdev_ms.values()),
                      "fast_device_resize_on_this_cpu_ms": resize_ms,
                      "fast_device_normalise_on_this_cpu_ms": dev_route_device_ms / n - resize_ms}

@@ -50,6 +50,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from nested_timer import NestedTimer  # benchmarks/, this script's folder, is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -143,26 +144,12 @@ def make_pdf(pages: list[str]) -> bytes:
 # -- timing the real code path ------------------------------------------------------------
 
 
-class Phases:
+class Phases(NestedTimer):
     """Seconds per phase; a phase entered inside another (OpenSearch's delete commits) counts
     once, in the outer one."""
 
     def __init__(self):
-        self.t: dict[str, float] = defaultdict(float)
-        self._depth = 0
-
-    def wrap(self, name: str, fn):
-        def timed(*a, **k):
-            if self._depth:
-                return fn(*a, **k)
-            self._depth += 1
-            t0 = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                self.t[name] += time.perf_counter() - t0
-                self._depth -= 1
-        return timed
+        super().__init__(time.perf_counter, 1, defaultdict(float))
 
 
 WRITER_METHODS = ("catalog", "done_ids", "add", "commit", "delete", "close")
@@ -184,13 +171,13 @@ def instrumented(phases: Phases):
                 try:
                     page = next(it)
                 except StopIteration:
-                    phases.t["read"] += time.perf_counter() - t0
+                    phases.add("read", t0)
                     return
-                phases.t["read"] += time.perf_counter() - t0
+                phases.add("read", t0)
                 yield page
 
-    pl.file_sha256 = phases.wrap("hash", saved["file_sha256"])
-    pl.discover = phases.wrap("discover", saved["discover"])
+    pl.file_sha256 = phases.timed("hash", saved["file_sha256"])
+    pl.discover = phases.timed("discover", saved["discover"])
     pl.PageReader = TimedReader
     try:
         yield
@@ -206,14 +193,14 @@ def run_index(engine, folder: Path, sync: bool, recreate: bool = False) -> dict:
 
     phases = Phases()
     encoder = load_encoder(MODEL)
-    encoder.encode = phases.wrap("encode", encoder.encode)
+    encoder.encode = phases.timed("encode", encoder.encode)
 
     def open_writer(info):
         t0 = time.perf_counter()
         w = engine.writer(info, recreate=recreate)
-        phases.t["open writer"] += time.perf_counter() - t0
+        phases.add("open writer", t0)
         for m in WRITER_METHODS:
-            setattr(w, m, phases.wrap(m, getattr(w, m)))
+            setattr(w, m, phases.timed(m, getattr(w, m)))
         return w
 
     props = None if recreate else engine.read_properties()
@@ -223,7 +210,7 @@ def run_index(engine, folder: Path, sync: bool, recreate: bool = False) -> dict:
         wall = time.perf_counter() - t0
     if not report.ok:
         raise SystemExit(f"index run failed: {report.as_dict()}")
-    ph = dict(phases.t)
+    ph = dict(phases.totals)
     ph["other"] = wall - sum(ph.values())
     s = report.summary
     return {"seconds": wall, "phases": ph, "indexed": s.indexed, "skipped": s.skipped,
