@@ -35,3 +35,21 @@ def build_collection(tmp: Path, engine: str, **settings):
 def reference(col, query: str, k: int, source=None, pages=None) -> list[tuple[str, float, str]]:
     """(id, score, page text) of Collection.search: what every adapter must return."""
     return [(h.id, h.score, h.text()) for h in col.search(query, k=k, source=source, pages=pages)]
+
+
+def checked_cases(col, make_retriever, cls, k: int, retrieve, rows):
+    """The adapter's results for every filter and query the adapters are checked on, each
+    already checked equal to Collection.search's (rows(results) == reference): (retriever,
+    query, source, pages, results), one retriever of class `cls` per filter, made with
+    make_retriever(k=, source=, pages=) and asked with retrieve(retriever, query). At the end,
+    that the queries found pages: equal empty lists would prove nothing."""
+    seen = 0
+    for source, pages in FILTERS:
+        retriever = make_retriever(k=k, source=source, pages=pages)
+        assert isinstance(retriever, cls)
+        for q in QUERIES:
+            got = retrieve(retriever, q)
+            assert rows(got) == reference(col, q, k, source, pages), (q, source, pages)
+            seen += len(got)
+            yield retriever, q, source, pages, got
+    assert seen > 10, seen

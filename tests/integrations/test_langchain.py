@@ -14,7 +14,7 @@ pytest.importorskip("langchain_core", reason="langchain-core is not installed (p
 from langchain_core.runnables import RunnableLambda  # noqa: E402
 
 from vsplade.engines import EngineError  # noqa: E402
-from integrations_support import FILTERS, QUERIES, reference  # noqa: E402
+from integrations_support import QUERIES, checked_cases, reference  # noqa: E402
 from vsplade.integrations import page_image  # noqa: E402
 from vsplade.integrations.langchain import VspladeRetriever  # noqa: E402
 
@@ -31,24 +31,15 @@ def as_rows(docs):
 
 @pytest.mark.timeout(600)
 def test_lcel_chain_returns_collection_search(indexed):
-    name, col = indexed
-    seen = 0
-    for source, pages in FILTERS:
-        retriever = col.as_langchain_retriever(k=K, source=source, pages=pages)
-        assert isinstance(retriever, VspladeRetriever)
-        chain = retriever | RunnableLambda(format_docs)
-        for q in QUERIES:
-            want = reference(col, q, K, source, pages)
-            docs = retriever.invoke(q)
-            assert as_rows(docs) == want, (name, q, source, pages)
-            assert chain.invoke(q) == format_docs(docs)
-            for d in docs:
-                assert d.id == d.metadata["id"]
-                assert (source is None or d.metadata["source"] == source)
-                lo, hi = pages or (None, None)
-                assert (lo is None or d.metadata["page"] >= lo) and (hi is None or d.metadata["page"] <= hi)
-            seen += len(docs)
-    assert seen > 10  # the queries find pages: equal empty lists would prove nothing
+    _, col = indexed
+    for retriever, q, source, pages, docs in checked_cases(col, col.as_langchain_retriever, VspladeRetriever, K,
+                                                           lambda r, q: r.invoke(q), as_rows):
+        assert (retriever | RunnableLambda(format_docs)).invoke(q) == format_docs(docs)
+        for d in docs:
+            assert d.id == d.metadata["id"]
+            assert (source is None or d.metadata["source"] == source)
+            lo, hi = pages or (None, None)
+            assert (lo is None or d.metadata["page"] >= lo) and (hi is None or d.metadata["page"] <= hi)
 
 
 @pytest.mark.timeout(600)

@@ -15,7 +15,7 @@ from llama_index.core.query_engine import RetrieverQueryEngine  # noqa: E402
 from llama_index.core.schema import MetadataMode, TextNode  # noqa: E402
 
 from vsplade.engines import EngineError  # noqa: E402
-from integrations_support import FILTERS, QUERIES, reference  # noqa: E402
+from integrations_support import checked_cases, reference  # noqa: E402
 from vsplade.integrations import page_image  # noqa: E402
 from vsplade.integrations.llama_index import VspladeRetriever  # noqa: E402
 
@@ -28,17 +28,10 @@ def as_rows(nodes):
 
 @pytest.mark.timeout(600)
 def test_retrieve_equals_collection_search(indexed):
-    name, col = indexed
-    seen = 0
-    for source, pages in FILTERS:
-        retriever = col.as_llama_index_retriever(k=K, source=source, pages=pages)
-        assert isinstance(retriever, VspladeRetriever)
-        for q in QUERIES:
-            nodes = retriever.retrieve(q)
-            assert as_rows(nodes) == reference(col, q, K, source, pages), (name, q, source, pages)
-            assert all(isinstance(n.node, TextNode) and n.node.metadata["id"] == n.node.node_id for n in nodes)
-            seen += len(nodes)
-    assert seen > 10
+    _, col = indexed
+    for _, _, _, _, nodes in checked_cases(col, col.as_llama_index_retriever, VspladeRetriever, K,
+                                           lambda r, q: r.retrieve(q), as_rows):
+        assert all(isinstance(n.node, TextNode) and n.node.metadata["id"] == n.node.node_id for n in nodes)
 
 
 @pytest.mark.timeout(600)

@@ -109,6 +109,20 @@ def records(found: list, query: str, show_args: Sequence[str], content: str = "p
     return out
 
 
+def adapter_records(adapter, query: str) -> list[tuple[str, dict]]:
+    """(text, metadata) for each hit of `query` with an adapter's fields (collection or index,
+    engine, model, settings; k, source, pages, group_by, pages_per_file, content). The
+    collection is opened on the first search and kept in the adapter's `_col` (and the show
+    command in `_show`): both frameworks build the retriever long before it is asked anything."""
+    if adapter._col is None:
+        adapter._col = open_collection(adapter.collection, adapter.index, adapter.engine, adapter.model,
+                                       adapter.settings)
+        adapter._show = show_command(adapter._col)
+    found = search(adapter._col, query, adapter.k, adapter.source, adapter.pages, adapter.group_by,
+                   adapter.pages_per_file)
+    return records(found, query, adapter._show, adapter.content)
+
+
 def page_image(metadata: dict, width: int | None = None):
     """The page of a retrieved document/node as a PIL image, rendered from its source file
     (the indexed version only; vsplade.render.SourceError when it moved or changed)."""

@@ -56,17 +56,9 @@ class VspladeRetriever(BaseRetriever):
     _col: Any = PrivateAttr(default=None)
     _show: Any = PrivateAttr(default=None)
 
-    def _collection(self):
-        if self._col is None:
-            self._col = _hits.open_collection(self.collection, self.index, self.engine, self.model, self.settings)
-            self._show = _hits.show_command(self._col)
-        return self._col
-
     def _documents(self, query: str) -> list[Document]:
-        col = self._collection()
-        found = _hits.search(col, query, self.k, self.source, self.pages, self.group_by, self.pages_per_file)
         return [Document(page_content=text, metadata=meta, id=meta["id"])
-                for text, meta in _hits.records(found, query, self._show, self.content)]
+                for text, meta in _hits.adapter_records(self, query)]
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return self._documents(query)

@@ -57,17 +57,9 @@ class VspladeRetriever(BaseRetriever):
         self._show: list[str] = []
         super().__init__(**kwargs)
 
-    def _collection(self):
-        if self._col is None:
-            self._col = _hits.open_collection(self.collection, self.index, self.engine, self.model, self.settings)
-            self._show = _hits.show_command(self._col)
-        return self._col
-
     def _nodes(self, query: str) -> list[NodeWithScore]:
-        col = self._collection()
         out = []
-        found = _hits.search(col, query, self.k, self.source, self.pages, self.group_by, self.pages_per_file)
-        for text, meta in _hits.records(found, query, self._show, self.content):
+        for text, meta in _hits.adapter_records(self, query):
             node = TextNode(id_=meta["id"], text=text, metadata=meta, excluded_llm_metadata_keys=list(HIDDEN_KEYS),
                             excluded_embed_metadata_keys=list(HIDDEN_KEYS))
             out.append(NodeWithScore(node=node, score=meta["score"]))
