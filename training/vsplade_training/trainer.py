@@ -88,30 +88,23 @@ class VSpladeTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
 
+# TrainConfig's optimisation fields that TrainingArguments takes under the same name, as they are
+_SAME_NAME_ARGS = ("output_dir", "gradient_accumulation_steps", "max_steps", "max_grad_norm", "weight_decay", "seed",
+                   "bf16", "gradient_checkpointing", "optim", "logging_steps", "save_steps", "save_total_limit",
+                   "dataloader_num_workers", "report_to")
+
+
 def training_arguments(cfg: TrainConfig, **overrides) -> TrainingArguments:
-    kw = dict(
-        output_dir=cfg.output_dir,
+    kw = {name: getattr(cfg, name) for name in _SAME_NAME_ARGS}
+    kw.update(
         per_device_train_batch_size=cfg.per_device_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
         learning_rate=cfg.lr,
-        max_grad_norm=cfg.max_grad_norm,
-        weight_decay=cfg.weight_decay,
+        data_seed=cfg.seed,
         adam_beta1=0.9,
         adam_beta2=0.999,
         adam_epsilon=1e-8,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        bf16=cfg.bf16,
-        gradient_checkpointing=cfg.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False},
-        optim=cfg.optim,
-        logging_steps=cfg.logging_steps,
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        dataloader_num_workers=cfg.dataloader_num_workers,
-        report_to=cfg.report_to,
         remove_unused_columns=False,
         label_names=[],
         ddp_find_unused_parameters=False,
