@@ -2,7 +2,14 @@
 the only place secrets live. Everything printed about a connection goes through `redact`.
 
 Options come from keyword arguments (the CLI's flags) and fall back to the environment
-(VSPLADE_OPENSEARCH_URL / _USER / _PASSWORD / _API_KEY), so library users get what CLI users get.
+(VSPLADE_OPENSEARCH_URL / _USER / _PASSWORD / _API_KEY / _CA_CERTS / _CLIENT_CERT / _CLIENT_KEY),
+so library users get what CLI users get.
+
+Secured clusters (the security plugin): https with the cluster's own CA (`ca_certs`), basic
+auth or a client certificate (`client_cert` / `client_key`, the certificate's CN is the user).
+What such a cluster answers is turned into one line here: a certificate that is not trusted
+names --ca-certs, a 401 says the credentials were refused (never echoing them), a 403 names
+the user and the permission it lacks (`describe_error`).
 
 `url` may list several nodes of one cluster, comma-separated; a node without a scheme is
 http://. The client spreads requests over them and moves on to the next node when one does not
@@ -24,6 +31,9 @@ ENV_URL = "VSPLADE_OPENSEARCH_URL"
 ENV_USER = "VSPLADE_OPENSEARCH_USER"
 ENV_PASSWORD = "VSPLADE_OPENSEARCH_PASSWORD"
 ENV_API_KEY = "VSPLADE_OPENSEARCH_API_KEY"
+ENV_CA_CERTS = "VSPLADE_OPENSEARCH_CA_CERTS"
+ENV_CLIENT_CERT = "VSPLADE_OPENSEARCH_CLIENT_CERT"
+ENV_CLIENT_KEY = "VSPLADE_OPENSEARCH_CLIENT_KEY"
 REDACTED = "***"
 PROBE_TIMEOUT = 10.0  # seconds for the first request: a live node answers GET / in milliseconds
 
@@ -37,6 +47,8 @@ class Connection:
     headers: dict[str, str] = field(default_factory=dict)
     ca_certs: str | None = None
     insecure: bool = False
+    client_cert: str | None = None  # PEM certificate for TLS client authentication
+    client_key: str | None = None  # its private key (PEM); None: the key is in client_cert's file
     timeout: float = 60.0
     pool_size: int = 4
     compress: bool = False
@@ -73,14 +85,25 @@ class Connection:
         if password and not user:
             raise EngineError("--password given without --user")
         headers = dict(options.get("headers") or {})
+        ca_certs = _pem_file(options.get("ca_certs") or os.environ.get(ENV_CA_CERTS), "--ca-certs", ENV_CA_CERTS)
+        client_cert = _pem_file(options.get("client_cert") or os.environ.get(ENV_CLIENT_CERT), "--client-cert",
+                                ENV_CLIENT_CERT)
+        client_key = _pem_file(options.get("client_key") or os.environ.get(ENV_CLIENT_KEY), "--client-key",
+                               ENV_CLIENT_KEY)
+        if client_key and not client_cert:
+            raise EngineError("--client-key given without --client-cert")
+        if options.get("client_cert") and not any(u.startswith("https://") for u in urls):
+            raise EngineError(f"--client-cert applies to https:// URLs (--url {urls[0]})")
         return cls(
             url=",".join(urls),
             user=user,
             password=password,
             api_key=api_key,
             headers=headers,
-            ca_certs=options.get("ca_certs"),
+            ca_certs=ca_certs,
             insecure=bool(options.get("insecure", False)),
+            client_cert=client_cert,
+            client_key=client_key,
             timeout=float(options.get("timeout", 60.0)),
             pool_size=int(options.get("threads", 2)) + 2,
             compress=bool(options.get("compress", False)),
@@ -106,7 +129,7 @@ class Connection:
         return self.url.split(",")
 
     def __repr__(self) -> str:
-        auth = "basic" if self.user else "api-key" if self.api_key else "none"
+        auth = "basic" if self.user else "api-key" if self.api_key else "client-cert" if self.client_cert else "none"
         return f"Connection(url={self.url!r}, auth={auth}, tls_verify={not self.insecure})"
 
     def client(self):
@@ -135,14 +158,26 @@ class Connection:
             kwargs["ssl_show_warn"] = not self.insecure
             if self.ca_certs:
                 kwargs["ca_certs"] = self.ca_certs
+            if self.client_cert:
+                kwargs["client_cert"] = self.client_cert
+                if self.client_key:
+                    kwargs["client_key"] = self.client_key
         return OpenSearch(**kwargs)
 
 
 def check_reachable(conn: "Connection", client, timeout: float = PROBE_TIMEOUT) -> None:
     """One GET / with a short timeout; a cluster that refuses the connection or does not answer
-    becomes one EngineError naming the URL (redacted). Other answers (401, ...) are left to the
-    caller's request, which reports them as usual."""
-    from opensearchpy.exceptions import ConnectionError as OSConnectionError, ConnectionTimeout, TransportError
+    becomes one EngineError naming the URL (redacted), and so do a TLS handshake that fails (a
+    certificate not trusted: names --ca-certs) and credentials the cluster refuses (401). Other
+    answers (403: GET / needs a cluster permission a user may lack) are left to the caller's
+    request, which reports them with the index it was about."""
+    from opensearchpy.exceptions import (
+        AuthenticationException,
+        ConnectionError as OSConnectionError,
+        ConnectionTimeout,
+        SSLError,
+        TransportError,
+    )
 
     try:
         client.info(request_timeout=min(timeout, conn.timeout))
@@ -150,13 +185,77 @@ def check_reachable(conn: "Connection", client, timeout: float = PROBE_TIMEOUT) 
         raise EngineError(conn.redact(
             f"opensearch {conn.url} is unreachable: no answer within {min(timeout, conn.timeout):.0f} s"
         )) from None
+    except SSLError as e:
+        raise EngineError(conn.redact(tls_error(conn, e))) from None
     except OSConnectionError as e:
         reason = getattr(e, "info", None) or e
         if isinstance(reason, BaseException):
             reason = type(reason).__name__ + (f": {reason}" if str(reason) else "")
         raise EngineError(conn.redact(f"opensearch {conn.url} is unreachable: {reason}")) from None
+    except AuthenticationException as e:
+        raise EngineError(auth_refused(conn, e)) from None
     except TransportError:
-        pass  # answered: the real request reports auth or other errors with their reasons
+        pass  # answered: the real request reports other errors with their reasons
+
+
+def auth_refused(conn: "Connection", exc: Exception | None = None) -> str:
+    """The 401 line: who was refused, the server's reason (redacted: a server may echo what it
+    got) and which flags to check; never the secret itself."""
+    said = _reason(getattr(exc, "info", None)) if exc is not None else None
+    said = f": {' '.join(conn.redact(said).split())[:200]}" if said and said != "Unauthorized" else ""
+    if conn.user:
+        who, fix = f"user {conn.user!r}", f"check --user/--password (or {ENV_USER}/{ENV_PASSWORD})"
+    elif conn.api_key:
+        who, fix = "the API key", f"check --api-key (or {ENV_API_KEY})"
+    elif conn.client_cert:
+        who, fix = f"the client certificate {conn.client_cert}", "check --client-cert/--client-key"
+    elif any(_secret_header(k) for k in conn.headers):
+        who, fix = "the request's own headers", "check the headers' credentials"
+    else:
+        who, fix = "a request without credentials", "give --user/--password, --api-key or --client-cert"
+    return f"opensearch {conn.url}: authentication failed (HTTP 401{said}) for {who}; {fix}"
+
+
+def _reason(info: Any) -> str | None:
+    """The server's reason in an error body (JSON error.reason, or the plain text)."""
+    if isinstance(info, dict):
+        err = info.get("error")
+        return str(err.get("reason") or "") if isinstance(err, dict) else (str(err) if err else None)
+    return str(info) if info else None
+
+
+def tls_error(conn: "Connection", exc: Exception) -> str:
+    """One line for a failed TLS handshake. An unknown issuer (the usual case: a cluster signed
+    by its own CA) names --ca-certs; other failures keep OpenSSL's reason."""
+    text = str(getattr(exc, "info", None) or exc)
+    reason = _ssl_reason(text)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        if "hostname" in text or "IP address mismatch" in text:
+            return (f"opensearch {conn.url}: the server's TLS certificate does not name this host ({reason}); "
+                    "connect with a host name the certificate lists")
+        given = f" (--ca-certs {conn.ca_certs} does not sign it)" if conn.ca_certs else ""
+        return (f"opensearch {conn.url}: the server's TLS certificate is not trusted{given}: {reason}; "
+                f"give the cluster's CA file with --ca-certs CA.pem (or {ENV_CA_CERTS})")
+    return f"opensearch {conn.url}: TLS handshake failed: {reason}"
+
+
+def _ssl_reason(text: str) -> str:
+    """`certificate verify failed: unable to get local issuer certificate` out of urllib3's
+    nested wrapping (SSLError(MaxRetryError(... SSLError(1, '[SSL: ...] reason (_ssl.c:1006)'))))."""
+    import re
+
+    m = re.search(r"\[SSL[^\]]*\]\s*([^(\]'\"]+)", text)
+    return (m.group(1).strip().rstrip(".") if m else text.strip()[:200]) or "TLS error"
+
+
+def _pem_file(path: Any, flag: str, env: str) -> str | None:
+    """A certificate or key file that exists, or one line naming the flag (and the variable)."""
+    if not path:
+        return None
+    p = os.path.expanduser(str(path))
+    if not os.path.isfile(p):
+        raise EngineError(f"{flag} {path}: no such file (from {flag} or {env})")
+    return p
 
 
 def _strip_userinfo(url: str) -> str:
@@ -181,9 +280,21 @@ def _secret_header(name: str) -> bool:
 
 def describe_error(exc: Exception) -> str:
     """One line about a client exception: HTTP status, error type and the server's reason
-    (which may quote what we sent: always pass the result through `Connection.redact`)."""
+    (which may quote what we sent: always pass the result through `Connection.redact`). The
+    security plugin's answers are put plainly: a 403 names the user and the permission it
+    lacks, a 401 says the credentials were refused."""
     status = getattr(exc, "status_code", None)
     info = getattr(exc, "info", None)
+    if status == 401:
+        return "HTTP 401: authentication failed (the cluster refused the credentials)"
+    if status == 403:
+        denied = permission_denied(info)
+        if denied:
+            return f"HTTP 403: {denied}"
+    if status == 400 and "unknown setting [index.sparse]" in str(info):
+        # a sparse_vector index (--sparse-ann) on a cluster without neural-search 3.3+
+        return ("HTTP 400: the cluster does not know the index setting index.sparse: --sparse-ann needs the "
+                "neural-search plugin 3.3 or later (OpenSearch 3.3+), which this cluster does not have")
     if isinstance(status, int) and isinstance(info, dict):
         err = info.get("error")
         if isinstance(err, dict):
@@ -194,3 +305,23 @@ def describe_error(exc: Exception) -> str:
     if isinstance(status, int):
         return f"HTTP {status}: {getattr(exc, 'error', exc)}"
     return f"{type(exc).__name__}: {getattr(exc, 'info', None) or exc}"
+
+
+def permission_denied(info: Any) -> str | None:
+    """`user 'reader' lacks the permission indices:data/write/bulk[s]` from the security
+    plugin's 403 body (its reason: "no permissions for [PERM] and User [name=NAME, ...]"),
+    or None when the body is not that."""
+    import re
+
+    if isinstance(info, dict):
+        err = info.get("error")
+        reason = err.get("reason") if isinstance(err, dict) else err
+    else:
+        reason = info
+    m = re.search(r"no permissions for \[([^\]]*)\](?: and User \[name=([^,\]]+))?", str(reason or ""))
+    if not m:
+        return None
+    perms = [p.strip() for p in m.group(1).split(",") if p.strip()]
+    who = f"user {m.group(2)!r}" if m.group(2) else "this user"
+    what = f"the permission {perms[0]}" if len(perms) == 1 else f"the permissions {', '.join(perms)}"
+    return f"{who} lacks {what}"

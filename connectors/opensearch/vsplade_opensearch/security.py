@@ -7,7 +7,7 @@ securityadmin run), and three users with passwords generated at start-up:
 
     admin   all_access
     writer  may create and write indices matching pages* only
-    reader  read-only on pages*
+    reader  read-only on pages* (read, indices_monitor and indices:admin/mappings/get)
 
 The passwords are a test node's throwaway credentials: printed by the command and kept in
 DATA/security.json so a restart on the same data uses the same ones. The bcrypt hashes come
@@ -237,7 +237,8 @@ vsplade_reader:
   cluster_permissions: ["cluster_composite_ops_ro", "cluster_monitor"]
   index_permissions:
     - index_patterns: ["pages*"]
-      allowed_actions: ["read", "indices_monitor"]
+      # the "read" group lacks the mapping read the connector takes an index's _meta from
+      allowed_actions: ["read", "indices_monitor", "indices:admin/mappings/get"]
 """,
         "roles_mapping.yml": """\
 _meta: {type: "rolesmapping", config_version: 2}

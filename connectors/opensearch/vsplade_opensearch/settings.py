@@ -58,6 +58,8 @@ class OpenSearchSettings:
     api_key: str | None = _cli(repr=False)
     ca_certs: str | None = _cli()
     insecure: bool = _cli(False)
+    client_cert: str | None = _cli()  # TLS client certificate (PEM); its CN is the user
+    client_key: str | None = _cli()  # its private key (PEM)
     headers: Mapping[str, str] = dc_field(default_factory=dict, repr=False)
     timeout: float = 60.0
     compress: bool = False
@@ -155,6 +157,7 @@ class OpenSearchSettings:
         return Connection.from_options({
             "url": self.url, "user": self.user, "password": self.password, "api_key": self.api_key,
             "headers": dict(self.headers), "ca_certs": self.ca_certs, "insecure": self.insecure,
+            "client_cert": self.client_cert, "client_key": self.client_key,
             "timeout": self.timeout, "threads": self.threads, "compress": self.compress,
         })
 

@@ -386,7 +386,12 @@ def scan_catalog(client, index: str, patient=_once) -> list[dict]:
     """Every page's metadata (id, source, page, path, sha256), by search_after over id; a page
     that some shards did not answer is asked again (`patient`: OpenSearchWriter._patient),
     so a node restarting never makes pages look missing."""
-    patient("refresh", lambda t: client.indices.refresh(index=index, **_timeout(t)))
+    from opensearchpy.exceptions import AuthorizationException
+
+    try:
+        patient("refresh", lambda t: client.indices.refresh(index=index, **_timeout(t)))
+    except AuthorizationException:
+        pass  # a read-only user (no indices:admin/refresh) lists what the index's own refresh shows
     rows: list[dict] = []
     after = None
     while True:
