@@ -11,6 +11,11 @@ What such a cluster answers is turned into one line here: a certificate that is 
 names --ca-certs, a 401 says the credentials were refused (never echoing them), a 403 names
 the user and the permission it lacks (`describe_error`).
 
+Amazon OpenSearch Service (`aws_region`, `aws_service` "es" or "aoss"; VSPLADE_OPENSEARCH_AWS_
+REGION / _AWS_SERVICE): every request is signed with AWS SigV4 by opensearch-py's own signer
+(Urllib3AWSV4SignerAuth), with credentials from botocore's standard chain (environment, shared
+files, SSO, container or instance role): the `aws` extra. No secret key is ever held here.
+
 `url` may list several nodes of one cluster, comma-separated; a node without a scheme is
 http://. The client spreads requests over them and moves on to the next node when one does not
 answer. Before any work, `check_reachable` asks the cluster once with a short timeout, so an
@@ -34,6 +39,9 @@ ENV_API_KEY = "VSPLADE_OPENSEARCH_API_KEY"
 ENV_CA_CERTS = "VSPLADE_OPENSEARCH_CA_CERTS"
 ENV_CLIENT_CERT = "VSPLADE_OPENSEARCH_CLIENT_CERT"
 ENV_CLIENT_KEY = "VSPLADE_OPENSEARCH_CLIENT_KEY"
+ENV_AWS_REGION = "VSPLADE_OPENSEARCH_AWS_REGION"
+ENV_AWS_SERVICE = "VSPLADE_OPENSEARCH_AWS_SERVICE"
+AWS_SERVICES = ("es", "aoss")  # managed domains, OpenSearch Serverless
 REDACTED = "***"
 PROBE_TIMEOUT = 10.0  # seconds for the first request: a live node answers GET / in milliseconds
 
@@ -49,6 +57,8 @@ class Connection:
     insecure: bool = False
     client_cert: str | None = None  # PEM certificate for TLS client authentication
     client_key: str | None = None  # its private key (PEM); None: the key is in client_cert's file
+    aws_region: str | None = None  # sign requests with AWS SigV4 for this region
+    aws_service: str = "es"
     timeout: float = 60.0
     pool_size: int = 4
     compress: bool = False
@@ -94,6 +104,14 @@ class Connection:
             raise EngineError("--client-key given without --client-cert")
         if options.get("client_cert") and not any(u.startswith("https://") for u in urls):
             raise EngineError(f"--client-cert applies to https:// URLs (--url {urls[0]})")
+        aws_region = options.get("aws_region") or os.environ.get(ENV_AWS_REGION)
+        aws_service = options.get("aws_service") or os.environ.get(ENV_AWS_SERVICE)
+        if aws_service and not aws_region:
+            raise EngineError("--aws-service applies with --aws-region (SigV4 signing)")
+        if aws_service and aws_service not in AWS_SERVICES:
+            raise EngineError(f"--aws-service must be es (managed domains) or aoss (Serverless), not {aws_service!r}")
+        if aws_region and (user or api_key):
+            raise EngineError("--aws-region signs requests with AWS credentials: leave out --user/--password and --api-key")
         return cls(
             url=",".join(urls),
             user=user,
@@ -104,6 +122,8 @@ class Connection:
             insecure=bool(options.get("insecure", False)),
             client_cert=client_cert,
             client_key=client_key,
+            aws_region=aws_region,
+            aws_service=aws_service or "es",
             timeout=float(options.get("timeout", 60.0)),
             pool_size=int(options.get("threads", 2)) + 2,
             compress=bool(options.get("compress", False)),
@@ -129,7 +149,9 @@ class Connection:
         return self.url.split(",")
 
     def __repr__(self) -> str:
-        auth = "basic" if self.user else "api-key" if self.api_key else "client-cert" if self.client_cert else "none"
+        auth = ("basic" if self.user else "api-key" if self.api_key else
+                f"aws-sigv4 {self.aws_service} {self.aws_region}" if self.aws_region else
+                "client-cert" if self.client_cert else "none")
         return f"Connection(url={self.url!r}, auth={auth}, tls_verify={not self.insecure})"
 
     def client(self):
@@ -152,6 +174,8 @@ class Connection:
         )
         if self.user:
             kwargs["http_auth"] = (self.user, self.password or "")
+        elif self.aws_region:
+            kwargs["http_auth"] = self._aws_signer()
         if any(u.startswith("https") for u in self.urls):
             kwargs["use_ssl"] = True
             kwargs["verify_certs"] = not self.insecure
@@ -163,6 +187,23 @@ class Connection:
                 if self.client_key:
                     kwargs["client_key"] = self.client_key
         return OpenSearch(**kwargs)
+
+    def _aws_signer(self):
+        """opensearch-py's SigV4 signer with botocore's credential chain (refreshable
+        credentials are frozen per request by the signer itself)."""
+        try:
+            import botocore.session
+            from opensearchpy import Urllib3AWSV4SignerAuth
+        except ImportError:
+            raise EngineError("--aws-region needs botocore: pip install 'vsplade-opensearch[aws]'") from None
+        try:
+            credentials = botocore.session.Session().get_credentials()
+        except Exception as e:  # noqa: BLE001 - a broken profile or config file: botocore says which
+            raise EngineError(f"--aws-region: AWS credentials could not be loaded ({type(e).__name__}: {e})") from None
+        if credentials is None:
+            raise EngineError("--aws-region: no AWS credentials found (botocore's chain: AWS_ACCESS_KEY_ID/"
+                              "AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws files, SSO, container or instance role)")
+        return Urllib3AWSV4SignerAuth(credentials, self.aws_region, self.aws_service)
 
 
 def check_reachable(conn: "Connection", client, timeout: float = PROBE_TIMEOUT) -> None:

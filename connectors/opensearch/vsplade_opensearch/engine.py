@@ -2,7 +2,7 @@
 
 Options (keyword arguments, typed and validated once by settings.OpenSearchSettings; CLI
 flags in brackets): index [--index], url [--url: one node or
-several of one cluster, comma-separated], user, password, api_key, ca_certs, insecure, client_cert, client_key, headers
+several of one cluster, comma-separated], user, password, api_key, ca_certs, insecure, client_cert, client_key, aws_region, aws_service, headers
 (dict), timeout, field ("vector"), shards (1) [--shards], replicas (cluster default)
 [--replicas], threads (2), chunk_docs (500), chunk_bytes (8 MiB), retry_for (120 s)
 [--retry-for: how long the writer rides out a node restart or an unreachable cluster before

@@ -60,6 +60,8 @@ class OpenSearchSettings:
     insecure: bool = _cli(False)
     client_cert: str | None = _cli()  # TLS client certificate (PEM); its CN is the user
     client_key: str | None = _cli()  # its private key (PEM)
+    aws_region: str | None = _cli()  # Amazon OpenSearch Service: sign with AWS SigV4 for this region
+    aws_service: str | None = _cli()  # "es" (managed domains, the default) or "aoss" (Serverless)
     headers: Mapping[str, str] = dc_field(default_factory=dict, repr=False)
     timeout: float = 60.0
     compress: bool = False
@@ -158,6 +160,7 @@ class OpenSearchSettings:
             "url": self.url, "user": self.user, "password": self.password, "api_key": self.api_key,
             "headers": dict(self.headers), "ca_certs": self.ca_certs, "insecure": self.insecure,
             "client_cert": self.client_cert, "client_key": self.client_key,
+            "aws_region": self.aws_region, "aws_service": self.aws_service,
             "timeout": self.timeout, "threads": self.threads, "compress": self.compress,
         })
 
