@@ -1,14 +1,17 @@
 """Shared by the OpenSearch tests (imported by name, never from conftest or a test module):
 the index info the tests write, FeatureField rounding of expected weights, a hostile endpoint,
-what a secured test node printed."""
+what a secured test node printed, a client and a scratch index for one test."""
 
 from __future__ import annotations
 
 import http.server
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+import pytest
+from opensearchpy import OpenSearch
 
 from vsplade.sparse import SparseBatch, feature_field_round
 
@@ -62,3 +65,23 @@ class SecuredNode:
         passwords = dict(tuple(part.split("=", 1)[1] for part in line.split(" ", 1)) for line in users)
         assert url.startswith("https://127.0.0.1:") and sorted(passwords) == sorted(cls.USERS), lines
         return cls(url, Path(ca), passwords)
+
+
+def node_client(url: str, timeout: float):
+    """A client on a test node, closed after the test (a fixture's body: `yield from`)."""
+    client = OpenSearch(url, timeout=timeout)
+    yield client
+    client.close()
+
+
+def scratch_index(prefix: str):
+    """An `index` fixture for a test module with a `client` fixture: a new index name for each
+    test, its index deleted after the test."""
+
+    @pytest.fixture
+    def index(client):
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        yield name
+        client.indices.delete(index=name, ignore=[404])
+
+    return index

@@ -6,11 +6,9 @@ values FeatureField stores."""
 
 from __future__ import annotations
 
-import uuid
-
 import numpy as np
 import pytest
-from opensearchpy import OpenSearch
+from opensearch_support import node_client, scratch_index
 
 from vsplade.sparse import feature_field_round
 
@@ -20,16 +18,10 @@ DOCS, VOCAB, K = 400, 3000, 10
 
 @pytest.fixture
 def client(opensearch_neural_node):
-    c = OpenSearch(opensearch_neural_node.url, timeout=60)
-    yield c
-    c.close()
+    yield from node_client(opensearch_neural_node.url, timeout=60)
 
 
-@pytest.fixture
-def index(client):
-    name = f"vsplade-plugin-{uuid.uuid4().hex[:10]}"
-    yield name
-    client.indices.delete(index=name, ignore=[404])
+index = scratch_index("vsplade-plugin")
 
 
 def corpus(seed: int = 7) -> tuple[list[dict[str, float]], list[dict[str, float]]]:

@@ -7,11 +7,9 @@ flag). Recall figures live in benchmarks/opensearch_sparse_ann.py."""
 
 from __future__ import annotations
 
-import uuid
-
 import numpy as np
 import pytest
-from opensearchpy import OpenSearch
+from opensearch_support import node_client, scratch_index
 
 from vsplade.vocab import VOCAB_SIZE
 from vsplade_opensearch import sparse_ann
@@ -31,16 +29,10 @@ def test_fold_sums_colliding_ids_and_counts_them():
 
 @pytest.fixture
 def client(opensearch_neural3_node):
-    c = OpenSearch(opensearch_neural3_node.url, timeout=120)
-    yield c
-    c.close()
+    yield from node_client(opensearch_neural3_node.url, timeout=120)
 
 
-@pytest.fixture
-def index(client):
-    name = f"vsplade-ann-{uuid.uuid4().hex[:10]}"
-    yield name
-    client.indices.delete(index=name, ignore=[404])
+index = scratch_index("vsplade-ann")
 
 
 def easy_corpus(seed: int = 3):
