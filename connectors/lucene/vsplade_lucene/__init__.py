@@ -10,11 +10,15 @@ index, with vsplade's query encoder and float-scale scores).
 from .engine import LuceneEngine
 
 
-def pyserini_searcher(index_dir, query_encoder=None, model=None, float_scores=True):
-    """Pyserini's LuceneImpactSearcher on a vsplade index (vsplade_lucene.pyserini_compat)."""
+def pyserini_searcher(index_dir, query_encoder=None, model=None, float_scores=True, query_scale=None,
+                      plain_top_k=True):
+    """Pyserini's LuceneImpactSearcher on a vsplade index (vsplade_lucene.pyserini_compat):
+    query_scale rounds the query at its own scale (default min(index scale, 1000)), so its cost
+    no longer grows with the index scale; plain_top_k uses Anserini's plain top-k path."""
     from .pyserini_compat import pyserini_searcher as make
 
-    return make(index_dir, query_encoder=query_encoder, model=model, float_scores=float_scores)
+    return make(index_dir, query_encoder=query_encoder, model=model, float_scores=float_scores,
+                query_scale=query_scale, plain_top_k=plain_top_k)
 
 
 __all__ = ["LuceneEngine", "pyserini_searcher"]
