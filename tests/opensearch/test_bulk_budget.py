@@ -60,13 +60,18 @@ def engine(node, index: str, **kw) -> OpenSearchEngine:
                             backoff_initial=0.2, backoff_max=1.0, **kw)
 
 
-@pytest.mark.timeout(300)
-def test_cluster_gone_for_good_stops_with_one_line_within_the_budget(node):
-    eng = engine(node, "gone-budget", retry_for=8)
-    w = eng.writer(INFO, recreate=True)
-    w.add(pages(200))
+def writer_whose_node_dies(node, index: str, retry_for: float, sent: int):
+    """A writer (retry budget `retry_for` s) that has sent `sent` pages when its node is killed."""
+    w = engine(node, index, retry_for=retry_for).writer(INFO, recreate=True)
+    w.add(pages(sent))
     w.sender.flush()
     node.members[0].kill()
+    return w
+
+
+@pytest.mark.timeout(300)
+def test_cluster_gone_for_good_stops_with_one_line_within_the_budget(node):
+    w = writer_whose_node_dies(node, "gone-budget", retry_for=8, sent=200)
     t0 = time.monotonic()
     with pytest.raises(EngineError) as err:
         w.add(pages(500, start=200))
@@ -109,11 +114,7 @@ def test_abort_while_workers_are_retrying_returns_within_seconds(node):
 
 @pytest.mark.timeout(420)
 def test_node_back_within_the_budget_and_the_job_finishes(node):
-    eng = engine(node, "back-budget", retry_for=240)
-    w = eng.writer(INFO, recreate=True)
-    w.add(pages(300))
-    w.sender.flush()
-    node.members[0].kill()
+    w = writer_whose_node_dies(node, "back-budget", retry_for=240, sent=300)
     done: dict = {}
 
     def rest():
