@@ -51,7 +51,7 @@ import orjson
 import scipy.sparse as sp
 
 from .crashpoints import crash_point
-from .engines.base import IndexMismatchError, IndexSummary, IndexWriter
+from .engines.base import IndexSummary, IndexWriter, check_same_encoder
 from .locking import LOCK_FILE, WriterLock, clear_dir
 from .sparse import InvalidIdsError, SparseBatch, check_ids, concat
 from .vocab import TERM_NAMING, VOCAB_SIZE
@@ -429,11 +429,8 @@ class EncodedDirWriter(IndexWriter):
         old = _load_manifest(self.path)
         if old is None and (self.path / MATRIX_FILE).is_file() and (self.path / IDS_FILE).is_file():
             old = {"encoder": {"name": "unknown"}, "parts": [dict(TOP_PART)]}  # official output
-        if old is not None and old.get("encoder") != self.info:
-            raise IndexMismatchError(
-                f"{self.path} holds vectors from encoder {old.get('encoder')}, not {self.info}; "
-                "use a new --out dir or --recreate"
-            )
+        if old is not None:
+            check_same_encoder(str(self.path), old.get("encoder"), self.info, "use a new --out dir or --recreate")
         self._parts: list[dict] = [dict(p) for p in (old or {}).get("parts", [])]
         self._deleted: set[str] = set((old or {}).get("deleted", []))
         self._properties: dict = dict((old or {}).get("collection", {}))

@@ -154,3 +154,19 @@ def test_memory_searcher_reads_an_unmerged_dir_with_deletions(tmp_path, vocab):
     order = np.argsort(-weights, kind="stable")[:5]
     assert [w for _, w in top] == pytest.approx(weights[order].tolist())
     assert s.page_terms("p40", 5) is None  # deleted
+
+
+def test_another_encoder_is_refused_naming_what_differs(tmp_path, pdf_dir):
+    """One "same encoder?" check for every writer (engines.base.check_same_encoder): the error
+    names the keys that differ, not two whole dicts."""
+    from vsplade import Collection
+    from vsplade.engines.base import IndexMismatchError
+
+    col = Collection.create(tmp_path / "ix", model="lexical", engine="memory")
+    assert col.index(pdf_dir / "debian-refcard-en-a4.pdf", progress=False).ok
+    other = Collection.open(tmp_path / "ix", engine="memory", model="lexical-noidf")
+    with pytest.raises(IndexMismatchError) as e:
+        other.index(pdf_dir / "camlidl-1.04.doc.pdf", progress=False)
+    msg = str(e.value)
+    assert "holds vectors from another encoder" in msg and "'lexical' in the index, 'lexical-noidf' now" in msg
+    assert "--recreate" in msg and "\n" not in msg

@@ -23,6 +23,18 @@ class IndexMismatchError(EngineError):
     """The target index was built with another encoder / vocabulary / mapping."""
 
 
+def check_same_encoder(where: str, stored: Mapping[str, Any] | None, info: Mapping[str, Any], hint: str) -> None:
+    """The one "same encoder?" check of every writer: pages from two encoders never share an
+    index (their weights are not comparable). The error names what differs, not two dicts."""
+    old, new = dict(stored or {}), dict(info)
+    if old == new:
+        return
+    diff = [f"{k}: {old.get(k)!r} in the index, {new.get(k)!r} now" for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)]
+    shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
+    raise IndexMismatchError(f"{where} holds vectors from another encoder ({shown}); {hint}")
+
+
 @dataclass
 class Hit:
     id: str

@@ -35,7 +35,7 @@ import orjson
 
 from vsplade.crashpoints import crash_point
 from vsplade.encoded import write_failure
-from vsplade.engines.base import EngineError, IndexMismatchError
+from vsplade.engines.base import EngineError, IndexMismatchError, check_same_encoder
 from vsplade.locking import LOCK_FILE, IndexLockedError, WriterLock
 from vsplade.vocab import TERM_NAMING, VOCAB_SIZE
 
@@ -135,11 +135,7 @@ def new_config(info: Mapping[str, Any], scale: float, build: str) -> dict:
 def check_compatible(path: Path, old: Mapping[str, Any], info: Mapping[str, Any], scale: float) -> None:
     if old.get("format") != FORMAT:
         raise IndexMismatchError(f"{path / CONFIG_FILE}: not a vsplade Lucene index (format={old.get('format')!r})")
-    if old.get("encoder") != dict(info):
-        raise IndexMismatchError(
-            f"{path} holds pages from encoder {old.get('encoder')}, not {dict(info)}; "
-            "use another --index dir or --recreate"
-        )
+    check_same_encoder(str(path), old.get("encoder"), info, "use another --index dir or --recreate")
     if float(old.get("scale", 0)) != float(scale):
         raise IndexMismatchError(
             f"{path} was built with impact scale {old.get('scale')}, not {scale}; use --recreate to rebuild"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from vsplade.engines.base import IndexMismatchError
+from vsplade.engines.base import IndexMismatchError, check_same_encoder
 from vsplade.vocab import VOCAB_SIZE
 
 from .kinds import IndexKind, default_kind, kind_of_meta, mismatch
@@ -128,10 +128,7 @@ def check_compatible(index: str, mapping: Mapping[str, Any], info: Mapping[str, 
     for key, want in (("term_naming", kind.term_naming), ("vocab_size", VOCAB_SIZE)):
         if meta.get(key) != want:
             raise IndexMismatchError(f"index {index!r} uses {key}={meta.get(key)!r}, this vsplade writes {want!r}; {hint}")
-    if meta.get("encoder") != dict(info):
-        raise IndexMismatchError(
-            f"index {index!r} holds vectors from encoder {meta.get('encoder')}, not {dict(info)}; {hint}"
-        )
+    check_same_encoder(f"index {index!r}", meta.get("encoder"), info, hint)
     return meta
 
 
