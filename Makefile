@@ -3,7 +3,7 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-v2
+STAMP := $(VENV)/.installed-v3
 # torch is pinned and installed first so pyserini/transformers never pick another version. On
 # these machines PyPI serves 2.13.0 as its CUDA build (~3 GB with the nvidia-* wheels; it runs
 # on the CPU; pip's cache makes a reinstall fast). Override with TORCH=... (e.g. a CPU wheel).

@@ -273,6 +273,31 @@ class EngineContract:
         with pytest.raises(ValueError, match="group_by"):
             col.search("interface", group_by="page")
 
+    def test_two_phase_with_a_wide_window_is_the_exact_search(self, col):
+        """search(two_phase=...) where the engine takes it (memory, Lucene): prune_ratio 0 is
+        the exact search; with a window as large as the collection the result is the exact
+        ranking of the pages that hold a kept (heavy) term, with exact scores; a narrow window
+        returns exact scores of the pages it keeps. Elsewhere: one EngineError."""
+        from vsplade.approximate import TwoPhase
+
+        wide = TwoPhase(prune_ratio=0.6, expansion=float(PAGES))
+        if not col.searcher.takes_two_phase:
+            with pytest.raises(EngineError, match="two-phase|two_phase"):
+                col.search("debian package", two_phase=wide)
+            return
+        for text in QUERIES + random_texts(4, seed=5):
+            exact = col.search(text, k=K)
+            assert [(h.id, h.score) for h in col.search(text, k=K, two_phase="0,1")] == [
+                (h.id, h.score) for h in exact], text
+            kept = set(wide.split(col.query_encoder.encode(text))[0])
+            reachable = [(h.id, h.score) for h in col.search(text, k=PAGES, explain=True) if kept & set(h.explain)]
+            assert [(h.id, h.score) for h in col.search(text, k=K, two_phase=wide)] == reachable[:K], text
+            every = {h.id: h.score for h in col.search(text, k=PAGES)}
+            for h in col.search(text, k=K, two_phase="0.8,1"):
+                assert h.score == pytest.approx(every[h.id], rel=1e-6), text
+        got = col.search("interface", k=5, source="camlidl-1.04.doc.pdf", pages=(3, 12), two_phase=wide)
+        assert got and all(h.source == "camlidl-1.04.doc.pdf" and 3 <= h.page <= 12 for h in got)
+
     def test_hits_show_their_page(self, col, mem, docs):
         hit = col.search("apt-get install a package", k=1)[0]
         ref = mem.search("apt-get install a package", k=1)[0]

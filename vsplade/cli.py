@@ -83,6 +83,8 @@ CaOpt = typer.Option(None, "--ca-certs", help="CA bundle for TLS.")
 InsecureOpt = typer.Option(False, "--insecure", help="Do not verify TLS certificates.")
 ClientCertOpt = typer.Option(None, "--client-cert", help="opensearch: client certificate (PEM) for TLS client authentication. [env: VSPLADE_OPENSEARCH_CLIENT_CERT]")
 ClientKeyOpt = typer.Option(None, "--client-key", help="opensearch: the client certificate's private key (PEM). [env: VSPLADE_OPENSEARCH_CLIENT_KEY]")
+AwsRegionOpt = typer.Option(None, "--aws-region", help="opensearch: sign requests with AWS SigV4 for this region (Amazon OpenSearch Service; credentials from botocore's standard chain). [env: VSPLADE_OPENSEARCH_AWS_REGION]")
+AwsServiceOpt = typer.Option(None, "--aws-service", help="opensearch: with --aws-region, es (managed domains) or aoss (Serverless). [default: es] [env: VSPLADE_OPENSEARCH_AWS_SERVICE]")
 
 
 @dataclass
@@ -99,7 +101,8 @@ _TARGET_PARAMS = (("engine", Optional[str], EngineOpt), ("index_", Optional[str]
                   ("url", Optional[str], UrlOpt), ("user", Optional[str], UserOpt),
                   ("password", Optional[str], PasswordOpt), ("api_key", Optional[str], ApiKeyOpt),
                   ("ca_certs", Optional[str], CaOpt), ("insecure", bool, InsecureOpt),
-                  ("client_cert", Optional[str], ClientCertOpt), ("client_key", Optional[str], ClientKeyOpt))
+                  ("client_cert", Optional[str], ClientCertOpt), ("client_key", Optional[str], ClientKeyOpt),
+                  ("aws_region", Optional[str], AwsRegionOpt), ("aws_service", Optional[str], AwsServiceOpt))
 
 
 def option_group(name: str, params, build):
@@ -326,6 +329,7 @@ def search(
     explain: bool = typer.Option(False, "--explain", help="Show which terms matched and what they contributed."),
     group_by: Optional[str] = typer.Option(None, "--group-by", help="file: the -k best files (documents), each with its best pages (a file scores as its best page), grouped inside the engine. Text and json output."),
     pages_per_file: int = typer.Option(3, "--pages-per-file", min=1, max=100, help="With --group-by file: pages shown per file."),
+    two_phase: Optional[str] = typer.Option(None, "--two-phase", metavar="on|RATIO[,EXPANSION]", help="Fast approximate search, exact scores (memory, lucene): phase 1 with the query's heavy terms (weight >= RATIO x the largest) for k x EXPANSION candidates, phase 2 scores them with every term. 'on': the defaults (0.4,5); benchmarks/RESULTS.md gives recall and speed."),
     server_side_query: bool = typer.Option(False, "--server-side-query", help="opensearch: send the plain text (neural_sparse query_text) and let the cluster's ml-commons model encode it; no local encoder. The index must be built with --server-side-query."),
     model_id: Optional[str] = typer.Option(None, "--model-id", help="With --server-side-query: the ml-commons model id [default: the one the index _meta records, else a deployed model with its zip hash]."),
     as_json: bool = typer.Option(False, "--json", help="Same as --format json: one JSON object per query."),
@@ -372,7 +376,8 @@ def search(
         with col:
             results = col.search_many(texts, k, source=source or None, pages=(page_min, page_max),
                                       explain=explain, threads=threads, group_by=group_by,
-                                      pages_per_file=pages_per_file)
+                                      pages_per_file=pages_per_file,
+                                      two_phase=True if two_phase == "on" else two_phase)
             qenc = None if col.server_side else col.query_encoder
             notices = [col.notice(t, hits) for t, hits in zip(texts, results)]
     except (EngineError, ModelError, OSError, ValueError) as e:

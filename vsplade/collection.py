@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from .engines import Engine, EngineError, Hit, default_engine_name, get_engine_class
+from .approximate import TwoPhase
 from .grouping import DEFAULT_PAGES_PER_FILE, check_group_by
 from .pipeline import RunReport
 
@@ -186,20 +187,23 @@ class Collection:
 
     def search(self, query: str, k: int = 10, source: str | Sequence[str] | None = None,
                pages: tuple[int | None, int | None] | None = None, explain: bool = False,
-               group_by: str | None = None, pages_per_file: int = DEFAULT_PAGES_PER_FILE) -> list:
+               group_by: str | None = None, pages_per_file: int = DEFAULT_PAGES_PER_FILE,
+               two_phase: Any = None) -> list:
         """Hits for a text query, best first. source: a key / folder key (or several) the
         hits must come from; pages: an inclusive (first, last) page range, either end None.
         group_by="file": the k best files instead (vsplade.grouping.FileHit: source, score = its
-        best page's, hits = its `pages_per_file` best pages), grouped inside the engine."""
+        best page's, hits = its `pages_per_file` best pages), grouped inside the engine.
+        two_phase: fast approximate search with exact scores (vsplade.approximate.TwoPhase, True
+        for its defaults, or "PRUNE_RATIO,EXPANSION"); memory and Lucene."""
         if not isinstance(query, str):
             raise TypeError("search() takes the query text; for several, use search_many()")
         return self.search_many([query], k, source=source, pages=pages, explain=explain, group_by=group_by,
-                                pages_per_file=pages_per_file)[0]
+                                pages_per_file=pages_per_file, two_phase=two_phase)[0]
 
     def search_many(self, queries: Iterable[str], k: int = 10, source: str | Sequence[str] | None = None,
                     pages: tuple[int | None, int | None] | None = None, explain: bool = False,
                     threads: int = 1, group_by: str | None = None,
-                    pages_per_file: int = DEFAULT_PAGES_PER_FILE) -> list[list]:
+                    pages_per_file: int = DEFAULT_PAGES_PER_FILE, two_phase: Any = None) -> list[list]:
         """Hits for each query, through the engine's own batching (OpenSearch _msearch, the
         Lucene searcher's threads); `threads` splits the batch where the engine can."""
         texts = list(queries)
@@ -209,6 +213,11 @@ class Collection:
             raise ValueError(f"k must be positive, got {k}")
         check_group_by(group_by, pages_per_file)
         filters = self.filters(source, pages)
+        approximate = TwoPhase.of(two_phase)
+        if approximate is not None:
+            if group_by is not None:
+                raise EngineError("two-phase search and grouping by file do not combine yet: choose one")
+            filters["two_phase"] = approximate
         if self.server_side and (group_by or explain):
             raise EngineError("a server-side query keeps its terms in the cluster: no explain or grouping by file")
         if self.server_side:
