@@ -29,6 +29,7 @@ def refcard_col(tmp_path_factory, pdf_dir):
     col.close()
 
 
+@pytest.mark.slow  # every word of several pages checked against pdfium: `make test`
 def test_every_word_box_lies_on_its_word(pdf_dir):
     # all the words of every page of the three PDFs: pdfium's own text under each box is the word
     for name in (REFCARD, "camlidl-1.04.doc.pdf", "byaldi_financial_report.pdf"):

@@ -25,6 +25,9 @@ from vsplade.encoders import load_encoder, load_query_encoder  # noqa: E402
 from vsplade.integrations.sentence_transformers import duplicate_gap  # noqa: E402
 from vsplade.vocab import SPECIAL_IDS  # noqa: E402
 
+# each test loads sentence-transformers models (tens of seconds on 2 cores): `make test`, not `make check`
+pytestmark = pytest.mark.slow
+
 # plain, repeated tokens, a typed special token, unicode, digits and punctuation, case
 TEXTS = ["debian reference card", "apt-get install the the the package", "[CLS] interface [MASK] definition",
          "Ünïcode façade naïve 東京 2024!", "  leading spaces and  double  spaces", "CamlIDL Stub Code",

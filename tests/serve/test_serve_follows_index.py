@@ -16,6 +16,7 @@ from serve_support import lucene_available, run_server, vsplade
 ENGINES = ["memory", pytest.param("lucene", marks=pytest.mark.skipif(not lucene_available(), reason="no vsplade-lucene"))]
 
 
+@pytest.mark.slow  # real services and a second indexing process
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("engine", ENGINES)
 def test_serve_sees_another_process_sync(engine, tmp_path, pdf_dir):
