@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from process_support import stop_process
 
 from vsplade_opensearch import testnode
 
@@ -135,11 +136,5 @@ def test_three_nodes_keep_serving_when_one_dies_and_restart_on_sigusr1(tmp_path)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(120) == 0
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(30)
+        stop_process(proc, grace_s=120)
         err.close()

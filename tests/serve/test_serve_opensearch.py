@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from process_support import stop_process
 from serve_support import QUERIES, run_server, vsplade
 
 pytest.importorskip("vsplade_opensearch")
@@ -46,12 +47,7 @@ def opensearch_url(tmp_path_factory):
                 buf += os.read(proc.stdout.fileno(), 4096)
         yield buf.split(b"\n", 1)[0].decode().strip()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(90)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)
+        stop_process(proc, grace_s=90)
         log.close()
 
 
