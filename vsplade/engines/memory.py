@@ -234,6 +234,8 @@ class ExactScorer:
         cand = np.sort(top_k(partial, two_phase.window(k)))  # ascending rows: ties break by row below
         if len(cand) == 0:
             return cand, np.zeros(0)
+        # the columns' dtype: searchsorted would otherwise cast each whole column to int64
+        keys = cand.astype(self.indices.dtype)
         cols, weights = self.query_vector(query)
         # summed term by term in the query's order, float32 weights upcast, as scores() sums:
         # a returned score is bit for bit the exact one
@@ -243,10 +245,9 @@ class ExactScorer:
             if lo == hi:
                 continue
             column = self.indices[lo:hi]
-            pos = np.searchsorted(column, cand)
-            pos_c = np.minimum(pos, hi - lo - 1)
-            found = column[pos_c] == cand
-            exact += np.where(found, self.data[lo + pos_c].astype(np.float64), 0.0) * w
+            pos = np.minimum(np.searchsorted(column, keys), hi - lo - 1)
+            found = column[pos] == keys
+            exact += np.where(found, self.data[lo + pos].astype(np.float64), 0.0) * w
         best = top_k(exact, k)
         return cand[best], exact[best]
 
