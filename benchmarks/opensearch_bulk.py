@@ -1,12 +1,16 @@
 """OpenSearch connector throughput: client-side bulk bodies, and end to end against a test server.
 
-1. client: DocumentBuilder.build (validation + term names + orjson) over PAGES pages of about
-   FEATURES features each, one thread; pages/s by CPU time and by wall time, bytes per page.
+The pages are benchmarks/corpus.py's Workload (--preset, default quality: FLOPs 1.51, ~FEATURES
+non-zeros a page); its FLOPs and postings per query are printed first.
+
+1. client: DocumentBuilder.build (validation + term names + orjson) over PAGES pages (5 batches
+   of the workload, built over and over), one thread; pages/s by CPU time and by wall time, bytes per page.
 2. e2e: OpenSearchWriter into a real local OpenSearch single node (testnode, the 3.x line),
    pages/s, client peak RSS and server (JVM) peak RSS. benchmarks/opensearch_real.py has the
    full real-node benchmark (side by side with helpers.bulk, search latency, store size).
 
-    .venv/bin/python benchmarks/opensearch_bulk.py [--pages 100000] [--features 550] [--e2e-pages 5000]
+    .venv/bin/python benchmarks/opensearch_bulk.py [--pages 100000] [--preset quality|efficient] [--features 550]
+        [--e2e-pages 5000]
 """
 
 from __future__ import annotations
@@ -14,39 +18,21 @@ from __future__ import annotations
 import argparse
 import platform
 import resource
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
-from vsplade.sparse import SparseBatch
-from vsplade.vocab import SPECIAL_IDS, VOCAB_SIZE
-
-
-def synthetic_batch(n: int, features: int, seed: int, start: int = 0) -> SparseBatch:
-    """n pages with ~`features` distinct random token ids each, lognormal weights."""
-    rng = np.random.default_rng(seed)
-    cols = np.sort(rng.integers(0, VOCAB_SIZE, size=(n, features + features // 50)), axis=1)
-    keep = np.ones(cols.shape, bool)
-    keep[:, 1:] = cols[:, 1:] != cols[:, :-1]
-    keep &= ~np.isin(cols, SPECIAL_IDS)
-    counts = keep.sum(1)
-    keep &= np.cumsum(keep, axis=1) <= features  # exactly `features` per row
-    counts = keep.sum(1)
-    indices = cols[keep].astype(np.int32)
-    data = rng.lognormal(-1.0, 0.8, size=len(indices)).astype(np.float32)
-    indptr = np.concatenate(([0], np.cumsum(counts)))
-    m = sp.csr_matrix((data, indices, indptr), shape=(n, VOCAB_SIZE))
-    ids = [f"bench-{i:08d}" for i in range(start, start + n)]
-    meta = [{"id": d, "source": f"/corpus/file{(start + i) // 20:05d}.pdf", "page": (start + i) % 20 + 1} for i, d in enumerate(ids)]
-    return SparseBatch(m, ids, meta)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from opensearch_workload import add_preset_arg, batch_of, batches, workload, workload_line  # noqa: E402
 
 
-def bench_client(pages: int, features: int, batch: int = 1000) -> dict:
+def bench_client(pages: int, m, batch: int = 1000) -> dict:
     from vsplade_opensearch.documents import DocumentBuilder
 
     builder = DocumentBuilder(None, {"name": "bench", "model": "bench"})
-    pool = [synthetic_batch(batch, features, seed) for seed in range(5)]
+    pool = [batch_of(m[s:s + batch], s) for s in range(0, min(5 * batch, m.shape[0]), batch)]
     builder.build(pool[0])  # warm caches (vocabulary array, orjson)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     nbytes = docs = 0
@@ -68,7 +54,7 @@ def server_peak_rss_kib(pid: int) -> int:
     return -1
 
 
-def bench_e2e(pages: int, features: int, threads: int, chunk_docs: int) -> dict:
+def bench_e2e(m, threads: int, chunk_docs: int) -> dict:
     from vsplade_opensearch import OpenSearchEngine
     from vsplade_opensearch.testnode import TestCluster
 
@@ -78,8 +64,8 @@ def bench_e2e(pages: int, features: int, threads: int, chunk_docs: int) -> dict:
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         wall0 = time.perf_counter()
         with eng.writer({"name": "bench", "model": "bench"}, recreate=True) as w:
-            for i in range(pages // batch):
-                w.add(synthetic_batch(batch, features, seed=100 + i, start=i * batch))
+            for b in batches(m, batch):
+                w.add(b)
             summary = w.close()
         wall = time.perf_counter() - wall0
         return {"pages": summary.indexed, "wall_s": wall, "pages_per_s": summary.indexed / wall,
@@ -97,15 +83,20 @@ def main():
     ap.add_argument("--e2e-pages", type=int, default=5000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--chunk-docs", type=int, default=500)
+    add_preset_arg(ap)
     args = ap.parse_args()
-    print(f"machine: {platform.machine()}, {__import__('os').cpu_count()} cores, python {platform.python_version()}")
-    c = bench_client(args.pages, args.features)
+    print(f"machine: {platform.machine()}, {__import__('os').cpu_count()} cores, python {platform.python_version()}, "
+          f"load average {__import__('os').getloadavg()[0]:.1f}")
+    w = workload(args.preset, args.features)
+    m = w.pages(max(args.e2e_pages, min(args.pages, 5000)), seed=0)
+    print(workload_line(args.preset, m, w.queries(300, seed=1)), flush=True)
+    c = bench_client(args.pages, m)
     print("\n| client: build + serialise bulk lines (1 thread) | value |\n|---|---|")
     print(f"| pages | {c['pages']:,} |\n| features per page | {c['features']:.0f} |")
     print(f"| pages/s (CPU time) | {c['pages_per_cpu_s']:,.0f} |\n| pages/s (wall) | {c['pages_per_wall_s']:,.0f} |")
     print(f"| bytes per page (action + document) | {c['bytes_per_page']:,.0f} |")
     if args.e2e_pages:
-        e = bench_e2e(args.e2e_pages, args.features, args.threads, args.chunk_docs)
+        e = bench_e2e(m[:args.e2e_pages], args.threads, args.chunk_docs)
         print("\n| end to end into a real OpenSearch single node (3.x line) | value |\n|---|---|")
         for k, v in e.items():
             print(f"| {k} | {v:,.1f} |" if isinstance(v, float) else f"| {k} | {v:,} |")

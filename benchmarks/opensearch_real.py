@@ -1,12 +1,16 @@
 """vsplade-opensearch against a real OpenSearch single node on this machine (testnode, the 3.x
 line unless --line 2), side by side in one run with what a user would write by hand.
 
-1. bulk: PAGES synthetic V-SPLADE-like pages (~FEATURES terms each) through OpenSearchWriter
+The pages and queries are benchmarks/corpus.py's Workload (--preset, default quality: FLOPs
+1.51, ~FEATURES non-zeros a page, queries of ~QTERMS terms); its FLOPs and postings per query
+are printed first.
+
+1. bulk: PAGES pages of the workload through OpenSearchWriter
    (threads, chunked, refresh off during the bulk), then the same pages through opensearch-py
    `helpers.bulk` with plain `json` bodies ({term: weight} dicts, default chunk_size 500, the
    index created with the same mapping; refresh left at its default) into a second index.
    Pages/s (wall) and client CPU seconds (this process) for each.
-2. search: QUERIES rank_feature queries (QTERMS terms each) against the vsplade index, one at
+2. search: QUERIES rank_feature queries of the workload against the vsplade index, one at
    a time after an untimed warm-up pass: p50 / p99 at k=10 and k=100.
 3. size: `_cat/indices` store size (primaries) per page, as written and after a force merge to
    one segment.
@@ -15,7 +19,10 @@ The vsplade index leaves the page vector out of `_source` (the default since the
 index kinds); `--vector-source` keeps it there, the layout before, for a side-by-side run on
 the same pages and queries.
 
-    .venv/bin/python benchmarks/opensearch_real.py [--pages 100000] [--features 550] [--queries 1000] [--vector-source]
+    .venv/bin/python benchmarks/opensearch_real.py [--pages 100000] [--preset quality|efficient] [--features 550]
+        [--queries 1000] [--qterms 12] [--vector-source]
+
+benchmarks/opensearch_vs_lucene.py sets the same node beside Lucene on the same pages.
 """
 
 from __future__ import annotations
@@ -31,9 +38,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from opensearch_bulk import synthetic_batch  # noqa: E402
+from opensearch_workload import add_preset_arg, batches, query_dicts, workload, workload_line  # noqa: E402
 
-from vsplade.vocab import SPECIAL_IDS, VOCAB_SIZE, default_vocabulary  # noqa: E402
+from vsplade.vocab import default_vocabulary  # noqa: E402
 
 INFO = {"name": "bench", "model": "bench"}
 BATCH = 1000
@@ -44,22 +51,22 @@ def cpu_s() -> float:
     return t.user + t.system
 
 
-def bench_vsplade(url: str, pages: int, features: int, threads: int, vector_source: bool = False) -> dict:
+def bench_vsplade(url: str, m, threads: int, vector_source: bool = False) -> dict:
     from vsplade_opensearch import OpenSearchEngine
 
     eng = OpenSearchEngine(index="bench-vsplade", url=url, threads=threads, progress=False, timeout=300,
                            vector_source=vector_source)
     c0, w0 = cpu_s(), time.perf_counter()
     with eng.writer(INFO, recreate=True) as w:
-        for i in range(pages // BATCH):
-            w.add(synthetic_batch(BATCH, features, seed=100 + i, start=i * BATCH))
+        for b in batches(m, BATCH):
+            w.add(b)
         s = w.close()
     wall, cpu = time.perf_counter() - w0, cpu_s() - c0
     return {"pages": s.indexed, "wall_s": wall, "pages_per_s": s.indexed / wall, "client_cpu_s": cpu,
             "failures": len(s.failures), "docs_in_index": s.extra["docs_in_index"], "requests": s.extra["bulk_requests"]}
 
 
-def bench_by_hand(url: str, pages: int, features: int) -> dict:
+def bench_by_hand(url: str, m) -> dict:
     """What a user writes with opensearch-py alone: dict documents, helpers.bulk, plain json."""
     from opensearchpy import OpenSearch, helpers
 
@@ -71,11 +78,10 @@ def bench_by_hand(url: str, pages: int, features: int) -> dict:
     client.indices.create(index="bench-by-hand", body=index_body(INFO))
 
     def actions():
-        for i in range(pages // BATCH):
-            b = synthetic_batch(BATCH, features, seed=100 + i, start=i * BATCH)
-            m = b.matrix
+        for b in batches(m, BATCH):
+            bm = b.matrix
             for r in range(len(b)):
-                cols, vals = m.indices[m.indptr[r]:m.indptr[r + 1]], m.data[m.indptr[r]:m.indptr[r + 1]]
+                cols, vals = bm.indices[bm.indptr[r]:bm.indptr[r + 1]], bm.data[bm.indptr[r]:bm.indptr[r + 1]]
                 meta = b.meta[r]
                 yield {"_index": "bench-by-hand", "_id": b.ids[r],
                        "_source": {"id": b.ids[r], "source": meta["source"], "page": meta["page"],
@@ -90,14 +96,9 @@ def bench_by_hand(url: str, pages: int, features: int) -> dict:
             "docs_in_index": n}
 
 
-def bench_search(url: str, queries: int, qterms: int) -> dict:
+def bench_search(url: str, qs: list[dict]) -> dict:
     from vsplade_opensearch import OpenSearchEngine
 
-    vocab = default_vocabulary()
-    rng = np.random.default_rng(7)
-    pool = np.setdiff1d(np.arange(VOCAB_SIZE), SPECIAL_IDS)
-    qs = [{vocab.term(int(c)): float(rng.lognormal(0, 0.7)) for c in rng.choice(pool, qterms, replace=False)}
-          for _ in range(queries)]
     s = OpenSearchEngine(index="bench-vsplade", url=url, timeout=300).searcher()
     out = {}
     for k in (10, 100):
@@ -132,7 +133,8 @@ def main():
     ap.add_argument("--pages", type=int, default=100_000)
     ap.add_argument("--features", type=int, default=550)
     ap.add_argument("--queries", type=int, default=1000)
-    ap.add_argument("--qterms", type=int, default=12)
+    ap.add_argument("--qterms", type=int, default=12, help="terms a query on average")
+    add_preset_arg(ap)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--line", default="3")
     ap.add_argument("--heap", default="2g")
@@ -141,23 +143,30 @@ def main():
     a = ap.parse_args()
     from vsplade_opensearch.testnode import TestCluster
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    w = workload(a.preset, a.features, a.qterms)
+    m = w.pages(a.pages, seed=0)
+    raw_q = w.queries(a.queries, seed=1)
+    line = workload_line(a.preset, m, raw_q)
+    print(f"{a.pages:,} pages, {a.queries} queries; {line}", flush=True)
     with TestCluster(nodes=1, line=a.line, heap=a.heap) as node:
         print(f"real OpenSearch {node.version} single node, heap {a.heap}, java {node.java}")
         results: dict = {"opensearch": node.version, "pages": a.pages, "features": a.features,
-                         "vector_in_source": a.vector_source}
-        results["vsplade"] = bench_vsplade(node.url, a.pages, a.features, a.threads, a.vector_source)
+                         "preset": a.preset, "workload": line, "vector_in_source": a.vector_source}
+        results["vsplade"] = bench_vsplade(node.url, m, a.threads, a.vector_source)
         print("vsplade writer:", json.dumps(results["vsplade"]), flush=True)
         if not a.skip_by_hand:
-            results["by_hand"] = bench_by_hand(node.url, a.pages, a.features)
+            results["by_hand"] = bench_by_hand(node.url, m)
             print("helpers.bulk + json:", json.dumps(results["by_hand"]), flush=True)
-        results["search"] = bench_search(node.url, a.queries, a.qterms)
+        results["search"] = bench_search(node.url, query_dicts(raw_q, default_vocabulary()))
         print("search:", json.dumps(results["search"]), flush=True)
         size = store_size(node.url, "bench-vsplade")
         size["bytes_per_page"] = size["store_bytes"] / a.pages
         size["merged_bytes_per_page"] = size["merged_bytes"] / a.pages
         results["size"] = size
         print("size:", json.dumps(size), flush=True)
+    print(line)
     print(json.dumps(results))
 
 

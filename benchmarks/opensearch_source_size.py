@@ -1,6 +1,7 @@
 """Bytes per page of a vsplade OpenSearch index with the page vector kept in `_source` (the
 layout before the index kinds, `vector_source=True`) and left out (the default), on the same
-synthetic pages, one real single node (testnode, the 3.x line unless --line 2).
+pages (benchmarks/corpus.py's Workload, --preset, default quality; its FLOPs and postings per
+query printed first), one real single node (testnode, the 3.x line unless --line 2).
 
 Leaving a field out of `_source` does not shrink the index at once: OpenSearch keeps the whole
 original document as `_recovery_source` until no retention lease needs the operation (peer
@@ -9,7 +10,8 @@ several writer runs (each one flush: several segments), the sizes read as writte
 the retention leases have synced (`--settle` s) and a force merge to one segment: the size the
 index keeps.
 
-    .venv/bin/python benchmarks/opensearch_source_size.py [--pages 20000] [--runs 4] [--settle 65]
+    .venv/bin/python benchmarks/opensearch_source_size.py [--pages 20000] [--preset quality|efficient] [--runs 4]
+        [--settle 65]
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from opensearch_bulk import synthetic_batch  # noqa: E402
+from opensearch_workload import add_preset_arg, batches, workload, workload_line  # noqa: E402
 
 INFO = {"name": "bench", "model": "bench"}
 BATCH = 1000
@@ -41,6 +43,7 @@ def main():
     ap.add_argument("--features", type=int, default=550)
     ap.add_argument("--runs", type=int, default=4, help="writer runs the pages are split over (segments)")
     ap.add_argument("--settle", type=float, default=65.0, help="seconds for the retention leases to sync")
+    add_preset_arg(ap)
     ap.add_argument("--line", default="3")
     ap.add_argument("--heap", default="2g")
     a = ap.parse_args()
@@ -51,21 +54,24 @@ def main():
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f}")
-    batches = a.pages // BATCH
+    n = a.pages // BATCH
+    w = workload(a.preset, a.features)
+    m = w.pages(n * BATCH, seed=0)
+    print(workload_line(a.preset, m, w.queries(300, seed=1)), flush=True)
     with TestCluster(nodes=1, line=a.line, heap=a.heap) as node:
         print(f"real OpenSearch {node.version} single node, heap {a.heap}")
         client = OpenSearch(node.url, timeout=600)
-        out: dict = {"opensearch": node.version, "pages": batches * BATCH, "features": a.features}
+        out: dict = {"opensearch": node.version, "pages": n * BATCH, "features": a.features, "preset": a.preset}
         for name, keep in (("vector_in_source", True), ("vector_left_out", False)):
             # replicas 0: one node can never assign a replica (and its lease would keep the recovery source)
             eng = OpenSearchEngine(index=f"bench-size-{name.replace('_', '-')}", url=node.url, progress=False,
                                    timeout=300, vector_source=keep, replicas=0)
-            per_run = -(-batches // a.runs)
-            for start in range(0, batches, per_run):
-                with eng.writer(INFO) as w:
-                    for b in range(start, min(batches, start + per_run)):
-                        w.add(synthetic_batch(BATCH, a.features, seed=100 + b, start=b * BATCH))
-                    w.close()
+            per_run = -(-n // a.runs) * BATCH
+            for start in range(0, n * BATCH, per_run):
+                with eng.writer(INFO) as wr:
+                    for b in batches(m[start:start + per_run], BATCH, offset=start):
+                        wr.add(b)
+                    wr.close()
                 client.indices.flush(index=eng.index)
             out[name] = {"index": eng.index, "written": store(client, eng.index)}
         time.sleep(a.settle)

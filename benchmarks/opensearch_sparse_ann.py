@@ -1,21 +1,24 @@
 """Sparse ANN (SEISMIC sparse_vector, vsplade_opensearch.sparse_ann) vs the exact rank_feature
 query, on a real OpenSearch 3.6.0 node with neural-search (testnode --plugins neural), side by
-side in one run on the same synthetic V-SPLADE-like pages.
+side in one run on the same pages.
 
-1. PAGES pages (~FEATURES token ids over the 50,368-id vocabulary, lognormal weights, as
-   benchmarks/opensearch_bulk.py) go into two indices: a rank_features index (vsplade's term
+Pages and queries are benchmarks/corpus.py's Workload (--preset, default quality: FLOPs 1.51),
+here with ~FEATURES non-zeros a page and ~QTERMS terms a query (the Zipf exponent recalibrated
+so the FLOPs stay the preset's); its FLOPs and postings per query are printed first.
+
+1. PAGES pages go into two indices: a rank_features index (vsplade's term
    names, the exact path) and a sparse_ann index (ids folded to id % 32768, weights summed),
    each force-merged to one segment. approximate_threshold is lowered to THRESHOLD (neural-search
    default: 1,000,000 docs a segment) so that the segment is clustered and the ANN path runs.
-2. QUERIES queries: QTERMS ids, half from one page's ids and half random, lognormal weights.
-   Ground truth: the exact dot product over the unfolded float weights (numpy), top-k.
+2. QUERIES queries of the workload (idf-like weights). Ground truth: the exact dot product over the unfolded float weights (numpy), top-k.
    "fold only" = the exact dot product after folding pages and queries (what folding alone costs);
    recall is given against both, the second isolating what SEISMIC itself loses.
 3. recall@10 / recall@100 and p50 / p99 latency (one query at a time, after an untimed warm-up
    pass) for the rank_feature bool query and for neural_sparse on the sparse_vector field at a
    few method_parameters (top_n, heap_factor).
 
-    .venv/bin/python benchmarks/opensearch_sparse_ann.py [--pages 30000] [--features 300] [--queries 200]
+    .venv/bin/python benchmarks/opensearch_sparse_ann.py [--pages 30000] [--preset quality|efficient]
+        [--features 300] [--qterms 30] [--queries 200]
         [--threshold 10000] [--url URL of a running 3.6 plugin node]
 """
 
@@ -33,30 +36,13 @@ import orjson
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from opensearch_bulk import synthetic_batch  # noqa: E402
+from opensearch_workload import add_preset_arg, workload, workload_line  # noqa: E402
 
-from vsplade.vocab import SPECIAL_IDS, VOCAB_SIZE, default_vocabulary  # noqa: E402
+from vsplade.vocab import VOCAB_SIZE, default_vocabulary  # noqa: E402
 from vsplade_opensearch import sparse_ann  # noqa: E402
 
 EXACT, ANN = "bench-exact", "bench-ann"
 BATCH = 1000
-
-
-def corpus(pages: int, features: int) -> sp.csr_matrix:
-    parts = [synthetic_batch(min(BATCH * 10, pages - s), features, seed=s // (BATCH * 10), start=s).matrix
-             for s in range(0, pages, BATCH * 10)]
-    return sp.vstack(parts).tocsr()
-
-
-def make_queries(m: sp.csr_matrix, n: int, qterms: int, seed: int = 7) -> list[tuple[np.ndarray, np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    pool = np.setdiff1d(np.arange(VOCAB_SIZE), SPECIAL_IDS)
-    out = []
-    for _ in range(n):
-        row = m.indices[m.indptr[r := rng.integers(m.shape[0])]:m.indptr[r + 1]]
-        ids = np.unique(np.concatenate([rng.choice(row, qterms // 2, replace=False), rng.choice(pool, qterms - qterms // 2)]))
-        out.append((ids, rng.lognormal(0, 0.7, len(ids)).astype(np.float32)))
-    return out
 
 
 def bulk(client, index: str, docs) -> None:
@@ -133,7 +119,8 @@ def main() -> int:
     p.add_argument("--pages", type=int, default=30_000)
     p.add_argument("--features", type=int, default=300)
     p.add_argument("--queries", type=int, default=200)
-    p.add_argument("--qterms", type=int, default=30)
+    p.add_argument("--qterms", type=int, default=30, help="terms a query on average")
+    add_preset_arg(p)
     p.add_argument("--threshold", type=int, default=10_000, help="approximate_threshold (docs per segment)")
     p.add_argument("--heap", default="3g")
     p.add_argument("--url", help="an already running 3.6 plugin node (default: start one)")
@@ -150,9 +137,11 @@ def main() -> int:
     try:
         client = OpenSearch(url, timeout=600)
         t = time.perf_counter()
-        m = corpus(a.pages, a.features)
+        w = workload(a.preset, a.features, a.qterms)
+        m = w.pages(a.pages, seed=0)
         ceiling = float(np.ceil(m.data.max()))
-        queries = make_queries(m, a.queries, a.qterms)
+        queries = w.queries(a.queries, seed=1)
+        print(workload_line(a.preset, m, queries), flush=True)
         print(f"corpus: {m.shape[0]} pages, {m.nnz / m.shape[0]:.0f} ids/page, max weight {m.data.max():.2f} "
               f"(ingest ceiling {ceiling}), {time.perf_counter() - t:.1f} s", flush=True)
         used = np.unique(m.indices)
@@ -184,7 +173,7 @@ def main() -> int:
                 rows.append((f"sparse ANN top_n={top_n} heap_factor={hf}", k, recall(hits, truth[k], k),
                              recall(hits, fold_only[k], k), lat))
         print(f"\nmachine: {platform.node()} {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}, "
-              f"node heap {a.heap}, {len(queries)} queries of <= {a.qterms} ids, threshold {a.threshold}")
+              f"node heap {a.heap}, {len(queries)} queries of ~{a.qterms} ids, threshold {a.threshold}")
         print("| query | k | recall@k vs exact | recall@k vs fold only | p50 ms | p99 ms |\n|---|---|---|---|---|---|")
         for name, k, r, rf, lat in rows:
             ps = ("-", "-") if lat is None else (f"{np.percentile(lat, 50):.1f}", f"{np.percentile(lat, 99):.1f}")
