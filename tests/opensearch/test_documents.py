@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import orjson
+import pytest
 
 from vsplade.sparse import SparseBatch, feature_field_round
 from vsplade.vocab import default_vocabulary
@@ -44,7 +45,7 @@ def test_lines_are_json_with_feature_field_values_and_escaped_terms():
     meta = [{"source": f"/corpus/file{r // 10}.pdf", "page": r % 10 + 1, "text": "x" * 900} for r in range(len(rows))]
     batch = SparseBatch.from_dicts(rows, ids, meta)
     built = DocumentBuilder("idx", INFO, vocab, snippet_chars=100).build(batch)
-    assert built.ids == ids and built.empty == 1 and not built.failures
+    assert built.ids == ids and built.empty == 1
     for r, line in enumerate(built.lines):
         action, doc, rest = line.split(b"\n")
         assert rest == b""
@@ -59,13 +60,19 @@ def test_lines_are_json_with_feature_field_values_and_escaped_terms():
 
 
 def test_bad_pages_fail_alone_and_tiny_weights_are_dropped():
+    """Bad pages are split off by the one validation every writer shares (split_valid); the
+    builder takes the rest and drops zero/subnormal weights; given a bad page it names it."""
     batch = SparseBatch.from_dicts(
         [{1: 0.5}, {2: float("nan")}, {3: -1.0}, {4: 0.0, 5: 1e-40, 6: 2.0}, {7: float("inf")}],
         ["a", "nan", "neg", "tiny", "inf"],
     )
-    built = DocumentBuilder(None, INFO).build(batch)
+    good, failures = batch.split_valid()
+    assert failures == [("nan", "page nan: weight is NaN"), ("neg", "page neg: negative weight -1.0"),
+                        ("inf", "page inf: weight is infinite")]
+    with pytest.raises(ValueError, match="page nan: weight is NaN"):
+        DocumentBuilder(None, INFO).build(batch)
+    built = DocumentBuilder(None, INFO).build(good)
     assert built.ids == ["a", "tiny"]
-    assert built.failures == [("nan", "weight is NaN"), ("neg", "negative weight -1.0"), ("inf", "weight is infinite")]
     assert built.dropped == 2 and built.empty == 0
     doc = orjson.loads(built.lines[1].split(b"\n")[1])
     assert doc["vector"] == {default_vocabulary().terms[6]: 2.0}

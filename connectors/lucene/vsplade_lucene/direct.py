@@ -36,7 +36,7 @@ import orjson
 
 from vsplade.crashpoints import crash_point
 from vsplade.engines.base import EngineError, IndexSummary, IndexWriter
-from vsplade.sparse import SparseBatch, bad_rows, quantize_impacts
+from vsplade.sparse import SparseBatch, quantize_impacts
 from vsplade.vocab import Vocabulary, default_vocabulary
 
 from . import jvm
@@ -231,6 +231,9 @@ class DirectImpactWriter(IndexWriter):
             raise EngineError(
                 f"batch has {batch.vocab_size} columns but the vocabulary has {self.vocab.size} terms"
             )
+        # the one validation every writer shares (vsplade.sparse): a bad page fails alone
+        batch, invalid = batch.split_valid()
+        self.summary.failures.extend(invalid)
         keep = self._keep_rows(batch)
         if not keep:
             return
@@ -284,26 +287,19 @@ class DirectImpactWriter(IndexWriter):
             raise java_error(self.path, e, "lucene indexing") from e
 
     def _keep_rows(self, batch: SparseBatch) -> list[int]:
-        bad = set(bad_rows(batch.matrix).tolist())
-        # Lucene keeps a page's summed term frequencies in an int: at a large scale a page of
-        # huge weights would overflow it (the bound adds 0.5 per non-zero for the rounding).
-        # Rows with negative weights are in `bad` and excluded, so a plain row sum (no abs
-        # copy of the matrix) bounds every row that can be kept.
+        # Lucene's own limit (rows are valid here: add() split them): it keeps a page's summed
+        # term frequencies in an int, so at a large scale a page of huge weights would overflow
+        # it (the bound adds 0.5 per non-zero for the rounding). Weights are non-negative, so a
+        # plain row sum (no abs copy of the matrix) bounds every row.
         m = batch.matrix
         totals = np.asarray(m.sum(axis=1, dtype=np.float64)).ravel() * self.scale + 0.5 * np.diff(m.indptr)
-        too_big = set(np.flatnonzero(totals > MAX_PAGE_IMPACT).tolist()) - bad
+        too_big = set(np.flatnonzero(totals > MAX_PAGE_IMPACT).tolist())
         keep, seen = [], set()
         for r, doc_id in enumerate(batch.ids):
             if r in too_big:
                 self.summary.failures.append((doc_id, (
                     f"page {doc_id}: impacts add up to ~{totals[r]:.3g} at scale {self.scale:g}, over "
                     f"Lucene's per-page limit {MAX_PAGE_IMPACT}; index with a smaller --scale")))
-                continue
-            if r in bad:
-                try:
-                    batch.select([r]).validate()
-                except ValueError as e:
-                    self.summary.failures.append((doc_id, str(e)))
                 continue
             if doc_id in self._done or doc_id in seen:
                 self.summary.skipped += 1

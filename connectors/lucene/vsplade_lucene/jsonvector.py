@@ -28,7 +28,7 @@ import orjson
 from vsplade.crashpoints import crash_point
 from vsplade.engines.base import EngineError, IndexSummary, IndexWriter
 from vsplade.locking import IndexLockedError
-from vsplade.sparse import SparseBatch, bad_rows, quantize_impacts
+from vsplade.sparse import SparseBatch, quantize_impacts
 from vsplade.vocab import Vocabulary, default_vocabulary
 
 from . import jvm
@@ -75,14 +75,8 @@ class JsonVectorExporter:
         self.failures: list[tuple[str, str]] = []
 
     def add(self, batch: SparseBatch) -> None:
-        bad = set(bad_rows(batch.matrix).tolist())
-        if bad:
-            for r in sorted(bad):
-                try:
-                    batch.select([r]).validate()
-                except ValueError as e:
-                    self.failures.append((batch.ids[r], str(e)))
-            batch = batch.select([r for r in range(len(batch)) if r not in bad])
+        batch, invalid = batch.split_valid()  # the one validation every writer shares
+        self.failures.extend(invalid)
         impacts, dropped = quantize_impacts(batch.matrix, self.scale)
         self.dropped_weights += dropped
         terms = self.vocab.terms

@@ -41,7 +41,6 @@ MIN_NORMAL = float(np.finfo(np.float32).tiny)
 class BuiltDocs:
     ids: list[str] = field(default_factory=list)
     lines: list[bytes] = field(default_factory=list)  # action + "\n" + document + "\n", per page
-    failures: list[tuple[str, str]] = field(default_factory=list)
     dropped: int = 0  # zero / subnormal weights left out
     empty: int = 0  # pages sent with an empty vector
 
@@ -64,13 +63,11 @@ def _stem(source: str) -> str:
     return PurePath(source).stem
 
 
-def bad_row_reason(values: np.ndarray) -> str:
-    """Why a page's weights cannot be sent (the page's row of a bad_rows() hit)."""
-    if np.isnan(values).any():
-        return "weight is NaN"
-    if np.isinf(values).any():
-        return "weight is infinite"
-    return f"negative weight {float(values.min())}"
+def _refuse_invalid(batch: SparseBatch) -> None:
+    """Builders take valid rows only: the writer has split them (SparseBatch.split_valid, the
+    one validation of every engine); a caller that skipped it gets the first bad page named."""
+    if len(bad_rows(batch.matrix)):
+        batch.validate()
 
 
 class DocumentHeader:
@@ -144,14 +141,8 @@ class DocumentBuilder:
         m = batch.matrix
         if m.shape[1] != self.vocab.size:
             raise ValueError(f"vectors have {m.shape[1]} columns, the vocabulary {self.vocab.size}")
-        bad = bad_rows(m)
+        _refuse_invalid(batch)
         good = np.arange(m.shape[0])
-        if len(bad):
-            for r in bad.tolist():
-                s, e = m.indptr[r], m.indptr[r + 1]
-                out.failures.append((batch.ids[r], bad_row_reason(m.data[s:e])))
-            good = np.setdiff1d(good, bad)
-            m = m[good]
         if len(good) == 0:
             return out
         if self.naming is not None:

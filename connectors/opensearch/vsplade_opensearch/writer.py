@@ -304,14 +304,18 @@ class OpenSearchWriter(IndexWriter):
             raise EngineError("writer is closed")
         if not len(batch):
             return
+        # the one validation every writer shares (vsplade.sparse): a bad page fails alone
+        batch, invalid = batch.split_valid()
+        self.summary.failures.extend(invalid)
+        if invalid:
+            self._bar.update(len(invalid))
+        if not len(batch):
+            return
         built = self.builder.build(batch)
         self.summary.empty += built.empty
         self.summary.dropped_weights += built.dropped
         if getattr(built, "clipped", 0):
             self.summary.extra["ann_clipped_weights"] = self.summary.extra.get("ann_clipped_weights", 0) + built.clipped
-        self.summary.failures.extend(built.failures)
-        if built.failures:
-            self._bar.update(len(built.failures))
         self._call(self.sender.add, built.ids, built.lines)
 
     def close(self) -> IndexSummary:

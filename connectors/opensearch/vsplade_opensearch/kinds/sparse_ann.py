@@ -16,10 +16,10 @@ from typing import Any, Mapping
 import orjson
 
 from vsplade.engines.base import EngineError
-from vsplade.sparse import SparseBatch, bad_rows
+from vsplade.sparse import SparseBatch
 from vsplade.vocab import Vocabulary, default_vocabulary
 
-from ..documents import BuiltDocs, DocumentHeader, bad_row_reason
+from ..documents import BuiltDocs, DocumentHeader, _refuse_invalid
 from ..query import SearchOptions, clean_query, filter_clauses
 from .base import IndexKind, register
 
@@ -164,12 +164,8 @@ class SparseAnnDocumentBuilder:
         m = batch.matrix
         if m.shape[1] != self.vocab.size:
             raise ValueError(f"vectors have {m.shape[1]} columns, the vocabulary {self.vocab.size}")
-        bad = set(bad_rows(m).tolist())
-        for r in sorted(bad):
-            out.failures.append((batch.ids[r], bad_row_reason(m.data[m.indptr[r]:m.indptr[r + 1]])))
+        _refuse_invalid(batch)
         for r in range(m.shape[0]):
-            if r in bad:
-                continue
             s, e = m.indptr[r], m.indptr[r + 1]
             vec = fold_vector(m.indices[s:e], m.data[s:e], self.fold)
             out.dropped += int((m.data[s:e] <= 0).sum())
