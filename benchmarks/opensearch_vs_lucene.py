@@ -1,9 +1,10 @@
 """OpenSearch against Lucene on the SAME pages and queries (issue 24 item 5's ratios), one run.
 
 1. Workload: PAGES pages and QUERIES queries of benchmarks/corpus.py (--preset, default quality).
-2. Bulk rate against the server's own ceiling, on the first RATE_PAGES pages, in the order
-   writer, ceiling, ceiling, writer (each into a fresh index, deleted after), so that a change
-   of load or a warming JVM falls on both alike:
+2. Bulk rate against the server's own ceiling, on the first RATE_PAGES pages: one untimed
+   writer run first (--warmup: the node's JVM compiles its indexing path in its first bulk),
+   then writer, ceiling, ceiling, writer (each into a fresh index, deleted after), so that a
+   drift of the load falls on both alike:
    - writer: vsplade's OpenSearchWriter (2 threads, 500 pages a request, refresh off during the
      bulk), from creating the index to close() (restore refresh, refresh, count);
    - ceiling: the same bulk lines built beforehand (DocumentBuilder, untimed) into 500-page
@@ -23,7 +24,7 @@
    <= 2x, bulk >= 85% of the ceiling. The 1-minute load average is sampled every 5 s.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/opensearch_vs_lucene.py [--pages 100000] [--queries 300]
-        [--preset quality|efficient] [--rate-pages 20000] [--heap 2g]
+        [--preset quality|efficient] [--rate-pages 20000] [--no-warmup] [--heap 2g]
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def ceiling_run(url: str, index: str, bodies: list[bytes], pages: int) -> dict:
     return {"pages": pages, "wall_s": wall, "pages_per_s": pages / wall}
 
 
-def bulk_rate(url: str, m) -> dict:
+def bulk_rate(url: str, m, warmup: bool = True) -> dict:
     from opensearchpy import OpenSearch
 
     client = OpenSearch(url, timeout=600)
@@ -156,6 +157,10 @@ def bulk_rate(url: str, m) -> dict:
     bodies = prebuilt_bodies(m)
     build_s = time.perf_counter() - t
     runs = []
+    if warmup:
+        r = writer_run(url, "bench-rate-warmup", m)
+        client.indices.delete(index="bench-rate-warmup")
+        print(f"  warm-up writer run (untimed): {r['pages_per_s']:,.0f} pages/s", flush=True)
     for i, kind in enumerate(("writer", "ceiling", "ceiling", "writer")):
         index = f"bench-rate-{kind}-{i}"
         r = writer_run(url, index, m) if kind == "writer" else ceiling_run(url, index, bodies, m.shape[0])
@@ -198,6 +203,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=300)
     add_preset_arg(ap)
     ap.add_argument("--rate-pages", type=int, default=20_000, help="pages of each bulk-rate run (4 runs)")
+    ap.add_argument("--no-warmup", action="store_true", help="no untimed writer run before the rate runs")
     ap.add_argument("--settle", type=float, default=65.0, help="s after the bulk before the merge (retention leases)")
     ap.add_argument("--line", default="3")
     ap.add_argument("--heap", default="2g", help="the OpenSearch node's heap")
@@ -228,7 +234,7 @@ def main() -> None:
         print(f"real OpenSearch {node.version} single node, heap {a.heap}", flush=True)
         client = OpenSearch(node.url, timeout=600)
         rate_m = m[:min(a.rate_pages, a.pages)]
-        out["bulk"] = bulk_rate(node.url, rate_m)
+        out["bulk"] = bulk_rate(node.url, rate_m, warmup=not a.no_warmup)
         print("bulk rate:", json.dumps({k: v for k, v in out["bulk"].items() if k != "runs"}), flush=True)
 
         index = "bench-os-vs-lucene"
