@@ -49,3 +49,14 @@ def indexed(request, tmp_path_factory):
     col = build_collection(tmp, request.param, **settings)
     yield request.param, col
     col.close()
+
+
+@pytest.fixture(params=ENGINES)
+def fresh_location(request, tmp_path):
+    """(engine name, Collection.create keywords for a new, empty index on that engine)."""
+    if request.param == "opensearch":
+        import uuid
+
+        return "opensearch", {"url": request.getfixturevalue("opensearch_url"),
+                              "index": f"vsplade-st-{uuid.uuid4().hex[:8]}"}
+    return request.param, {"index": tmp_path / f"ix-{request.param}"}

@@ -148,6 +148,35 @@ def test_import_document_side_indexes_and_searches(tiny, tmp_path):
     assert [h.id for h in hits] == best and hits[0].score == pytest.approx(scores.max(), rel=1e-4)
 
 
+@pytest.mark.timeout(900)
+def test_imported_model_searches_alike_on_every_engine(tiny, tmp_path, fresh_location):
+    """The imported SparseEncoder end to end on a real Lucene index and a real OpenSearch node:
+    index the PDFs with its document route, search with its torch-free query side; the same
+    pages as the memory engine (exact floats), scores within each engine's quantization."""
+    from vsplade import Collection
+
+    engine, where = fresh_location
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("debian-refcard-en-a4.pdf", "camlidl-1.04.doc.pdf"):
+        shutil.copy(DATA / "pdfs" / name, docs / name)
+    mem = Collection.create(tmp_path / "mem", engine="memory", model=str(tiny))
+    assert mem.index(docs, progress=False).ok
+    col = Collection.create(engine=engine, model=str(tiny), **where)
+    assert col.index(docs, progress=False).ok and len(col) == len(mem)
+    compared = 0
+    for text in ("debian package management", "interface definition language", "stub code"):
+        want = {h.id: h.score for h in mem.search(text, k=20)}
+        got = col.search(text, k=5)
+        assert len(got) == min(5, len(want)), (engine, text)
+        for h in got:
+            assert h.id in want and h.score == pytest.approx(want[h.id], rel=5e-3, abs=1e-3), (engine, text)
+            compared += 1
+        assert [h.id for h in got][:1] == [h.id for h in mem.search(text, k=1)], (engine, text)
+    assert compared >= 10
+    col.close()
+
+
 def test_refusals_are_one_line(tiny, tmp_path):
     from vsplade.encoders.sparse_encoder import SparseEncoderError
 
