@@ -124,6 +124,7 @@ def store_size(url: str, index: str) -> dict:
     c.indices.forcemerge(index=index, params={"max_num_segments": 1})
     c.indices.flush(index=index)
     c.indices.refresh(index=index)
+    time.sleep(11)  # the node caches its store size for index.store.stats_refresh_interval (10 s)
     after = int(c.cat.indices(index=index, params={"bytes": "b", "format": "json"})[0]["pri.store.size"])
     return {"store_bytes": before, "merged_bytes": after}
 

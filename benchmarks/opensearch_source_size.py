@@ -79,6 +79,7 @@ def main():
             index = out[name]["index"]
             client.indices.flush(index=index, params={"force": "true"})
             client.indices.forcemerge(index=index, params={"max_num_segments": 1})
+            time.sleep(11)  # the node caches its store size for index.store.stats_refresh_interval (10 s)
             out[name]["merged"] = store(client, index)
             for k in ("written", "merged"):
                 out[name][k]["bytes_per_page"] = round(out[name][k]["bytes"] / out["pages"])

@@ -3,14 +3,15 @@
 1. Workload: PAGES pages and QUERIES queries of benchmarks/corpus.py (--preset, default quality).
 2. Bulk rate against the server's own ceiling, on the first RATE_PAGES pages: one untimed
    writer run first (--warmup: the node's JVM compiles its indexing path in its first bulk),
-   then writer, ceiling, ceiling, writer (each into a fresh index, deleted after), so that a
-   drift of the load falls on both alike:
+   then ROUNDS pairs of runs, writer and ceiling back to back, the order alternating (writer
+   first, then ceiling first, ...), each into a fresh index, deleted after: a drift of the load
+   falls on both alike, and each pair's ratio compares two runs under about the same load:
    - writer: vsplade's OpenSearchWriter (2 threads, 500 pages a request, refresh off during the
      bulk), from creating the index to close() (restore refresh, refresh, count);
    - ceiling: the same bulk lines built beforehand (DocumentBuilder, untimed) into 500-page
      bodies, sent over 2 raw keep-alive HTTP connections (http.client, no client library),
      from creating the index (refresh off) to the refresh after the last body.
-   The ratio is the writer's mean pages/s over the ceiling's.
+   The ratio: the median of the pairs' writer / ceiling (the ratio of the means beside it).
 3. Index: the PAGES pages into a single local OpenSearch 3.x node (testnode, the default layout:
    vector left out of `_source`, 1 shard, replicas 0) through the writer, and into Lucene through
    vsplade's direct build (default scale). Both force-merged to one segment; OpenSearch after
@@ -24,7 +25,7 @@
    <= 2x, bulk >= 85% of the ceiling. The 1-minute load average is sampled every 5 s.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/opensearch_vs_lucene.py [--pages 100000] [--queries 300]
-        [--preset quality|efficient] [--rate-pages 20000] [--no-warmup] [--heap 2g]
+        [--preset quality|efficient] [--rate-pages 10000] [--rate-rounds 3] [--no-warmup] [--heap 2g]
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def ceiling_run(url: str, index: str, bodies: list[bytes], pages: int) -> dict:
     return {"pages": pages, "wall_s": wall, "pages_per_s": pages / wall}
 
 
-def bulk_rate(url: str, m, warmup: bool = True) -> dict:
+def bulk_rate(url: str, m, rounds: int = 3, warmup: bool = True) -> dict:
     from opensearchpy import OpenSearch
 
     client = OpenSearch(url, timeout=600)
@@ -161,17 +162,23 @@ def bulk_rate(url: str, m, warmup: bool = True) -> dict:
         r = writer_run(url, "bench-rate-warmup", m)
         client.indices.delete(index="bench-rate-warmup")
         print(f"  warm-up writer run (untimed): {r['pages_per_s']:,.0f} pages/s", flush=True)
-    for i, kind in enumerate(("writer", "ceiling", "ceiling", "writer")):
+    order = [k for r in range(rounds) for k in (("writer", "ceiling") if r % 2 == 0 else ("ceiling", "writer"))]
+    for i, kind in enumerate(order):
         index = f"bench-rate-{kind}-{i}"
         r = writer_run(url, index, m) if kind == "writer" else ceiling_run(url, index, bodies, m.shape[0])
         r["kind"] = kind
         runs.append(r)
         client.indices.delete(index=index)
-        print(f"  rate run {i + 1}/4 {kind}: {r['pages_per_s']:,.0f} pages/s ({r['wall_s']:.1f} s), "
+        print(f"  rate run {i + 1}/{len(order)} {kind}: {r['pages_per_s']:,.0f} pages/s ({r['wall_s']:.1f} s), "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
     w = float(np.mean([r["pages_per_s"] for r in runs if r["kind"] == "writer"]))
     c = float(np.mean([r["pages_per_s"] for r in runs if r["kind"] == "ceiling"]))
-    return {"runs": runs, "writer_pages_per_s": w, "ceiling_pages_per_s": c, "ratio": w / c,
+    pairs = []
+    for a, b in zip(runs[::2], runs[1::2]):
+        wr, cr = (a, b) if a["kind"] == "writer" else (b, a)
+        pairs.append(wr["pages_per_s"] / cr["pages_per_s"])
+    return {"runs": runs, "writer_pages_per_s": w, "ceiling_pages_per_s": c, "ratio_of_means": w / c,
+            "pair_ratios": pairs, "ratio": float(np.median(pairs)),
             "bodies_build_s": build_s, "body_bytes_per_page": sum(map(len, bodies)) / m.shape[0]}
 
 
@@ -202,7 +209,8 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=300)
     add_preset_arg(ap)
-    ap.add_argument("--rate-pages", type=int, default=20_000, help="pages of each bulk-rate run (4 runs)")
+    ap.add_argument("--rate-pages", type=int, default=10_000, help="pages of each bulk-rate run")
+    ap.add_argument("--rate-rounds", type=int, default=3, help="writer/ceiling pairs of rate runs")
     ap.add_argument("--no-warmup", action="store_true", help="no untimed writer run before the rate runs")
     ap.add_argument("--settle", type=float, default=65.0, help="s after the bulk before the merge (retention leases)")
     ap.add_argument("--line", default="3")
@@ -234,7 +242,7 @@ def main() -> None:
         print(f"real OpenSearch {node.version} single node, heap {a.heap}", flush=True)
         client = OpenSearch(node.url, timeout=600)
         rate_m = m[:min(a.rate_pages, a.pages)]
-        out["bulk"] = bulk_rate(node.url, rate_m, warmup=not a.no_warmup)
+        out["bulk"] = bulk_rate(node.url, rate_m, a.rate_rounds, warmup=not a.no_warmup)
         print("bulk rate:", json.dumps({k: v for k, v in out["bulk"].items() if k != "runs"}), flush=True)
 
         index = "bench-os-vs-lucene"
@@ -301,9 +309,12 @@ def main() -> None:
         fmt = (lambda x: f"{x:,.0f}") if "bytes" in name else (lambda x: f"{x:.2f}")
         print(f"| {name} | {fmt(o)} | {fmt(lu)} | {o / lu:.2f}x | {target} | {'' if ok is None else ('yes' if ok else 'NO')} |")
     b = out["bulk"]
-    print(f"| bulk pages/s ({rate_m.shape[0]:,} pages; writer / ceiling) | {b['writer_pages_per_s']:,.0f} | "
-          f"ceiling {b['ceiling_pages_per_s']:,.0f} | {100 * b['ratio']:.0f}% | >= 85% | {'yes' if b['ratio'] >= 0.85 else 'NO'} |")
-    print(f"\nbulk runs: " + ", ".join(f"{r['kind']} {r['pages_per_s']:,.0f}" for r in b["runs"]))
+    print(f"| bulk pages/s ({rate_m.shape[0]:,} pages a run; writer / ceiling, median of {len(b['pair_ratios'])} pairs) | "
+          f"{b['writer_pages_per_s']:,.0f} | ceiling {b['ceiling_pages_per_s']:,.0f} | {100 * b['ratio']:.0f}% | >= 85% | "
+          f"{'yes' if b['ratio'] >= 0.85 else 'NO'} |")
+    print(f"\nbulk runs: " + ", ".join(f"{r['kind']} {r['pages_per_s']:,.0f}" for r in b["runs"])
+          + "; pair ratios " + ", ".join(f"{100 * x:.0f}%" for x in b["pair_ratios"])
+          + f"; ratio of the means {100 * b['ratio_of_means']:.0f}%")
     print(f"OpenSearch: written {out['opensearch_written']['bytes'] / a.pages:,.0f} bytes/page in "
           f"{out['opensearch_written']['segments']} segments; merged {out['opensearch_merged']['segments']} segment(s); "
           f"build {out['opensearch_build']['pages_per_s']:,.0f} pages/s")
