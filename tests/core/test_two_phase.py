@@ -190,7 +190,7 @@ def test_two_phase_of_reads_the_forms_a_caller_gives():
     assert TwoPhase.of(None) is None and TwoPhase.of(False) is None
     assert TwoPhase.of(True) == TwoPhase(0.4, 10.0)
     assert TwoPhase.of("0.3,8") == TwoPhase(0.3, 8.0) == TwoPhase.of({"prune_ratio": 0.3, "expansion": 8})
-    assert TwoPhase.of("0.5") == TwoPhase(0.5, 5.0)
+    assert TwoPhase.of("0.5") == TwoPhase(0.5, 10.0)  # the default expansion
     assert TwoPhase(expansion=2.5).window(10) == 25 and TwoPhase(expansion=1.0).window(7) == 7
     assert TwoPhase(expansion=1.05).window(10) == 11
 
