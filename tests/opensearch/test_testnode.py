@@ -119,9 +119,14 @@ def test_three_nodes_keep_serving_when_one_dies_and_restart_on_sigusr1(tmp_path)
                 out += os.read(proc.stdout.fileno(), 4096)
         urls = out.decode().split()[1:4]
         victim = urls[2]
-        pid = next(iter(testnode.http_json(f"{victim}/_nodes/_local/process", timeout=10)["nodes"].values()))["process"]["id"]
+        # a node joins the cluster before its HTTP port opens: ask the victim until it answers
+        proc_info = _wait(lambda: testnode.http_json(f"{victim}/_nodes/_local/process", timeout=10), 60,
+                          "the victim's HTTP port")
+        pid = next(iter(proc_info["nodes"].values()))["process"]["id"]
         testnode.http_json(f"{urls[0]}/keep", method="PUT", body={"settings": {"number_of_replicas": 1}}, timeout=60)
         testnode.http_json(f"{urls[0]}/keep/_doc/1?refresh=true", method="PUT", body={"a": 1}, timeout=60)
+        # the replica must be in sync before the kill, or the victim may take the only copy (red)
+        testnode.http_json(f"{urls[0]}/_cluster/health/keep?wait_for_status=green&timeout=60s", timeout=90)
         os.kill(pid, signal.SIGKILL)
         _wait(lambda: "node vsplade-3" in Path(err.name).read_text(), 60, "reported")
         assert "exited" in Path(err.name).read_text()
