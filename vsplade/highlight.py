@@ -191,6 +191,13 @@ def _image_size(p: Path) -> tuple[float, float]:
 
 
 def _read_pdf_words(p: Path, page_no: int) -> PageWords:
+    from .pages import PDFIUM_LOCK
+
+    with PDFIUM_LOCK:  # pdfium is not thread-safe (vsplade.pages)
+        return _read_pdf_words_locked(p, page_no)
+
+
+def _read_pdf_words_locked(p: Path, page_no: int) -> PageWords:
     import ctypes
 
     import pypdfium2 as pdfium

@@ -38,12 +38,19 @@ import hashlib
 import logging
 import math
 import os
+import threading
 import re
 import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
+
+# pdfium (pypdfium2) is not thread-safe: two threads in it at once corrupt its state ("Data
+# format error" on a good PDF). Every use in this process holds this lock: page reading here,
+# word boxes (vsplade.highlight), and so hit.text()/image()/highlights() from many threads (a
+# LangChain async batch, the HTTP service). Indexing is single-threaded: uncontended.
+PDFIUM_LOCK = threading.RLock()
 
 log = logging.getLogger(__name__)
 
@@ -363,7 +370,8 @@ class PageReader:
         import pypdfium2 as pdfium
 
         try:
-            pdf = pdfium.PdfDocument(str(path))
+            with PDFIUM_LOCK:
+                pdf = pdfium.PdfDocument(str(path))
         except pdfium.PdfiumError as e:
             msg = str(e)
             if "password" in msg.lower():
@@ -385,24 +393,26 @@ class PageReader:
                     self.skipped += 1
                     continue
                 try:
-                    page = pdf[i]
-                    try:
-                        text = ""
-                        if self.text:
-                            tp = page.get_textpage()
-                            text = tp.get_text_range()
-                            tp.close()
-                        image = None
-                        if self.render:
-                            image = self._render_page(page, source, page_no)
-                    finally:
-                        page.close()
+                    with PDFIUM_LOCK:  # held per page, never across the yield
+                        page = pdf[i]
+                        try:
+                            text = ""
+                            if self.text:
+                                tp = page.get_textpage()
+                                text = tp.get_text_range()
+                                tp.close()
+                            image = None
+                            if self.render:
+                                image = self._render_page(page, source, page_no)
+                        finally:
+                            page.close()
                 except Exception as e:  # pdfium raises a variety of errors on damaged pages
                     self._fail(source, page_no, f"cannot render page ({type(e).__name__}: {e})")
                     continue
                 yield Page(pid, source, page_no, image, _clean_text(text), sha, self._path(path))
         finally:
-            pdf.close()
+            with PDFIUM_LOCK:
+                pdf.close()
 
 
     def _render_page(self, page, source: str, page_no: int):
