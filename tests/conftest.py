@@ -1,5 +1,6 @@
 """Shared test setup: offline Hugging Face, paths to tests/data (a fresh clone needs nothing
-else), the `cluster` marker for every test under tests/opensearch, and the hard backstop behind
+else), the `cluster` marker for every test under tests/opensearch, `slow` for the framework
+adapters' end-to-end tests under tests/integrations, and the hard backstop behind
 pytest-timeout (pyproject.toml)."""
 
 import faulthandler
@@ -14,6 +15,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DATA = Path(__file__).parent / "data"
 OPENSEARCH_TESTS = Path(__file__).parent / "opensearch"
+INTEGRATION_TESTS = Path(__file__).parent / "integrations"  # LangChain/LlamaIndex/ST end to end: slow
 BACKSTOP_GRACE_S = 60
 _backstop_stream = None  # a copy of the real stderr: during a test fd 2 is pytest's capture file
 
@@ -27,6 +29,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if OPENSEARCH_TESTS in item.path.parents:
             item.add_marker(pytest.mark.cluster)
+        if INTEGRATION_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.slow)
 
 
 def _deadline(item) -> float:
