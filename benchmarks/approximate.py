@@ -33,28 +33,9 @@ from vsplade.vocab import default_vocabulary
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import PRESETS, Workload, describe, measure  # noqa: E402
+from interleave import pct, time_interleaved  # noqa: E402
 
 K = 10
-
-
-def pct(xs, q) -> float:
-    return float(np.percentile(np.asarray(xs) * 1000, q))
-
-
-def time_interleaved(fns: dict, queries) -> dict:
-    """(p50, p99) ms per fn, query by query in turn, the order rotating; one untimed pass first."""
-    for fn in fns.values():
-        for q in queries:
-            fn(q)
-    names = list(fns)
-    ts = {n: [] for n in names}
-    for i, q in enumerate(queries):
-        for j in range(len(names)):
-            n = names[(i + j) % len(names)]
-            t = time.perf_counter()
-            fns[n](q)
-            ts[n].append(time.perf_counter() - t)
-    return {n: (pct(v, 50), pct(v, 99)) for n, v in ts.items()}
 
 
 def fidelity(got_ids: list[str], exact_ids: list[str], gain: dict[str, float]) -> tuple[float, float]:

@@ -30,10 +30,7 @@ from vsplade.vocab import default_vocabulary
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import PRESETS, Workload, describe, measure  # noqa: E402
-
-
-def pct(xs, q):
-    return float(np.percentile(np.asarray(xs) * 1000, q))
+from interleave import pct, time_interleaved  # noqa: E402
 
 
 def time_each(fn, queries):
@@ -45,23 +42,6 @@ def time_each(fn, queries):
         fn(q)
         ts.append(time.perf_counter() - t)
     return pct(ts, 50), pct(ts, 99)
-
-
-def time_interleaved(fns: dict, queries) -> dict:
-    """(p50, p99) ms of each fn, timed query by query in turn (the order rotating), after one
-    untimed pass of each: a burst of load from elsewhere falls on every fn alike."""
-    for fn in fns.values():
-        for q in queries:
-            fn(q)
-    names = list(fns)
-    ts = {n: [] for n in names}
-    for i, q in enumerate(queries):
-        for j in range(len(names)):
-            n = names[(i + j) % len(names)]
-            t = time.perf_counter()
-            fns[n](q)
-            ts[n].append(time.perf_counter() - t)
-    return {n: (pct(v, 50), pct(v, 99)) for n, v in ts.items()}
 
 
 def du(path: Path) -> int:
