@@ -14,11 +14,12 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+
+from process_support import stop_process, wait_serving
 
 SERVE_START_TIMEOUT_S = 120  # Python start + the first requests to the node on a busy 2-core machine
 
@@ -124,23 +125,7 @@ def serve(index: str, tmp: Path, env: dict):
                                 stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=clean_env(env))
     served = Served(port, proc, log)
     try:
-        deadline = time.monotonic() + SERVE_START_TIMEOUT_S
-        while True:  # bounded by the deadline
-            if proc.poll() is not None:
-                raise AssertionError(f"vsplade serve exited {proc.returncode}: {served.output()}")
-            try:
-                if served.get("/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"vsplade serve did not answer /health in {SERVE_START_TIMEOUT_S} s: {served.output()}")
-            time.sleep(0.25)
+        wait_serving(proc, lambda: served.get("/health")[0] == 200, served.output, SERVE_START_TIMEOUT_S)
         yield served
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop_process(proc, grace_s=30)

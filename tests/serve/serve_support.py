@@ -10,10 +10,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 from contextlib import contextmanager
 from pathlib import Path
+
+from process_support import stop_process, wait_serving
 
 QUERIES = ["debian package management", "financial report revenue", "camlidl interface definition", "install"]
 START_TIMEOUT_S = 120  # JVM start on a busy 2-core machine
@@ -90,23 +91,7 @@ def run_server(engine: str, index: Path, tmp: Path, env: dict | None = None, tok
             stdout=f, stderr=subprocess.STDOUT, env=e)
     server = Server(engine, index, port, proc, log, token)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:  # bounded by the deadline
-            if proc.poll() is not None:
-                raise AssertionError(f"vsplade serve exited {proc.returncode}: {server.output()}")
-            try:
-                if server.request("GET", "/health", auth=False)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"vsplade serve did not answer /health in {START_TIMEOUT_S} s: {server.output()}")
-            time.sleep(0.25)
+        wait_serving(proc, lambda: server.request("GET", "/health", auth=False)[0] == 200, server.output, START_TIMEOUT_S)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop_process(proc, grace_s=30)
