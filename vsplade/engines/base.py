@@ -47,6 +47,10 @@ class Hit:
     # with explain: per query word, its share of the score and whether the page matched it
     # whole (vsplade.reasons), the pieces of one word put back together
     reasons: list[dict] | None = None
+    # a hybrid hit (vsplade.fusion): each side's own score and 1-based rank, None for a side
+    # that did not find the page within its depth: {"vector": .., "vector_rank": .., "text": ..,
+    # "text_rank": ..}; score is then the fused score
+    hybrid: dict[str, Any] | None = None
 
     # the query that found this hit and the collection's query encoder, set by attach_query()
     # (not dataclass fields: hits compare and print as before)
@@ -108,6 +112,8 @@ class Hit:
             d["explain"] = self.explain
         if self.reasons is not None:
             d["reasons"] = self.reasons
+        if self.hybrid is not None:
+            d["hybrid"] = self.hybrid
         return d
 
 
@@ -202,6 +208,17 @@ class PageFilter:
         f = cls(list(sources) if sources else None, page_min, page_max)
         return None if f.sources is None and page_min is None and page_max is None else f
 
+    def keywords(self) -> dict[str, Any]:
+        """The filter as Searcher.search() keywords (sources, page_min, page_max; unset ones left out)."""
+        out: dict[str, Any] = {}
+        if self.sources is not None:
+            out["sources"] = list(self.sources)
+        if self.page_min is not None:
+            out["page_min"] = self.page_min
+        if self.page_max is not None:
+            out["page_max"] = self.page_max
+        return out
+
     def matches(self, source: str | None, page: int | None) -> bool:
         if self.sources is not None:
             src = source or ""
@@ -261,6 +278,48 @@ class Searcher(ABC):
         """The k best files (vsplade.grouping.FileHit), each with its per_group best pages,
         grouped inside the engine (never from an over-fetched page top-k)."""
         raise EngineError(f"{type(self).__name__} cannot group results by file yet")
+
+    # -- hybrid search with the text layer (issue 26 item 4; vsplade.fusion) -----------------
+    # An index built with text_field=True (`vsplade index --text-field`) holds each page's
+    # text (SparseBatch.meta[i]["text"]) in a field analysed like Lucene's StandardAnalyzer
+    # (lower-cased Unicode words, no stop words, no stemming) and scored with BM25, k1=0.9,
+    # b=0.4 (Pyserini's defaults) on every engine. Collection checks the index properties'
+    # "text_field" before calling these, so an engine only ever sees text searches on an
+    # index that has the field.
+
+    def search_text(self, text: str, k: int = 10, filter: PageFilter | None = None) -> list[Hit]:
+        """BM25 over the pages' text field: the k best pages, score desc then indexing order
+        (ties as search() breaks them), Hit.score the BM25 score. The filter applies inside
+        the search, as for search(). Hits carry source/page/path/sha256 as search()'s do."""
+        raise EngineError(f"the {self.engine_label()} engine has no text search yet (hybrid needs it)")
+
+    def search_hybrid(self, query: Mapping[str, float], text: str, k: int = 10, mode: Any = "rrf",
+                      depth: int | None = None, filter: PageFilter | None = None,
+                      explain: bool = False) -> list[Hit]:
+        """The k best pages of the vector run (search(query, depth)) fused with the text run
+        (search_text(text, depth)) by vsplade.fusion.fuse: mode "rrf" (1/(60 + rank) summed)
+        or "minmax:W" (each run min-max normalised over its depth hits, W x vector + (1 - W) x
+        text), pyserini.fusion's formulas, ties by page id. depth: hits taken from each run
+        (default vsplade.fusion.depth_for(k): max(k, 100)). Each hit's `hybrid` holds the two
+        sides' scores and ranks; with explain, a page the vector side found keeps its explain
+        (the vector side's reasons), a text-only page has explain {}.
+
+        This default runs both searches and fuses in the client; an engine that fuses inside
+        (OpenSearch's search pipeline) overrides it and must return the same pages in the same
+        order as this default on the same index (the contract test checks it)."""
+        from ..fusion import Fusion, depth_for, fuse
+
+        fusion = Fusion.of(mode)
+        depth = depth_for(k, depth)
+        keywords = filter.keywords() if filter is not None else {}
+        vector = self.search(query, depth, explain=explain, **keywords) if query else []
+        lexical = self.search_text(text, depth, filter) if text.strip() else []
+        hits = fuse(vector, lexical, fusion, k)
+        if explain:
+            for h in hits:
+                if h.explain is None:
+                    h.explain = {}
+        return hits
 
     def index_info(self) -> dict:
         """What the index was built with (the `info` given to Engine.writer); {} if unknown."""
