@@ -40,6 +40,7 @@ from vsplade.sparse import SparseBatch, quantize_impacts
 from vsplade.vocab import Vocabulary, default_vocabulary
 
 from . import jvm
+from .forward import ForwardWriter
 from .store import (
     CONTENTS_FIELD,
     ID_FIELD,
@@ -186,6 +187,10 @@ class DirectImpactWriter(IndexWriter):
                 # lines past the last commit (pages a killed run handed over, never committed) go
                 rows = self._docs.truncate_to(committed)
                 crash_point("lucene.docs.truncated")
+        # the forward index for two-phase's phase 2 (forward.py), cut to the committed pages;
+        # deletes renumber doc ids, so an index with deletes has none
+        self._forward = ForwardWriter(self.path, self.vocab, self.scale, len(rows),
+                                      enabled=not self.config.get("deletes"))
         self._catalog: dict[str, dict] = {r["id"]: r for r in rows}
         self._done: set[str] = set(self._catalog)
         self._num_docs = len(rows)
@@ -269,11 +274,14 @@ class DirectImpactWriter(IndexWriter):
     def _submit(self) -> None:
         if self._chunk.docs == 0:
             return
-        arrays = self._chunk.arrays()
+        chunk = self._chunk
+        arrays = chunk.arrays()
         # doc lines go to disk before Java may commit their pages: a resume truncates the file
-        # to the committed doc count, never the other way round
+        # to the committed doc count, never the other way round (the forward index likewise)
         self._docs.append(self._pending)
         crash_point("lucene.docs-appended")
+        self._forward.append(np.concatenate(chunk.counts), np.concatenate(chunk.term_ids),
+                             np.concatenate(chunk.impacts))
         self._num_docs += len(self._pending)
         self._pending = []
         self._chunk = _Chunk()
@@ -350,6 +358,7 @@ class DirectImpactWriter(IndexWriter):
         if not self.config.get("deletes"):
             self.config["deletes"] = True
             write_config(self.path, self.config, step="delete")
+        self._forward.disable()  # doc ids renumbered from here on (searchers check "deletes" too)
         names, lengths = _utf8_with_lengths(gone)
         self._java(jvm.classes().IndexPages.deleteIds, self._writer, ID_FIELD, names, lengths)
         crash_point("lucene.delete.before-commit")

@@ -112,6 +112,11 @@ class LuceneImpactIndexSearcher(Searcher):
         self._stored = None
         self._escaped: dict[str, str] = {}
         self._closed = False
+        # two-phase's phase 2 from the forward index (forward.py) when the index has one;
+        # False forces the Lucene doc-set-filter phase 2 (benchmarks compare the two)
+        self.use_forward = True
+        self._forward = None
+        self._forward_checked = False
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -152,9 +157,11 @@ class LuceneImpactIndexSearcher(Searcher):
         top-k is that of the filtered pages and scores are unchanged).
 
         two_phase (vsplade.approximate.TwoPhase): phase 1 is a Lucene search of the query's
-        kept terms (same impacts, same page filter) for the window of candidates; phase 2 the
-        whole query with the candidates as its doc-set FILTER, so Lucene scores exactly those
-        pages with every term (a returned score is the exact one; explain explains it)."""
+        kept terms (same impacts, same page filter) for the window of candidates; phase 2
+        scores exactly those pages with every term: from the forward index (forward.py: the
+        window's own impacts, bit-equal to Lucene's scores) when the index has one, else the
+        whole query in Lucene with the candidates as its doc-set FILTER (a returned score is
+        the exact one; explain explains it)."""
         if self._closed:
             raise EngineError("searcher is closed")
         two_phase = TwoPhase.of(two_phase)
@@ -187,6 +194,16 @@ class LuceneImpactIndexSearcher(Searcher):
             cand = np.fromiter((sd.doc for sd in first.scoreDocs), dtype=np.int64)
             if len(cand) == 0:
                 return []
+            fw = self._forward_index() if self.use_forward else None
+            if fw is not None:
+                # phase 2 in numpy: the window's own pages, Lucene's exact scores and tie order
+                docs, scores = fw.top_k(cand, *fw.query_arrays(impacts), k)
+                hits = [self._hit(int(d), float(sc)) for d, sc in zip(docs, scores)]
+                if explain:
+                    lq = self._parse(qs)
+                    for h, d in zip(hits, docs):
+                        h.explain = self.explain(lq, int(d), impacts)
+                return hits
             # the candidates' bits packed directly (not a num_docs bool mask per query); inside
             # the page filter already, as phase 1 was filtered
             packed = np.zeros((self.num_docs + 7) // 8, dtype=np.uint8)
@@ -206,6 +223,17 @@ class LuceneImpactIndexSearcher(Searcher):
             for h, (doc, _) in zip(hits, docs):
                 h.explain = self.explain(lq, doc, impacts)
         return hits
+
+    def _forward_index(self):
+        """The index's forward index (forward.py), opened on first use; None without one."""
+        if not self._forward_checked:
+            with self._page_arrays_lock:
+                if not self._forward_checked:
+                    from .forward import open_for_search
+
+                    self._forward = open_for_search(self.path, self.num_docs, self.config)
+                    self._forward_checked = True
+        return self._forward
 
     @staticmethod
     def _filtered(lq, filter_query):
