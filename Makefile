@@ -3,7 +3,7 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-v3
+STAMP := $(VENV)/.installed-v4
 # torch is pinned and installed first so pyserini/transformers never pick another version. On
 # these machines PyPI serves 2.13.0 as its CUDA build (~3 GB with the nvidia-* wheels; it runs
 # on the CPU; pip's cache makes a reinstall fast). Override with TORCH=... (e.g. a CPU wheel).
@@ -28,11 +28,15 @@ $(STAMP): pyproject.toml connectors/lucene/pyproject.toml connectors/opensearch/
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --durations=15 tests
 
-# The inner loop, a few minutes on 2 cores: everything but the marker groups that start
-# OpenSearch JVM nodes, drive a browser or take long (pyproject.toml lists the markers).
+# The inner loop, under 3 minutes on 2 cores: everything but the marker groups that start
+# OpenSearch JVM nodes, drive a browser or take long (pyproject.toml lists the markers), spread
+# over the cores by pytest-xdist (--dist loadfile: a file's tests and its fixtures stay in one
+# worker; each worker that needs Lucene starts its own JVM). CHECK_WORKERS=0 runs it serially.
+# `make test` stays serial: the OpenSearch tests size their nodes for one at a time.
 CHECK_MARKERS := not cluster and not browser and not slow
+CHECK_WORKERS ?= auto
 check: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=10 -m "$(CHECK_MARKERS)" tests
+	$(BIN)/python -m pytest -q --durations=10 -n $(CHECK_WORKERS) --dist loadfile -m "$(CHECK_MARKERS)" tests
 
 # Debian's chromium for tests/serve's browser test (Playwright drives it by executable_path;
 # `playwright install` is never run). Only when it is missing and apt-get exists.
