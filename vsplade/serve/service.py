@@ -74,6 +74,8 @@ class SearchService:
         self.location = self.engine.location_info()
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self._render_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._start: tuple[Any, dict] | None = None  # (catalog version, start view)
         self.started = time.time()
 
     def close(self) -> None:
@@ -304,4 +306,48 @@ class SearchService:
         if sources is not None:
             out["sources"] = sources[:1000]
             out["sources_truncated"] = len(sources) > 1000
+        out["start"] = self.start_view()
         return out
+
+    # -- the web page's start view -----------------------------------------------------------
+
+    START_SAMPLE = 80  # pages read for the examples: a bounded cost (~1 s) at any collection size
+    START_EXAMPLES = 5
+
+    def start_view(self) -> dict:
+        """What the web page shows before a query: the collection's size and a few example
+        queries from the words its pages hold (vsplade.serve.examples). Computed once per
+        index version (the first /info after a change pays for reading the sample)."""
+        catalog = self.collection.catalog()
+        version = (self.engine.version(), len(catalog))
+        with self._start_lock:
+            if self._start is None or self._start[0] != version:
+                self._start = (version, self._compute_start(catalog))
+            return self._start[1]
+
+    def _compute_start(self, catalog: Sequence[Mapping[str, Any]]) -> dict:
+        from .examples import example_queries, example_terms
+
+        rows = sorted((r for r in catalog if r.get("id")), key=lambda r: (str(r.get("source")), r.get("page") or 0))
+        step = max(1, len(rows) / self.START_SAMPLE)
+        sample = [rows[int(i * step)] for i in range(min(len(rows), self.START_SAMPLE))]
+        texts = []
+        for r in sample:
+            try:
+                with self._render_lock:  # pdfium is not thread-safe
+                    texts.append((str(r.get("source")), self._page_text(r)))
+            except (ValueError, OSError):  # moved / changed / unrecorded file: not an example source
+                continue
+        examples, source = example_queries(texts, self.START_EXAMPLES), "page text"
+        if not examples and self.collection.can_list_page_terms():  # image pages: their largest terms
+            lists = [[self.term_display(t) for t, _ in (self.collection.page_terms(r["id"], 20) or [])] for r in sample]
+            examples, source = example_terms(lists, self.START_EXAMPLES), "page terms"
+        files = {r.get("source") for r in catalog}
+        return {"pages": len(catalog), "files": len(files), "examples": examples,
+                "examples_from": source if examples else None, "sampled_pages": len(sample)}
+
+    @staticmethod
+    def _page_text(meta: Mapping[str, Any]) -> str:
+        from ..render import hit_text
+
+        return hit_text(dict(meta))
