@@ -2,7 +2,9 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const THUMB_WIDTH = 320;
+// thumbnail widths per size choice (the service snaps them to its image_widths); "large"
+// shows a page big enough to read its headings without opening it
+const THUMB_WIDTHS = { small: 320, large: 640 };
 const LARGE_WIDTH = 1280;
 let hits = [];
 let current = -1;
@@ -52,8 +54,10 @@ async function search(q, k, push = true) {
     u.searchParams.set("q", q);
     u.searchParams.set("k", k);
     if ($("#by-file").checked) u.searchParams.set("group_by", "file"); else u.searchParams.delete("group_by");
+    setSizeParam(u);
     history.pushState({ q, k }, "", u);
   }
+  $("#start").hidden = true;
   document.title = q + " · vsplade";
   setStatus("Searching…");
   const list = $("#results");
@@ -81,8 +85,7 @@ async function search(q, k, push = true) {
         li.dataset.file = "#" + h.fileRank;
       }
       const img = li.querySelector("img");
-      img.src = imageUrl(h.id, THUMB_WIDTH);
-      img.srcset = imageUrl(h.id, THUMB_WIDTH) + " 1x, " + imageUrl(h.id, THUMB_WIDTH * 2) + " 2x";
+      setThumb(img, h.id);
       img.alt = (h.source || h.id) + ", page " + h.page;
       img.addEventListener("error", () => {
         const box = img.parentElement;
@@ -103,6 +106,67 @@ async function search(q, k, push = true) {
     list.replaceChildren();
     setStatus("Search failed: " + e.message, true);
   }
+}
+
+function thumbSize() {
+  return $("#size").value === "large" ? "large" : "small";
+}
+
+function setThumb(img, id) {
+  const w = THUMB_WIDTHS[thumbSize()];
+  img.src = imageUrl(id, w);
+  img.srcset = imageUrl(id, w) + " 1x, " + imageUrl(id, w * 2) + " 2x";
+}
+
+function setSizeParam(u) {
+  if (thumbSize() === "large") u.searchParams.set("size", "large"); else u.searchParams.delete("size");
+}
+
+// The size choice applies at once: the grid's columns and the cards' pictures change, the
+// URL keeps it (replaced, not a new history entry: it is a view setting, not a search).
+function applySize() {
+  $("#results").classList.toggle("large", thumbSize() === "large");
+  document.querySelectorAll("#results .card").forEach((li) => {
+    const img = li.querySelector("img");
+    if (img) setThumb(img, li.dataset.id);
+  });
+}
+
+// Before any query: the collection's size and example queries (from /info's "start", which
+// the service computes once per index version) as chips that run the query.
+let startLoaded = null;
+function showStart() {
+  $("#results").replaceChildren();
+  $("#start").hidden = false;
+  document.title = "vsplade search";
+  setStatus("");
+  if (startLoaded) return startLoaded;
+  startLoaded = api("/info").then((info) => {
+    const st = info.start || { pages: info.pages, files: info.files, examples: [] };
+    const plural = (n, w) => n + " " + w + (n === 1 ? "" : "s");
+    $("#start-size").textContent = "This collection holds " + plural(st.pages, "page") + " in " +
+      plural(st.files, "file") + (info.engine ? " (" + info.engine + " index)" : "") + ".";
+    const list = $("#examples");
+    list.replaceChildren();
+    (st.examples || []).forEach((q) => {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "chip";
+      b.textContent = q;
+      b.addEventListener("click", () => {
+        $("#q").value = q;
+        search(q, $("#k").value);
+      });
+      li.appendChild(b);
+      list.appendChild(li);
+    });
+    $("#start-try").hidden = !(st.examples || []).length;
+  }).catch((e) => {
+    startLoaded = null;
+    setStatus("Cannot read the collection: " + e.message, true);
+  });
+  return startLoaded;
 }
 
 // The snippet's text with its marked words as <mark>, built as DOM nodes (never innerHTML).
@@ -283,6 +347,12 @@ document.addEventListener("DOMContentLoaded", () => {
       $("#q").select();
     }
   });
+  $("#size").addEventListener("change", () => {
+    applySize();
+    const u = new URL(window.location);
+    setSizeParam(u);
+    history.replaceState(history.state, "", u);
+  });
   window.addEventListener("popstate", () => load(false));
   load(false);
 });
@@ -293,8 +363,13 @@ function load(push) {
   const k = p.get("k");
   if (k && [...$("#k").options].some((o) => o.value === k)) $("#k").value = k;
   $("#by-file").checked = p.get("group_by") === "file";
+  $("#size").value = p.get("size") === "large" ? "large" : "small";
+  applySize();
   if (q) {
     $("#q").value = q;
     search(q, $("#k").value, push);
+  } else {
+    $("#q").value = "";
+    showStart();
   }
 }
