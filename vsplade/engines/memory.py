@@ -92,6 +92,8 @@ class ExactScorer:
     ``ExactScorer(batch)`` or ``ExactScorer.from_batches(parts)`` (an encoded dir's parts,
     merged into the one CSC without ever holding a second whole copy of the corpus)."""
 
+    text_index = None  # vsplade.bm25.TextIndex when the pages brought their text (hybrid)
+
     def __init__(self, batch: SparseBatch, vocab: Vocabulary | None = None):
         self._build([batch], vocab, batch.vocab_size)
 
@@ -108,7 +110,15 @@ class ExactScorer:
         self.fields = {f: _Column() for f in _HIT_FIELDS}
         parts, offsets = [], []
         rows = 0
+        texts = None  # vsplade.bm25.TextIndex, once a page brings its text (--text-field)
         for b in batches:
+            if texts is None and any("text" in m for m in b.meta):
+                from ..bm25 import TextIndex
+
+                texts = TextIndex()
+                texts.extend([None] * rows)  # pages before it had no text
+            if texts is not None:
+                texts.extend([m.get("text") for m in b.meta])
             # each part's CSR becomes a CSC right away and is dropped: what is held while
             # reading is one float32 copy of the corpus, in parts
             parts.append(sp.csc_matrix(b.matrix, dtype=np.float32))
@@ -119,6 +129,7 @@ class ExactScorer:
                 col.extend(m.get(f) for m in b.meta)
         for col in self.fields.values():
             col.finish()
+        self.text_index = texts.finish() if texts is not None else None
         self.num_rows = rows
         nnz = sum(p.nnz for p in parts)
         idx = np.int32 if max(nnz, rows) < 2**31 else np.int64
@@ -251,6 +262,17 @@ class ExactScorer:
         best = top_k(exact, k)
         return cand[best], exact[best]
 
+    def search_text(self, text: str, k: int = 10, page_filter: PageFilter | None = None) -> list[Hit]:
+        """BM25 over the pages' text (vsplade.bm25, Lucene's scoring), top-k as search() ranks;
+        nothing for an index whose pages brought no text."""
+        if self.text_index is None or k <= 0:
+            return []
+        scores = self.text_index.scores(text)
+        if page_filter is not None:
+            scores = np.where(self.mask(page_filter), scores, 0.0)
+        rows = top_k(scores, k)
+        return [self.hit(r, s) for r, s in zip(rows.tolist(), scores[rows].tolist())]
+
     def search_grouped(self, query: Mapping[str, float], k: int = 10, per_group: int = 3, explain: bool = False,
                        sources=None, page_min: int | None = None, page_max: int | None = None) -> list:
         """The k best files, each with its per_group best pages, from the exact scores
@@ -332,6 +354,9 @@ class MemorySearcher(Searcher):
                        **filters) -> list:
         return self.scorer.search_grouped(query, k, per_group, explain=explain, **filters)
 
+    def search_text(self, text: str, k: int = 10, filter: PageFilter | None = None) -> list[Hit]:
+        return self.scorer.search_text(text, k, filter)
+
     def index_info(self) -> dict:
         return self._encoder_info
 
@@ -390,7 +415,8 @@ class MemoryEngine(Engine):
 
     def read_catalog(self) -> list[dict]:
         d = self._existing()
-        return [] if d is None else d.catalog()
+        # a page's text (--text-field) is for the BM25 field, not for page listings
+        return [] if d is None else [{k: v for k, v in r.items() if k != "text"} for r in d.catalog()]
 
     def version(self):
         # the manifest is replaced (a new inode) at every commit and every property change

@@ -45,6 +45,7 @@ from .store import (
     CONTENTS_FIELD,
     ID_FIELD,
     RAW_FIELD,
+    TEXT_FIELD,
     DocsFile,
     is_lock_failure,
     java_error,
@@ -94,7 +95,17 @@ class _Chunk:
         self.counts: list[np.ndarray] = []
         self.term_ids: list[np.ndarray] = []
         self.impacts: list[np.ndarray] = []
+        self.texts: list[str | None] = []  # each page's text layer (meta "text"), None: none given
         self.docs = 0
+
+    def text_arrays(self) -> tuple[bytes, bytes] | None:
+        """(UTF-8 texts, int32 byte lengths) when any page of the chunk brought its text
+        (hybrid search, `--text-field`), else None: no text field for this chunk."""
+        if all(t is None for t in self.texts):
+            return None
+        # a lone surrogate from a broken text layer must not fail the chunk: it becomes U+FFFD
+        encoded = [(t or "").encode("utf-8", "replace") for t in self.texts]
+        return b"".join(encoded), np.fromiter(map(len, encoded), dtype="<i4", count=len(encoded)).tobytes()
 
     def arrays(self) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         meta_lengths = np.fromiter(map(len, self.meta), dtype="<i4", count=len(self.meta))
@@ -260,6 +271,7 @@ class DirectImpactWriter(IndexWriter):
                 line = meta_line(doc_id, batch.meta[r])
                 chunk.meta.append(doc_id.encode("utf-8"))
                 chunk.meta.append(orjson.dumps(line))
+                chunk.texts.append(batch.meta[r].get("text"))
                 self._pending.append(line)
                 self._done.add(doc_id)
                 self._catalog[doc_id] = line
@@ -276,6 +288,7 @@ class DirectImpactWriter(IndexWriter):
             return
         chunk = self._chunk
         arrays = chunk.arrays()
+        texts = chunk.text_arrays()
         # doc lines go to disk before Java may commit their pages: a resume truncates the file
         # to the committed doc count, never the other way round (the forward index likewise)
         self._docs.append(self._pending)
@@ -285,7 +298,10 @@ class DirectImpactWriter(IndexWriter):
         self._num_docs += len(self._pending)
         self._pending = []
         self._chunk = _Chunk()
-        self._java(self._indexer.submit, *arrays)
+        if texts is None:
+            self._java(self._indexer.submit, *arrays)
+        else:
+            self._java(self._indexer.submitWithText, *arrays, TEXT_FIELD, *texts)
         crash_point("lucene.submitted")
 
     def _java(self, call, *args):

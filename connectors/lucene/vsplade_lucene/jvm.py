@@ -259,6 +259,7 @@ _CLASS_NAMES = {
     "ImpactIndexer": "vsplade.lucene.ImpactIndexer",
     "IndexPages": "vsplade.lucene.IndexPages",
     "GroupPages": "vsplade.lucene.GroupPages",
+    "TextPages": "vsplade.lucene.TextPages",
     "BooleanQuery": "org.apache.lucene.search.BooleanQuery",
     "BooleanQueryBuilder": "org.apache.lucene.search.BooleanQuery$Builder",
     "Occur": "org.apache.lucene.search.BooleanClause$Occur",

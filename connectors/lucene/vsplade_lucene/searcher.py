@@ -36,7 +36,7 @@ from vsplade.engines.base import EngineError, Hit, PageFilter, Searcher
 from vsplade.sparse import quantize_query_impacts
 
 from . import jvm
-from .store import CONTENTS_FIELD, ID_FIELD, DocsFile, is_lucene_dir, page_rows, read_config
+from .store import CONTENTS_FIELD, ID_FIELD, TEXT_FIELD, DocsFile, is_lucene_dir, page_rows, read_config
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ class LuceneImpactIndexSearcher(Searcher):
         self._page_arrays_lock = threading.Lock()
         self._group_bytes: bytes | None = None  # group (source) code per doc id, int32 LE, for GroupPages
         self._stored = None
+        self._text_searcher = None  # BM25 on the text field, opened by the first search_text
         self._escaped: dict[str, str] = {}
         self._closed = False
         # two-phase's phase 2 from the forward index (forward.py) when the index has one;
@@ -224,6 +225,36 @@ class LuceneImpactIndexSearcher(Searcher):
                 h.explain = self.explain(lq, doc, impacts)
         return hits
 
+    def search_text(self, text: str, k: int = 10, filter: PageFilter | None = None) -> list[Hit]:
+        """BM25 (k1=0.9, b=0.4) over the pages' ``text`` field (vsplade.lucene.TextPages: a
+        bag-of-words query through the StandardAnalyzer, a repeated word boosted by its count),
+        on a second IndexSearcher of the same reader with BM25Similarity; the page filter is
+        a FILTER clause as in search(). An index built without --text-field has no such field:
+        every search finds nothing (Collection refuses such an index first)."""
+        if self._closed:
+            raise EngineError("searcher is closed")
+        if k <= 0 or not text.strip():
+            return []
+        mask = None
+        if filter is not None:
+            mask = self.filter_mask(filter)
+            if not mask.any():
+                return []
+        J = jvm.classes()
+        with jvm.LOCK:  # per-query objects (module docstring)
+            if self._text_searcher is None:
+                searcher = J.IndexSearcher(self._reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
+                searcher.setSimilarity(J.TextPages.similarity())
+                self._text_searcher = jvm.private(searcher, _SEARCHER_METHODS)
+            lq = J.TextPages.bagOfWords(TEXT_FIELD, text)
+            if lq is not None and mask is not None:
+                lq = self._filtered(lq, self._mask_query_unlocked(mask))
+        if lq is None:
+            return []
+        top = self._text_searcher.search(lq, int(k))
+        # BM25 scores as they are: no impact scale to divide out
+        return [self._hit(sd.doc, sd.score, bm25=True) for sd in top.scoreDocs]
+
     def _forward_index(self):
         """The index's forward index (forward.py), opened on first use; None without one."""
         if not self._forward_checked:
@@ -335,8 +366,9 @@ class LuceneImpactIndexSearcher(Searcher):
         packed = np.packbits(mask, bitorder="little").tobytes()
         return jvm.classes().IndexPages.filter(packed, int(self.num_docs))
 
-    def _hit(self, doc: int, score: float) -> Hit:
-        score = score * self._norm
+    def _hit(self, doc: int, score: float, bm25: bool = False) -> Hit:
+        # impact scores are integers x scale^2; BM25 scores are reported as Lucene gives them
+        score = float(score) if bm25 else score * self._norm
         if self._rows is not None:
             r = self._rows[doc]
             return Hit(r["id"], score, r.get("source"), r.get("page"), path=r.get("path"), sha256=r.get("sha256"))
@@ -411,3 +443,5 @@ class LuceneImpactIndexSearcher(Searcher):
             with jvm.LOCK:
                 self._reader.close()
                 jvm.release_private(self._searcher)
+                if self._text_searcher is not None:
+                    jvm.release_private(self._text_searcher)

@@ -45,6 +45,7 @@ DOCS_FILE = "vsplade-docs.jsonl"
 CONTENTS_FIELD = "contents"  # Anserini's Constants.CONTENTS
 ID_FIELD = "id"  # Anserini's Constants.ID (stored + sorted doc values, for Pyserini's tie-break)
 RAW_FIELD = "raw"  # Anserini's Constants.RAW: we store the page metadata as JSON there
+TEXT_FIELD = "text"  # the page's text layer, StandardAnalyzer + BM25 (hybrid search, --text-field)
 LUCENE_LOCK = "write.lock"  # Lucene's IndexWriter lock (NativeFSLockFactory)
 CONFIG_TMP = CONFIG_FILE + ".tmp"
 # what a run killed before its first config write can leave in a new dir

@@ -29,6 +29,7 @@ import org.apache.lucene.index.FieldInfos;
 import org.apache.lucene.index.IndexOptions;
 import org.apache.lucene.index.IndexWriter;
 import org.apache.lucene.index.IndexWriterConfig;
+import org.apache.lucene.index.ParallelLeafReader;
 import org.apache.lucene.index.SlowCodecReaderWrapper;
 import org.apache.lucene.search.similarities.Similarity;
 import org.apache.lucene.store.ByteBuffersDirectory;
@@ -134,9 +135,23 @@ public final class ImpactIndexer implements Closeable {
   /** Queues one chunk; blocks while maxChunksInFlight chunks are pending. */
   public void submit(byte[] meta, byte[] metaLengths, byte[] counts, byte[] termIds, byte[] impacts)
       throws IOException, InterruptedException {
+    submitWithText(meta, metaLengths, counts, termIds, impacts, null, null, null);
+  }
+
+  /**
+   * As submit, plus each page's text (UTF-8, n byte lengths) indexed for BM25 in textField
+   * (TextPages: StandardAnalyzer, BM25 norms); texts null: no text field.
+   */
+  public void submitWithText(byte[] meta, byte[] metaLengths, byte[] counts, byte[] termIds, byte[] impacts,
+      String textField, byte[] texts, byte[] textLengths) throws IOException, InterruptedException {
     if (closed) throw new IllegalStateException("indexer is closed");
     rethrow();
     Chunk chunk = new Chunk(meta, ints(metaLengths), ints(counts), ints(termIds), ints(impacts));
+    if (texts != null) {
+      chunk.textField = textField;
+      chunk.texts = texts;
+      chunk.textLengths = ints(textLengths);
+    }
     chunk.check(terms.length);
     inFlight.acquire();
     Future<Directory> built;
@@ -236,7 +251,16 @@ public final class ImpactIndexer implements Closeable {
     cfg.setCommitOnClose(true);
     boolean ok = false;
     try (IndexWriter w = new IndexWriter(dir, cfg)) {
-      w.addIndexes(SlowCodecReaderWrapper.wrap(reader));
+      if (chunk.texts == null) {
+        w.addIndexes(SlowCodecReaderWrapper.wrap(reader));
+      } else {
+        // the text field's postings and norms come from a real (inverted) one-segment index of
+        // the same pages in the same order, joined to the chunk's fields doc by doc
+        try (DirectoryReader text = TextPages.segment(chunk.textField, chunk.texts, chunk.textLengths)) {
+          ParallelLeafReader both = new ParallelLeafReader(false, reader, TextPages.onlyLeaf(text));
+          w.addIndexes(SlowCodecReaderWrapper.wrap(both));
+        }
+      }
       ok = true;
     } finally {
       if (!ok) dir.close();
@@ -292,6 +316,9 @@ public final class ImpactIndexer implements Closeable {
     final IntBuffer counts;
     final IntBuffer termIds;
     final IntBuffer impacts;
+    String textField;
+    byte[] texts;
+    IntBuffer textLengths;
 
     Chunk(byte[] meta, IntBuffer metaLengths, IntBuffer counts, IntBuffer termIds, IntBuffer impacts) {
       this.meta = meta;
@@ -313,6 +340,16 @@ public final class ImpactIndexer implements Closeable {
         throw new IllegalArgumentException(
             "counts add up to " + nnz + " non-zeros; got " + termIds.remaining() + " term ids and "
                 + impacts.remaining() + " impacts");
+      }
+      if (texts != null) {
+        if (textLengths.remaining() != n) {
+          throw new IllegalArgumentException(n + " pages but " + textLengths.remaining() + " text lengths");
+        }
+        long textBytes = 0;
+        for (int i = 0; i < n; i++) textBytes += textLengths.get(i);
+        if (textBytes != texts.length) {
+          throw new IllegalArgumentException("text lengths add up to " + textBytes + ", got " + texts.length);
+        }
       }
       long metaBytes = 0;
       for (int i = 0; i < 2 * n; i++) metaBytes += metaLengths.get(i);
