@@ -73,10 +73,14 @@ def _refuse_invalid(batch: SparseBatch) -> None:
 class DocumentHeader:
     """The metadata part of every page document (id, source, page, title, text snippet, path,
     sha256, encoder) and its bulk action line; the same for every index kind. `index=None`
-    leaves `_index` out of the action (the bulk request then names the index in its URL)."""
+    leaves `_index` out of the action (the bulk request then names the index in its URL).
+    `full_text` (a collection built with --text-field; the writer sets it): `text` holds the
+    page's whole text layer for BM25 (hybrid search), not the first `snippet_chars`."""
 
-    def __init__(self, index: str | None = None, info: Mapping[str, Any] | None = None, snippet_chars: int = 500):
+    def __init__(self, index: str | None = None, info: Mapping[str, Any] | None = None, snippet_chars: int = 500,
+                 full_text: bool = False):
         self.snippet_chars = snippet_chars
+        self.full_text = full_text
         self._encoder = {k: v for k, v in encoder_fields(info).items() if v is not None}
         self._action_head = (
             b'{"index":{"_index":' + orjson.dumps(index) + b',"_id":' if index else b'{"index":{"_id":'
@@ -91,7 +95,7 @@ class DocumentHeader:
             "source": None if source is None else str(source),
             "page": meta.get("page"),
             "title": title,
-            "text": text[: self.snippet_chars] if isinstance(text, str) and text else None,
+            "text": (text if self.full_text else text[: self.snippet_chars]) if isinstance(text, str) and text else None,
             "path": meta.get("path"),
             "sha256": meta.get("sha256"),
             **self._encoder,

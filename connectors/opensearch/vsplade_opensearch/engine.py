@@ -8,7 +8,8 @@ several of one cluster, comma-separated], user, password, api_key, ca_certs, ins
 [--retry-for: how long the writer rides out a node restart or an unreachable cluster before
 it stops with one line; a wall-clock budget, not a count], max_retries (none: an optional
 extra cap), backoff_initial (0.5 s), backoff_max (10 s), snippet_chars (500), progress,
-query_mode ("rank_feature" | "neural_sparse"), max_clauses (1024), server_side_query
+query_mode ("rank_feature" | "neural_sparse"), max_clauses (1024), hybrid_fusion ("auto" | "pipeline" |
+"client": where hybrid search fuses, hybrid.py), server_side_query
 [--server-side-query: documents named for an ml-commons SPARSE_TOKENIZE model, searches in plain
 text through it; see ml_model.py], query_model (the model whose query side names them), model_id
 [--model-id], sparse_ann [--sparse-ann], ann_threshold [--ann-threshold], ann_ceiling
@@ -121,6 +122,7 @@ class OpenSearchEngine(Engine):
             max_clauses=self.settings.max_clauses,
             server_side=self.settings.server_side_query,
             model_id=self.settings.model_id,
+            hybrid_fusion=self.settings.hybrid_fusion,
         )
 
     # ---- collection lifecycle, read side (vsplade.catalog) ----------------------------

@@ -33,7 +33,11 @@ METADATA_FIELDS: dict[str, dict] = {
     "source": {"type": "keyword"},
     "page": {"type": "integer"},
     "title": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
-    "text": {"type": "text"},
+    # the page text: a snippet, or with --text-field the whole text layer, BM25-searchable for
+    # hybrid search (search_text); scored as on every engine (hybrid contract): the standard
+    # analyzer (Lucene's StandardAnalyzer: lower-cased UAX#29 words, no stop words, no stemming),
+    # BM25 with k1=0.9, b=0.4 (Pyserini's defaults), index setting TEXT_SIMILARITY below
+    "text": {"type": "text", "analyzer": "standard", "similarity": "bm25_vsplade"},
     "encoder": {"type": "keyword"},
     "encoder_version": {"type": "keyword"},
     # source identity (vsplade.catalog): where the page was read from and which version
@@ -44,6 +48,26 @@ METADATA_FIELDS: dict[str, dict] = {
 # on open (an additive mapping change), so its new pages can carry them.
 LATER_FIELDS = ("path", "sha256")
 COLLECTION_KEY = "collection"  # vsplade.catalog properties, inside _meta.vsplade
+TEXT_FIELD = "text"
+TEXT_SIMILARITY = "bm25_vsplade"
+BM25_K1, BM25_B = 0.9, 0.4  # the hybrid contract's BM25 for every engine (Pyserini's defaults)
+
+
+def text_similarity_settings() -> dict:
+    """The index-level similarity the `text` field names (every new index has it: a similarity
+    cannot be added to a field, or to an open index, later)."""
+    return {TEXT_SIMILARITY: {"type": "BM25", "k1": BM25_K1, "b": BM25_B}}
+
+
+def has_text_similarity(mapping: Mapping[str, Any]) -> bool:
+    """Whether the index's `text` field is scored with the contract's BM25 (indexes created
+    before hybrid search use the cluster default, k1=1.2, b=0.75)."""
+    return ((mapping.get("properties") or {}).get(TEXT_FIELD) or {}).get("similarity") == TEXT_SIMILARITY
+
+
+def text_field_on(meta: Mapping[str, Any]) -> bool:
+    """Whether the collection was built with --text-field (its properties, _meta.vsplade.collection)."""
+    return bool((meta.get(COLLECTION_KEY) or {}).get("text_field"))
 
 
 def vsplade_meta(info: Mapping[str, Any], field: str, kind: IndexKind | None = None) -> dict:
@@ -80,6 +104,7 @@ def index_body(
         settings["number_of_replicas"] = int(replicas)
     if refresh_interval is not None:
         settings["refresh_interval"] = refresh_interval
+    settings["similarity"] = text_similarity_settings()
     settings.update(kind.index_settings())
     mappings: dict[str, Any] = {
         "_meta": {META_KEY: vsplade_meta(info, field, kind)},

@@ -7,6 +7,14 @@ weight, in float32), read from Lucene's explanation of the hit, so the page vect
 in `_source` (new indexes leave it out; mapping.index_body).
 `batch_search` sends many queries per `_msearch` request. The search bodies, filters and what
 cannot be asked of an index come from its kind (kinds/), read once from its `_meta`.
+
+Hybrid search (an index built with --text-field): `search_text` is BM25 on the `text` field (a
+`match` query, the same filters as the vector search, any kind); `search_hybrid` sends both as
+one `hybrid` query through a search pipeline where the cluster has neural-search 2.19+
+(hybrid.py says where its fusion differs from pyserini.fusion), else runs the two and fuses
+them in the client (Searcher's default, vsplade.fusion). On a searcher opened with
+server_side=True, `search_text`/`batch_search_text` keep their older meaning: the plain-text
+query encoded by the cluster's ml-commons model (`search_server_side`).
 """
 
 from __future__ import annotations
@@ -16,15 +24,16 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from vsplade.engines.base import EngineError, Hit, Searcher
+from vsplade.engines.base import EngineError, Hit, PageFilter, Searcher
 from vsplade.sparse import feature_field_round
 
 from .connection import Connection, check_reachable, describe_error
 from .kinds import kind_of_meta
-from .mapping import DEFAULT_FIELD, INDEX_FORMAT, mapping_of, stored_meta
-from .query import DEFAULT_SOURCE, SearchOptions, clean_query, explained_weights, stored_weights
+from .mapping import DEFAULT_FIELD, INDEX_FORMAT, TEXT_FIELD, mapping_of, stored_meta, text_field_on
+from .query import DEFAULT_SOURCE, SearchOptions, clean_query, explained_weights, filter_clauses, stored_weights
 
 MSEARCH_GROUP = 64
+TIE_SLACK = 10  # extra fused hits asked of the pipeline, so exact ties at the k-th place can be ordered by page id
 
 
 def contributions(query: Mapping[str, float], stored: Mapping[str, float], matched=None) -> dict[str, float]:
@@ -56,8 +65,11 @@ class OpenSearchSearcher(Searcher):
         client=None,
         server_side: bool = False,
         model_id: str | None = None,
+        hybrid_fusion: str = "auto",
     ):
         self.conn = conn
+        self.hybrid_fusion = hybrid_fusion  # "auto" | "pipeline" | "client" (settings.py)
+        self._neural: tuple | None | bool = False  # neural-search version, looked up on the first hybrid search
         self.index = index
         self.mode = mode
         self.max_clauses = max_clauses
@@ -107,7 +119,7 @@ class OpenSearchSearcher(Searcher):
     def text_body(self, text: str, k: int = 10, **options: Any) -> dict:
         return self.kind.text_body(self, text, k, self._options(options))
 
-    def search_text(self, text: str, k: int = 10, **options: Any) -> list[Hit]:
+    def search_server_side(self, text: str, k: int = 10, **options: Any) -> list[Hit]:
         """Plain text -> hits, no local encoder: neural_sparse with the index's model id.
         A blank text has no terms: no hits (neural-search would refuse it)."""
         if not text or not text.strip():
@@ -115,7 +127,128 @@ class OpenSearchSearcher(Searcher):
         resp = self._call(self.client.search, index=self.index, body=self.text_body(text, k, **options))
         return self._hits(resp, {}, False)
 
+    def search_text(self, text: str, k: int = 10, filter: PageFilter | None = None, **options: Any) -> list[Hit]:
+        """BM25 on the pages' text (hybrid contract, Searcher.search_text); on a server-side
+        searcher, the plain-text query the cluster's model encodes (search_server_side)."""
+        if filter is not None:
+            options.update(filter.keywords())
+        if self.server_side:
+            return self.search_server_side(text, k, **options)
+        if not text or not text.strip():
+            return []
+        resp = self._call(self.client.search, index=self.index, body=self.bm25_body(text, k, **options))
+        return self._hits(resp, {}, False)
+
     def batch_search_text(self, texts: Sequence[str], k: int = 10, **options: Any) -> list[list[Hit]]:
+        if self.server_side:
+            return self.batch_search_server_side(texts, k, **options)
+        return [self.search_text(t, k, **dict(options)) for t in texts]
+
+    # ---- hybrid search with the text layer (--text-field) -------------------------------
+    def _check_text_field(self) -> None:
+        if text_field_on(self.meta):
+            return
+        self.meta = self._call(self._read_meta)  # properties written after this searcher opened
+        if not text_field_on(self.meta):
+            raise EngineError(f"index {self.index!r} was built without --text-field; rebuild it with "
+                              "`vsplade index --text-field --recreate ...`")
+
+    def bm25_body(self, text: str, k: int = 10, **options: Any) -> dict:
+        """BM25 on `text` (the index's bm25_vsplade similarity: k1=0.9, b=0.4) with the same
+        filters a vector search takes, as plain bool filters (a match query takes any)."""
+        self._check_text_field()
+        opts = self._options(options)
+        match = {"match": {TEXT_FIELD: {"query": text}}}
+        filters = filter_clauses(opts)
+        body: dict[str, Any] = {"size": int(k), "query": {"bool": {"must": [match], "filter": filters}} if filters else match,
+                                "track_total_hits": False}
+        fields = None if opts.source_fields is None else list(opts.source_fields)
+        if fields is not None:
+            body["_source"] = {"includes": fields} if fields else False
+        return body
+
+    def search_hybrid(self, query: Mapping[str, float], text: str, k: int = 10, mode: Any = "rrf",
+                      depth: int | None = None, filter: PageFilter | None = None,
+                      explain: bool = False) -> list[Hit]:
+        """The hybrid contract (Searcher.search_hybrid). In a search pipeline (hybrid.py) when the
+        cluster has neural-search 2.19+ and both sides have something to search; in the client
+        (the default) with explain (each side's explanation), on a server-side searcher, when
+        one side is empty, or with hybrid_fusion="client". A pipeline hit's `hybrid` holds what
+        each side scored the page (None where it does not match), not ranks (None)."""
+        from vsplade.fusion import Fusion, depth_for
+
+        fusion = Fusion.of(mode)
+        self._check_text_field()
+        terms = clean_query(query, self.max_clauses) if query else {}
+        if explain or self.server_side or not terms or not text.strip() or not self._pipeline_for(fusion):
+            return super().search_hybrid(query, text, k, fusion, depth, filter, explain)
+        depth = depth_for(k, depth)
+        return self._pipeline_hybrid(query, text, k, fusion, depth, filter)
+
+    def _pipeline_for(self, fusion) -> bool:
+        from . import hybrid
+
+        if self.hybrid_fusion == "client":
+            return False
+        if self._neural is False:
+            self._neural = hybrid.neural_search_version(self.client)
+        ok = hybrid.pipeline_supports(fusion, self._neural)
+        if not ok and self.hybrid_fusion == "pipeline":
+            found = "no neural-search plugin" if self._neural is None else f"neural-search {'.'.join(map(str, self._neural))}"
+            raise EngineError(self.conn.redact(f"opensearch {self.conn.url}: hybrid_fusion='pipeline' needs neural-search "
+                                               f"2.19+ on every node ({found}); use 'auto' or 'client'"))
+        return ok
+
+    def _pipeline_hybrid(self, query, text, k, fusion, depth, filter) -> list[Hit]:
+        from opensearchpy.exceptions import NotFoundError, OpenSearchException, TransportError
+
+        from . import hybrid
+
+        keywords = filter.keywords() if filter is not None else {}
+        vector_q = self.body(query, depth, **keywords)["query"]
+        text_body = self.bm25_body(text, depth, **keywords)
+        source = text_body.get("_source")
+        size = min(k + TIE_SLACK, 2 * depth)
+        for attempt in (0, 1):
+            try:
+                name = hybrid.PIPELINES.ensure(self.conn, self.client, fusion)
+            except (TransportError, OpenSearchException) as e:
+                if self.hybrid_fusion == "pipeline":
+                    raise EngineError(self.conn.redact(f"opensearch {self.conn.url}: cannot create search pipeline: "
+                                                       f"{describe_error(e)}")) from None
+                self.hybrid_fusion = "client"  # e.g. a user without cluster:admin/search/pipeline/put
+                return super().search_hybrid(query, text, k, fusion, depth, filter, False)
+            params = {"search_pipeline": name, "include_named_queries_score": "true"}
+            try:
+                while True:
+                    body = hybrid.hybrid_body(vector_q, text_body["query"], size, depth, source)
+                    resp = self.client.search(index=self.index, body=body, params=params)
+                    hits = self._hybrid_hits(resp)
+                    # an exact tie at the k-th place that runs to the last hit asked for: ask for
+                    # the whole fused list, so the tie is ordered by page id as vsplade.fusion does
+                    if len(hits) < size or size >= 2 * depth or len(hits) <= k or hits[k - 1].score != hits[-1].score:
+                        break
+                    size = 2 * depth
+                break
+            except NotFoundError as e:
+                if attempt or "pipeline" not in str(e).lower():
+                    raise EngineError(self.conn.redact(
+                        f"opensearch {self.conn.url} index {self.index!r}: {describe_error(e)}")) from None
+                hybrid.PIPELINES.forget(self.conn, fusion)  # the pipeline went away (a new cluster?): made again
+            except OpenSearchException as e:
+                raise EngineError(self.conn.redact(f"opensearch {self.conn.url} index {self.index!r}: {describe_error(e)}")) from None
+        hits.sort(key=lambda h: (-h.score, h.id))
+        return hits[:k]
+
+    def _hybrid_hits(self, resp: Mapping[str, Any]) -> list[Hit]:
+        hits = self._hits(resp, {}, False)
+        for hit, raw in zip(hits, resp["hits"]["hits"]):
+            named = raw.get("matched_queries") or {}
+            named = named if isinstance(named, Mapping) else {}
+            hit.hybrid = {"vector": named.get("vector"), "vector_rank": None, "text": named.get("text"), "text_rank": None}
+        return hits
+
+    def batch_search_server_side(self, texts: Sequence[str], k: int = 10, **options: Any) -> list[list[Hit]]:
         out: list[list[Hit]] = []
         for start in range(0, len(texts), MSEARCH_GROUP):
             group = list(texts[start:start + MSEARCH_GROUP])

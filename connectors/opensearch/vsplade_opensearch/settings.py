@@ -23,6 +23,7 @@ from .connection import Connection
 from .query import MODES as QUERY_MODES
 
 DEFAULT_FIELD = "vector"
+HYBRID_FUSIONS = ("auto", "pipeline", "client")
 
 _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-+]{0,254}$")
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -90,6 +91,9 @@ class OpenSearchSettings:
     # -- searching
     query_mode: str = "rank_feature"
     max_clauses: int = 1024
+    # hybrid search (hybrid.py): "auto" fuses in a search pipeline where the cluster has
+    # neural-search 2.19+, else in the client; "pipeline" requires the pipeline; "client" never uses it
+    hybrid_fusion: str = "auto"
 
     @classmethod
     def cli_options(cls) -> frozenset[str]:
@@ -112,6 +116,8 @@ class OpenSearchSettings:
             raise EngineError(f"--field must be a plain field name, got {self.field!r}")
         if self.query_mode not in QUERY_MODES:
             raise EngineError(f"query_mode must be one of {', '.join(QUERY_MODES)}, not {self.query_mode!r}")
+        if self.hybrid_fusion not in HYBRID_FUSIONS:
+            raise EngineError(f"hybrid_fusion must be one of {', '.join(HYBRID_FUSIONS)}, not {self.hybrid_fusion!r}")
         if self.sparse_ann and self.server_side_query:
             raise EngineError("--sparse-ann and --server-side-query do not combine (a sparse_vector index is "
                               "keyed by token ids, a server-side query index by the ml-commons model's names)")

@@ -40,9 +40,11 @@ from .mapping import (
     PENDING_REFRESH_KEY,
     UNSET,
     check_compatible,
+    has_text_similarity,
     index_body,
     mapping_of,
     stored_meta,
+    text_field_on,
 )
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,9 @@ class OpenSearchWriter(IndexWriter):
         self._call(self._open, recreate, shards, replicas)
         self.kind = self.kind.joined(self.meta)  # an existing index's own parameters decide
         self.builder = self.kind.document_builder(None, self.info, vocab=vocab, field=field, snippet_chars=snippet_chars)
+        # a collection built with --text-field keeps each page's whole text (hybrid search);
+        # set again by set_properties, which the pipeline calls before the first add()
+        self.builder.head.full_text = text_field_on(self.meta)
         self._bar = _progress_bar(index, progress)
         self.sender = BulkSender(
             self.client,
@@ -180,6 +185,7 @@ class OpenSearchWriter(IndexWriter):
             try:
                 c.indices.create(index=self.index, body=body)
                 self.meta = stored_meta(body["mappings"])
+                self._text_scored = True
             except RequestError as e:
                 if e.error != "resource_already_exists_exception":
                     raise
@@ -188,6 +194,7 @@ class OpenSearchWriter(IndexWriter):
                 mapping = mapping_of(c.indices.get_mapping(index=self.index))
         if mapping is not None:
             self.meta = check_compatible(self.index, mapping, self.info, self.field, self.kind)
+            self._text_scored = has_text_similarity(mapping)
             missing = [f for f in LATER_FIELDS if f not in (mapping.get("properties") or {})]
             if missing:  # an index from before source identity: let its new pages carry it
                 c.indices.put_mapping(index=self.index, body={"properties": {f: METADATA_FIELDS[f] for f in missing}})
@@ -276,7 +283,15 @@ class OpenSearchWriter(IndexWriter):
         return removed
 
     def set_properties(self, properties) -> None:
+        if properties.get("text_field") and not self._text_scored:
+            # its `text` field was mapped before hybrid search, with the cluster's default BM25
+            # (k1=1.2, b=0.75): a field's similarity cannot change, so text scores would differ
+            # from every other engine's
+            raise IndexMismatchError(
+                f"index {self.index!r} was created before --text-field existed (its text field is not scored with "
+                "BM25 k1=0.9, b=0.4); rebuild it with `vsplade index --text-field --recreate ...`")
         self.meta[COLLECTION_KEY] = dict(properties)
+        self.builder.head.full_text = text_field_on(self.meta)
         self._call(self._put_meta, self.meta)
 
     def _done_ids(self) -> set[str]:
