@@ -92,7 +92,8 @@ def test_run_file_round_trips_to_the_same_metrics(tmp_path):
     path.write_text("\n".join(run_lines(run, "t")) + "\n")
     lines = path.read_text().splitlines()
     assert lines[0].split()[3] == "1" and len(lines) == 150
-    assert read_run(path) == run
+    back = read_run(path)  # Pyserini's 6 decimals: each score within half a unit of the last one
+    assert back.keys() == run.keys() and all(abs(back[q][d] - s) <= 5e-7 for q in run for d, s in run[q].items())
     assert retrieval_metrics(qrels, read_run(path)) == retrieval_metrics(qrels, run)
 
 

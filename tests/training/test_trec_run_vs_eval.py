@@ -139,7 +139,7 @@ def test_search_topics_run_equals_the_eval_run_on_the_same_index(work, engine, t
     assert sum(len(d) for d in run.values()) > 5 * len(TOPICS)  # real rankings
     for q, docs in run.items():
         for d, s in docs.items():
-            assert s == matched[q][d], (q, d, s, matched[q][d])  # every digit (before: 6 decimals)
+            assert abs(s - matched[q][d]) <= 5e-7, (q, d, s, matched[q][d])  # Pyserini's 6 decimals
         # the ranking trec_eval reads (score desc, then page id desc) is the same
         assert [d for d, _ in trec_order(docs)] == [d for d, _ in trec_order(matched[q])], q
 
@@ -162,10 +162,10 @@ def test_search_topics_run_equals_the_eval_run_on_the_same_index(work, engine, t
     assert retrieval_metrics(qrels, run) != from_search
 
 
-def test_trec_scores_keep_every_digit_so_trec_eval_ranks_as_the_engine_did():
-    """trec_eval re-sorts by the score it reads (then page id desc): scores written with fewer
-    digits than they have turn near-ties into ties and reorder them (before: 6 decimals, so
-    1.0000001 and 1.0 both read 1.000000 and page 'b' overtook 'a'; 3e-7 read as 0)."""
+def test_trec_scores_keep_the_order_trec_eval_reads():
+    """trec_eval re-sorts by the score it reads (then page id desc): scores written with 6
+    decimals only (Pyserini's way) turn near-ties into ties and reorder them (1.0000001 and 1.0
+    both read 1.000000 and page 'b' overtakes 'a'); a near-tie gets the decimals it needs."""
     from vsplade.engines.base import Hit
     from vsplade.runs import write_run
     from vsplade_training.eval.metrics import run_lines
@@ -176,7 +176,8 @@ def test_trec_scores_keep_every_digit_so_trec_eval_ranks_as_the_engine_did():
     out = io.StringIO()
     write_run(out, "trec", [("q1", "text")], [hits], "tag")
     parsed = pytrec_eval.parse_run(io.StringIO(out.getvalue()))["q1"]
-    assert parsed == {h.id: h.score for h in hits}  # every score read back as the engine gave it
+    assert all(abs(parsed[h.id] - h.score) <= 5e-7 for h in hits) and len(parsed) == len(hits)
+    assert "10.712500 " in out.getvalue()  # Pyserini's 6 decimals where no near-tie needs more
     assert [d for d, _ in trec_order(parsed)] == [h.id for h in hits]
     # the same lines as the run `vsplade-train eval` writes for these scores (its tag aside)
     eval_lines = run_lines({"q1": {h.id: h.score for h in hits}}, "tag")

@@ -22,6 +22,7 @@ from typing import Mapping
 import numpy as np
 import scipy.sparse as sp
 
+from vsplade.runs import score_texts
 from vsplade.sparse import flops
 
 CUTOFFS = (1, 3, 5, 10, 20, 50, 100)
@@ -100,13 +101,16 @@ def trec_order(scores: Mapping[str, float]) -> list[tuple[str, float]]:
 
 
 def run_lines(run: Run, tag: str) -> list[str]:
-    """TREC run lines (qid Q0 docid rank score tag) in trec_eval's order, scores in full precision."""
+    """TREC run lines (qid Q0 docid rank score tag) in trec_eval's order, scores written as
+    `vsplade search` writes them (vsplade.runs.score_texts: Pyserini's 6 decimals, more only
+    where a near-tie needs them to keep trec_eval's order), so both commands' runs read alike."""
     lines = []
     for q, docs in run.items():
         _check_trec_id(q, "query")
-        for rank, (d, s) in enumerate(trec_order(docs), start=1):
+        ranked = trec_order(docs)
+        for rank, ((d, _), text) in enumerate(zip(ranked, score_texts([s for _, s in ranked])), start=1):
             _check_trec_id(d, "page")
-            lines.append(f"{q} Q0 {d} {rank} {float(s)!r} {tag}")
+            lines.append(f"{q} Q0 {d} {rank} {text} {tag}")
     return lines
 
 
