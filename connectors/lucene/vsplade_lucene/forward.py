@@ -54,7 +54,8 @@ def remove(path: Path) -> None:
 class ForwardWriter:
     """Appends chunks of pages in doc-id order; cut back to the committed docs at open."""
 
-    def __init__(self, path: Path, vocab, scale: float, committed: int, enabled: bool = True):
+    def __init__(self, path: Path, vocab, scale: float, committed: int, enabled: bool = True,
+                 unpruned: bool = False):
         """committed: the docs the Lucene commit holds. A forward index that does not cover
         them (none yet, or a shorter one) cannot be completed: removed, and this writer is
         disabled (self.enabled False), so the searcher falls back to Lucene's phase 2."""
@@ -70,7 +71,8 @@ class ForwardWriter:
             remove(self.path)
             tmp = header.with_name(HEADER + ".tmp")
             tmp.write_text(json.dumps({"version": VERSION, "terms": self.term_dtype.str, "scale": scale,
-                                       "vocab_size": int(vocab_size), "vocab_sha256": vocab_digest(vocab)}))
+                                       "vocab_size": int(vocab_size), "vocab_sha256": vocab_digest(vocab),
+                                       "unpruned": bool(unpruned)}))
             os.replace(tmp, header)
             for name in (COUNTS, TERMS, IMPACTS):
                 (self.path / name).touch()
@@ -144,6 +146,9 @@ class ForwardIndex:
         self.impacts = _map(path / IMPACTS, np.dtype("<i4"), nnz)
         self.num_docs = len(counts)
         self.term_id = None  # term -> id, bound by open_for_search
+        # the pages before static pruning (vsplade.pruning) while the Lucene index holds the
+        # pruned ones: phase 1 on the small postings, phase 2 with the full pages' scores
+        self.unpruned = bool(header.get("unpruned"))
 
     def query_arrays(self, impacts) -> tuple[np.ndarray, np.ndarray]:
         """(term ids, integer impacts) of a {term: impact} query; a term outside the

@@ -184,7 +184,10 @@ class LuceneImpactIndexSearcher(Searcher):
             # pruned on the float weights; the kept terms keep their impacts (a kept term
             # rounded to 0 is gone from both phases, as from the exact search)
             kept_impacts = {t: impacts[t] for t in kept if t in impacts}
-            if kept_impacts and len(kept_impacts) < len(impacts):
+            # a statically pruned index whose forward index holds the unpruned pages
+            # (forward.py, "unpruned"): phase 2 restores the full scores even when the query
+            # keeps every term
+            if kept_impacts and (len(kept_impacts) < len(impacts) or self._rescores_pruned()):
                 window = two_phase.window(k)
         if window:
             with jvm.LOCK:
@@ -254,6 +257,10 @@ class LuceneImpactIndexSearcher(Searcher):
         top = self._text_searcher.search(lq, int(k))
         # BM25 scores as they are: no impact scale to divide out
         return [self._hit(sd.doc, sd.score, bm25=True) for sd in top.scoreDocs]
+
+    def _rescores_pruned(self) -> bool:
+        fw = self._forward_index() if self.use_forward else None
+        return fw is not None and fw.unpruned
 
     def _forward_index(self):
         """The index's forward index (forward.py), opened on first use; None without one."""
