@@ -80,14 +80,17 @@ class Collection:
 
     @classmethod
     def create(cls, index: str | Path, model: str = "lexical", engine: str | Engine | None = None,
-               overwrite: bool = False, **options: Any) -> "Collection":
+               overwrite: bool = False, text_field: bool = False, **options: Any) -> "Collection":
         """A new, empty collection at `index` (a dir, or an index name for opensearch) whose
-        pages `model` encodes. Refuses an existing index unless overwrite=True."""
+        pages `model` encodes. Refuses an existing index unless overwrite=True. text_field=True
+        also stores each page's text layer for BM25, which hybrid search needs
+        (search(..., hybrid="rrf"))."""
         eng = _engine(index, engine, options)
         if eng.read_properties() is not None and not overwrite:
             raise EngineError(f"{index} already holds an index; Collection.open() it, or create(..., overwrite=True)")
         col = cls(eng, model)
         col._recreate = overwrite
+        col.text_field = text_field
         return col
 
     @classmethod
@@ -104,15 +107,20 @@ class Collection:
 
     @classmethod
     def for_writing(cls, engine: str | Engine | None, index: str | Path | None = None, model: str | None = None,
-                    recreate: bool = False, **options: Any) -> "Collection":
+                    recreate: bool = False, text_field: bool = False, **options: Any) -> "Collection":
         """What `vsplade index` opens: the index whether or not it exists yet (a run that finds
-        nothing to read creates none); recreate drops it at the first write."""
+        nothing to read creates none); recreate drops it at the first write. text_field: store
+        the pages' text for hybrid search (`--text-field`)."""
         eng = _engine(index, engine, options)
         col = cls(eng, model)
         col._recreate = recreate
+        col.text_field = text_field
         return col
 
     _recreate = False
+    # index() stores each page's text layer for BM25 (hybrid search); an index that has the
+    # field keeps it whatever this says (vsplade.pipeline.check_text_field)
+    text_field = False
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -139,10 +147,12 @@ class Collection:
         from .pages import DEFAULT_DPI
         from .pipeline import index_encoded, index_pages, is_encoded_input
 
+        props = None if recreate else self.engine.read_properties()
         if is_encoded_input(items):
             if sync:
                 raise EngineError("sync applies to files and folders, not to an encoded dir")
-            return index_encoded(items[0], open_writer, progress=progress)
+            return index_encoded(items[0], open_writer, progress=progress, text_field=self.text_field,
+                                 properties=props)
         if encoder is None and self._document_encoder is None:
             if not self.model:
                 raise EngineError("indexing files needs a model (model='lexical' for text layers)")
@@ -152,10 +162,9 @@ class Collection:
         enc = encoder or self._document_encoder
         if batch_size:
             enc.batch_size = batch_size
-        props = None if recreate else self.engine.read_properties()
         return index_pages(items, enc, open_writer, self.model or "unknown", dpi=dpi or DEFAULT_DPI,
                            batch_size=batch_size, progress=progress, properties=props, sync=sync,
-                           label=label or "encoding + indexing")
+                           label=label or "encoding + indexing", text_field=self.text_field)
 
     def match(self, sources: Sequence[str] = (), ids: Sequence[str] = ()) -> Match:
         """The pages named by source (path or key; a folder names everything under it) or id,
@@ -188,22 +197,27 @@ class Collection:
     def search(self, query: str, k: int = 10, source: str | Sequence[str] | None = None,
                pages: tuple[int | None, int | None] | None = None, explain: bool = False,
                group_by: str | None = None, pages_per_file: int = DEFAULT_PAGES_PER_FILE,
-               two_phase: Any = None) -> list:
+               two_phase: Any = None, hybrid: Any = None, depth: int | None = None) -> list:
         """Hits for a text query, best first. source: a key / folder key (or several) the
         hits must come from; pages: an inclusive (first, last) page range, either end None.
         group_by="file": the k best files instead (vsplade.grouping.FileHit: source, score = its
         best page's, hits = its `pages_per_file` best pages), grouped inside the engine.
         two_phase: fast approximate search with exact scores (vsplade.approximate.TwoPhase, True
-        for its defaults, or "PRUNE_RATIO,EXPANSION"); memory and Lucene."""
+        for its defaults, or "PRUNE_RATIO,EXPANSION"); memory and Lucene.
+        hybrid: "rrf" or "minmax:W" (W: weight on the vector side) fuses the vector ranking with
+        BM25 over the pages' text (an index built with text_field=True), pyserini.fusion's
+        formulas (vsplade.fusion); depth: hits taken from each side (default max(k, 100));
+        each hit's `hybrid` holds both sides' scores and ranks, explain the vector side's."""
         if not isinstance(query, str):
             raise TypeError("search() takes the query text; for several, use search_many()")
         return self.search_many([query], k, source=source, pages=pages, explain=explain, group_by=group_by,
-                                pages_per_file=pages_per_file, two_phase=two_phase)[0]
+                                pages_per_file=pages_per_file, two_phase=two_phase, hybrid=hybrid, depth=depth)[0]
 
     def search_many(self, queries: Iterable[str], k: int = 10, source: str | Sequence[str] | None = None,
                     pages: tuple[int | None, int | None] | None = None, explain: bool = False,
                     threads: int = 1, group_by: str | None = None,
-                    pages_per_file: int = DEFAULT_PAGES_PER_FILE, two_phase: Any = None) -> list[list]:
+                    pages_per_file: int = DEFAULT_PAGES_PER_FILE, two_phase: Any = None,
+                    hybrid: Any = None, depth: int | None = None) -> list[list]:
         """Hits for each query, through the engine's own batching (OpenSearch _msearch, the
         Lucene searcher's threads); `threads` splits the batch where the engine can."""
         texts = list(queries)
@@ -220,6 +234,10 @@ class Collection:
             filters["two_phase"] = approximate
         if self.server_side and (group_by or explain):
             raise EngineError("a server-side query keeps its terms in the cluster: no explain or grouping by file")
+        if hybrid is not None:
+            if approximate is not None:
+                raise EngineError("two-phase search and hybrid search do not combine yet: choose one")
+            return self._search_hybrid(texts, k, filters, explain, group_by, pages_per_file, hybrid, depth)
         if self.server_side:
             with self._searcher() as s:
                 return self._annotate(texts, s.batch_search_text(texts, k, **filters), False)
@@ -234,6 +252,32 @@ class Collection:
                     found = s.batch_search([encoded[i] for i in live], k, threads=threads, explain=explain, **filters)
             for i, hits in zip(live, found):
                 out[i] = hits
+        return self._annotate(texts, out, explain)
+
+    def _search_hybrid(self, texts: list[str], k: int, filters: dict, explain: bool, group_by: str | None,
+                       pages_per_file: int, hybrid: Any, depth: int | None) -> list[list]:
+        """Each query through the searcher's search_hybrid (vsplade.engines.base.Searcher): the
+        vector run and the BM25 run fused. Grouped by file, the fused pages (at least
+        k x pages_per_file) are grouped in the client (vsplade.fusion.group_fused)."""
+        from .engines.base import PageFilter
+        from .fusion import Fusion, depth_for, group_fused
+
+        fusion = Fusion.of(hybrid)
+        if self.server_side:
+            raise EngineError("a server-side query keeps its terms in the cluster: no hybrid search with it yet")
+        if not self.properties().get("text_field"):
+            raise EngineError(f"{self.engine.index}: this index was built without --text-field, so it has no page "
+                              "text for hybrid search; rebuild it with `vsplade index --text-field --recreate ...`")
+        page_filter = PageFilter.of(filters.get("sources"), filters.get("page_min"), filters.get("page_max"))
+        pages_wanted = k * pages_per_file if group_by is not None else k
+        side_depth = depth_for(pages_wanted, depth)
+        out: list[list] = []
+        with self._searcher() as s:
+            for text in texts:
+                query = self.query_encoder.encode(text)
+                hits = s.search_hybrid(query, text, pages_wanted if group_by is None else side_depth, fusion,
+                                       side_depth, page_filter, explain=explain)
+                out.append(group_fused(hits, k, pages_per_file) if group_by is not None else hits)
         return self._annotate(texts, out, explain)
 
     def _annotate(self, texts: Sequence[str], results: list[list], explain: bool) -> list[list]:
@@ -266,6 +310,8 @@ class Collection:
         pages = [p for h in hits for p in (getattr(h, "hits", None) or [h])]
         if self.server_side or not pages or any(p.reasons is None for p in pages):
             return None
+        if any(p.hybrid and p.hybrid.get("text") is not None for p in pages):
+            return None  # the BM25 side matched whole words of the query: not a word-piece-only result
         return weak_match_notice(self.query_encoder.words(text), [p.reasons for p in pages])
 
     def filters(self, source: str | Sequence[str] | None = None,

@@ -74,6 +74,7 @@ def index_pages(
     properties: dict | None = None,
     sync: bool = False,
     label: str = "encoding + indexing",
+    text_field: bool = False,
 ) -> RunReport:
     """Encode INPUTs (files, folders, globs) and write them through the writer that
     `open_writer(info)` returns.
@@ -83,8 +84,14 @@ def index_pages(
     unchanged files are skipped without re-encoding (pages a crashed run left out are
     resumed), new files added; a changed file is reported, and with ``sync`` replaced (new
     pages committed before the old ones are deleted) and vanished files' pages removed.
-    A run that finds nothing to read creates no index."""
+    A run that finds nothing to read creates no index.
+
+    text_field: each page's text layer travels in its metadata ("text") for the engine's BM25
+    field (hybrid search), and the properties say "text_field": true. An index that has the
+    field keeps getting text whatever this run says; one built without it refuses it (its
+    older pages would have no text)."""
     report = RunReport()
+    text_field = check_text_field(properties, text_field)
     disable = progress is False
     files, failures = discover(inputs)
     exists = properties is not None
@@ -129,6 +136,8 @@ def index_pages(
         if lifecycle:
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
             new_props = {**props, "root": str(root), "created": props.get("created") or now, "updated": now}
+            if text_field:
+                new_props["text_field"] = True
             state = encoder.state()
             if state:
                 new_props["encoder_state"] = state
@@ -145,11 +154,16 @@ def index_pages(
         # costs OpenSearch a full scan of the index (5-8 s at 100k pages, benchmarks/sync.py)
         done = {row["id"] for row in catalog} if lifecycle else writer.done_ids()
         reader = PageReader(
-            todo, dpi=dpi, render=encoder.needs_image, text=encoder.needs_text, skip_ids=done,
+            todo, dpi=dpi, render=encoder.needs_image, text=encoder.needs_text or text_field, skip_ids=done,
             identify=ident.__getitem__, max_edge=render_cap(info),
         )
+        held: dict[str, str] = {}  # page id -> text, for the pages the encoder holds (text_field)
+        pages = _holding_text(reader, held) if text_field else reader
         with _progress(label, disable=disable) as bar:
-            for batch in encoder.encode_stream(_counting(reader, None), batch_size):
+            for batch in encoder.encode_stream(_counting(pages, None), batch_size):
+                if text_field:
+                    for i, m in zip(batch.ids, batch.meta):
+                        m["text"] = held.pop(i, "")
                 writer.add(batch)
                 bar.update(len(batch))
         removed_pages = 0
@@ -195,10 +209,20 @@ def index_encoded(
     encoded_dir: str | Path,
     open_writer: Callable[[dict], IndexWriter],
     progress: bool | None = None,
+    text_field: bool = False,
+    properties: dict | None = None,
 ) -> RunReport:
-    """Index vectors encoded elsewhere (an encoded dir), resuming like index_pages."""
+    """Index vectors encoded elsewhere (an encoded dir), resuming like index_pages.
+
+    text_field (hybrid search): an encoded dir written with --text-field holds each page's text
+    and it is indexed with the vectors whatever this says; for one without, text_field=True
+    reads each page's text from its source file (the indexed version: SourceError naming the
+    encoded dir and the file when it moved or changed). properties: the target index's, to
+    refuse text for an index built without it."""
     src = EncodedDir(encoded_dir)
     report = RunReport()
+    stored_text = bool(src.properties.get("text_field"))
+    text_field = check_text_field(properties, text_field or stored_text)
     if not src.complete:
         report.warnings.append(
             f"{encoded_dir} is still being written, or its writer was interrupted: indexing the "
@@ -206,12 +230,14 @@ def index_encoded(
         )
     writer = open_writer(src.encoder_info)
     with writer:
-        if writer.supports_lifecycle and src.properties:
+        if writer.supports_lifecycle and (src.properties or text_field):
             # the collection the vectors belong to (root, frozen corpus statistics), written as
             # index_pages writes it: later files added to this index are named and encoded as
             # if the whole collection had been indexed from its files
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            props = src.properties
+            props = dict(src.properties)
+            if text_field:
+                props["text_field"] = True
             writer.set_properties({**props, "created": props.get("created") or now, "updated": now})
         done = writer.done_ids()
         with _progress("indexing", total=len(src), disable=progress is False) as bar:
@@ -221,6 +247,8 @@ def index_encoded(
                 bar.update(len(batch) - len(keep))
                 for start in range(0, len(keep), 1024):
                     part = batch.select(keep[start : start + 1024])
+                    if text_field and not stored_text:
+                        _add_source_text(part, encoded_dir)
                     writer.add(part)
                     bar.update(len(part))
         skipped = report.summary.skipped
@@ -230,8 +258,43 @@ def index_encoded(
     return report
 
 
+def _add_source_text(batch, encoded_dir: str | Path) -> None:
+    """Each page's text layer read from its source file into its metadata (an encoded dir
+    written without --text-field); one line naming the dir and the file when it cannot."""
+    from .render import SourceError, hit_text
+
+    for m in batch.meta:
+        if "text" in m:
+            continue
+        try:
+            m["text"] = hit_text(m)
+        except (SourceError, OSError, ValueError) as e:
+            raise EngineError(f"{encoded_dir} holds no page text and its source file cannot give it ({e}); "
+                              "encode again with --text-field, or index the PDFs themselves") from None
+
+
 def is_encoded_input(inputs: Sequence[str]) -> bool:
     return len(inputs) == 1 and is_encoded_dir(inputs[0])
+
+
+def check_text_field(properties: dict | None, text_field: bool) -> bool:
+    """Whether this run stores page text: asked for, or the index already has the field. An
+    existing index built without it cannot take it (its pages have no text): EngineError."""
+    props = properties or {}
+    if properties is not None and props.get("text_field"):
+        return True
+    if text_field and properties is not None:
+        raise EngineError("this index was built without --text-field, so its pages have no text to search; "
+                          "rebuild it with --text-field --recreate")
+    return text_field
+
+
+def _holding_text(pages, held: dict[str, str]):
+    """The pages, each one's text kept in `held` until its batch is written (encoders build
+    batch metadata from Page.meta(), which leaves the text out)."""
+    for page in pages:
+        held[page.id] = page.text or ""
+        yield page
 
 
 def _counting(pages, bar):
