@@ -240,6 +240,7 @@ def encode(
     out: Path = typer.Option(..., "--out", "-o", help="Encoded dir to write (resumable)."),
     encoding: Encoding = None,
     recreate: bool = typer.Option(False, help="Delete OUT first instead of resuming."),
+    text_field: bool = typer.Option(False, "--text-field", help="Also store each page's text layer, indexed for BM25 (StandardAnalyzer words, k1=0.9 b=0.4), so `vsplade search --hybrid` can fuse it with the vectors. Fixed when the index is created (an index built without it needs --recreate)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Encode pages into an encoded dir (sparse_docs.npz + doc_ids.json + pages.jsonl)."""
@@ -251,7 +252,8 @@ def encode(
     enc = _load_encoder(model, encoding)
     try:
         # an encoded dir is the memory engine's index: the same collection lifecycle
-        col = Collection.for_writing(MemoryEngine(index=str(out)), model=model, recreate=recreate)
+        col = Collection.for_writing(MemoryEngine(index=str(out)), model=model, recreate=recreate,
+                                     text_field=text_field)
         report = col.index(*inputs, dpi=encoding.dpi, encoder=enc, label="encoding")
     except (EngineError, EncodedDirError) as e:
         _fail(str(e))
@@ -276,6 +278,7 @@ def index(
     sparse_ann: bool = typer.Option(False, "--sparse-ann", help="opensearch: a new index whose vectors are a SEISMIC sparse_vector field (sparse ANN, neural-search 3.3+ plugin): faster on millions of pages, APPROXIMATE scores (token ids folded to id % 32768, weights byte-quantized). Searches and later runs follow the index without the flag."),
     ann_threshold: Optional[int] = typer.Option(None, "--ann-threshold", min=1, help="With --sparse-ann: SEISMIC's approximate_threshold, the documents a segment needs to be clustered (smaller ones are searched exactly). [default: neural-search's, 1,000,000]"),
     ann_ceiling: Optional[float] = typer.Option(None, "--ann-ceiling", min=0.0, help="With --sparse-ann: quantization_ceiling_ingest, the largest page weight kept (larger ones are clipped). [default: 3.0]"),
+    text_field: bool = typer.Option(False, "--text-field", help="Also store each page's text layer, indexed for BM25 (StandardAnalyzer words, k1=0.9 b=0.4), so `vsplade search --hybrid` can fuse it with the vectors. Fixed when the index is created (an index built without it needs --recreate). An encoded dir without text: read from its source files."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
     """Encode pages (or take an encoded dir) and write them into a search engine index."""
@@ -302,7 +305,7 @@ def index(
                        sparse_ann=sparse_ann, ann_threshold=ann_threshold, ann_ceiling=ann_ceiling, retry_for=retry_for)
     enc = None if encoded else _load_encoder(model, encoding)
     try:
-        col = Collection.for_writing(eng, model=model, recreate=recreate)
+        col = Collection.for_writing(eng, model=model, recreate=recreate, text_field=text_field)
         report = col.index(*inputs, sync=sync, dpi=encoding.dpi, encoder=enc)
     except (EngineError, EncodedDirError) as e:
         # a server that stayed away past --retry-for is a runtime failure a re-run resumes
@@ -330,6 +333,8 @@ def search(
     group_by: Optional[str] = typer.Option(None, "--group-by", help="file: the -k best files (documents), each with its best pages (a file scores as its best page), grouped inside the engine. Text and json output."),
     pages_per_file: int = typer.Option(3, "--pages-per-file", min=1, max=100, help="With --group-by file: pages shown per file."),
     two_phase: Optional[str] = typer.Option(None, "--two-phase", metavar="on|RATIO[,EXPANSION]", help="Approximate search, exact scores (memory, lucene): phase 1 with the query's heavy terms (weight >= RATIO x the largest) for k x EXPANSION candidates, phase 2 scores them with every term. 'on': the defaults (0.4,10). Pays on the memory engine (1.2-1.5x at 100k pages, recall@10 0.99); on Lucene it is not faster than exact (its block-max pruning already skips what it prunes): benchmarks/RESULTS.md."),
+    hybrid: Optional[str] = typer.Option(None, "--hybrid", metavar="rrf|minmax:W", help="Fuse the vector ranking with BM25 over the pages' text (an index built with --text-field): rrf (reciprocal rank fusion, k=60) or minmax:W (min-max normalised scores, W on the vector side, e.g. minmax:0.6), as pyserini.fusion computes them."),
+    depth: Optional[int] = typer.Option(None, "--depth", min=1, help="With --hybrid: hits taken from each side before fusing. [default: max(k, 100)]"),
     server_side_query: bool = typer.Option(False, "--server-side-query", help="opensearch: send the plain text (neural_sparse query_text) and let the cluster's ml-commons model encode it; no local encoder. The index must be built with --server-side-query."),
     model_id: Optional[str] = typer.Option(None, "--model-id", help="With --server-side-query: the ml-commons model id [default: the one the index _meta records, else a deployed model with its zip hash]."),
     as_json: bool = typer.Option(False, "--json", help="Same as --format json: one JSON object per query."),
@@ -369,6 +374,17 @@ def search(
             _fail("--server-side-query uses the cluster's model: no --model, and no --explain (the query's weights stay in the cluster)")
     elif model_id:
         _fail("--model-id applies to --server-side-query")
+    if hybrid is not None:
+        from .fusion import Fusion
+
+        try:
+            hybrid = str(Fusion.of(hybrid))
+        except ValueError as e:
+            _fail(f"--hybrid: {e}")
+        if two_phase:
+            _fail("--hybrid and --two-phase do not combine yet: choose one")
+    elif depth is not None:
+        _fail("--depth applies to --hybrid")
     eng = _open_engine(target, server_side_query=server_side_query, model_id=model_id)
     texts = [text for _, text in todo]
     try:
@@ -377,7 +393,8 @@ def search(
             results = col.search_many(texts, k, source=source or None, pages=(page_min, page_max),
                                       explain=explain, threads=threads, group_by=group_by,
                                       pages_per_file=pages_per_file,
-                                      two_phase=True if two_phase == "on" else two_phase)
+                                      two_phase=True if two_phase == "on" else two_phase,
+                                      hybrid=hybrid, depth=depth)
             qenc = None if col.server_side else col.query_encoder
             notices = [col.notice(t, hits) for t, hits in zip(texts, results)]
     except (EngineError, ModelError, OSError, ValueError) as e:
@@ -414,8 +431,17 @@ def _print_results(todo, results, fmt, output, run_tag, qenc, explain, notices=N
                     _print_explain(qenc, h, explain, indent=" " * 10)
             continue
         for rank, h in enumerate(hits, 1):
-            typer.echo(f"  {rank:>3}. {h.score:10.4f}  {h.source}  page {h.page}  [{h.id}]")
+            typer.echo(f"  {rank:>3}. {h.score:10.4f}  {h.source}  page {h.page}  [{h.id}]{_sides(h)}")
             _print_explain(qenc, h, explain)
+
+
+def _sides(h) -> str:
+    """A hybrid hit's two sides: each one's rank and score, '-' where it did not find the page."""
+    if not h.hybrid:
+        return ""
+    part = lambda side: (f"#{h.hybrid[side + '_rank']} {h.hybrid[side]:.4f}"  # noqa: E731
+                         if h.hybrid[side] is not None else "-")
+    return f"  (vector {part('vector')}; text {part('text')})"
 
 
 def _print_explain(qenc, h, explain: bool, indent: str = " " * 8) -> None:

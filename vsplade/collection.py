@@ -300,7 +300,9 @@ class Collection:
         display = lambda t: qenc.vocab.display(qenc.vocab.id_of(t)).strip() or t  # noqa: E731
         for h in hits:
             if h.explain is not None:
-                h.reasons = word_reasons(words, h.explain, h.score, display)
+                # a hybrid hit's reasons are the vector side's: shares of that side's score
+                score = (h.hybrid.get("vector") or 0.0) if h.hybrid else h.score
+                h.reasons = word_reasons(words, h.explain, score, display)
 
     def notice(self, text: str, hits: Sequence) -> str | None:
         """A warning for results that only look like answers: with explain, when no page
