@@ -198,3 +198,83 @@ def test_by_document_groups_the_grid_and_why_reads_in_words(browser, memory_serv
     words = page.locator("#matched li .tok").all_inner_texts()
     assert "debian" in words and not any(w.startswith("Ġ") for w in words), words
     page.close()
+
+
+def test_start_view_shows_the_collection_and_its_examples_run_queries(browser, server):
+    """Before any query: the collection's size and /info's example queries as chips; a chip
+    runs its query (the grid is the API's ranking for it); Back returns to the start view."""
+    s = server
+    _, info = s.get_json("/info")
+    start = info["start"]
+    assert start["pages"] == info["pages"] and start["files"] == info["files"]
+    assert 4 <= len(start["examples"]) <= 6, start
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(s.base + "/")
+    page.wait_for_selector("#examples .chip")
+    assert page.is_visible("#start")
+    assert f"{info['pages']} pages in {info['files']} files" in page.inner_text("#start-size")
+    assert page.locator("#examples .chip").all_inner_texts() == start["examples"]
+    assert page.locator("#results .card").count() == 0
+    _shot(page, f"start-{s.engine}.png")
+    for n, q in enumerate(start["examples"]):  # every example finds pages: none is a dud
+        _, res = s.get_json("/search", q=q, k=20)
+        assert res["hits"], (n, q)
+    q = start["examples"][1]
+    _, expected = s.get_json("/search", q=q, k=20)
+    page.locator("#examples .chip").nth(1).click()
+    page.wait_for_selector("#results .card")
+    ids = page.eval_on_selector_all("#results .card", "cs => cs.map(c => c.dataset.id)")
+    assert ids == [h["id"] for h in expected["hits"]]
+    assert page.input_value("#q") == q and not page.is_visible("#start")
+    assert "q=" + q.replace(" ", "+") in page.url
+    page.go_back()
+    page.wait_for_selector("#start:not([hidden])")
+    assert page.locator("#results .card").count() == 0 and page.input_value("#q") == ""
+    assert not errors, errors
+    page.close()
+
+
+def test_thumbnail_size_choice_is_applied_and_kept_in_the_url(browser, memory_server):
+    """small/large: the grid's cards and pictures grow, the URL keeps size=large (a reload or
+    a shared link opens large), small drops it; group toggle, snippets and boxes still work."""
+    s = memory_server
+    q = "debian package interface"
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(s.base + "/?q=" + q.replace(" ", "%20"))
+    page.wait_for_selector("#results .card")
+    _wait_thumbnails(page, 1)
+    first_img = "() => document.querySelector('#results img').naturalWidth"
+    small_w = page.eval_on_selector("#results .card", "c => c.getBoundingClientRect().width")
+    assert page.evaluate(first_img) == 320
+    page.select_option("#size", "large")
+    assert "size=large" in page.url
+    page.wait_for_function(f"() => {{ const i = document.querySelector('#results img'); return i.complete && i.naturalWidth >= 640; }}",
+                           timeout=120_000)
+    large_w = page.eval_on_selector("#results .card", "c => c.getBoundingClientRect().width")
+    assert large_w > 1.5 * small_w, (small_w, large_w)
+    page.reload()
+    page.wait_for_selector("#results .card")
+    assert page.input_value("#size") == "large" and "large" in page.get_attribute("#results", "class")
+    # group by document keeps the size, and the URL holds both
+    page.check("#by-file")
+    page.click("button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#results .card.file-start') !== null")
+    assert "group_by=file" in page.url and "size=large" in page.url
+    _wait_thumbnails(page, 1)
+    page.wait_for_selector("#results .snippet:not([hidden]) mark")
+    _shot(page, "grid-large-snippets.png")
+    # the large view: boxes over the query's words
+    page.locator("#results button.open").first.click()
+    page.locator("#viewer").wait_for(state="visible")
+    page.wait_for_function("() => { const i = document.querySelector('#viewer-img'); return i.complete && i.naturalWidth > 0; }",
+                           timeout=120_000)
+    page.wait_for_selector("#viewer-boxes .hl.whole")
+    assert page.locator("#viewer-boxes .hl").count() >= 2
+    _shot(page, "viewer-boxes.png")
+    page.keyboard.press("Escape")
+    page.select_option("#size", "small")
+    assert "size=" not in page.url and "group_by=file" in page.url
+    assert "large" not in (page.get_attribute("#results", "class") or "")
+    page.close()
