@@ -401,6 +401,7 @@ class Collection:
 
         catalog, props = self._listed()
         result = summarize(catalog, props, self.engine.location_info())
+        result["text_field"] = bool(props.get("text_field"))  # hybrid search possible (--text-field)
         version = self.engine.version()
         if version is not None:
             result["version"] = str(version)

@@ -196,6 +196,12 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         marks: List[List[int]] = Field(description="[start, end) character ranges of text holding matched words")
         html: str = Field(description="text, HTML-escaped, the marks as <mark>")
 
+    class SidesOut(BaseModel):
+        vector: Optional[float] = Field(None, description="the vector side's score (absent: not in its depth)")
+        vector_rank: Optional[int] = None
+        text: Optional[float] = Field(None, description="the BM25 side's score (absent: not in its depth)")
+        text_rank: Optional[int] = None
+
     class HitOut(BaseModel):
         id: str
         score: float
@@ -205,6 +211,7 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         matched_terms: Optional[int] = Field(None, description="how many query terms the page matched")
         reasons: Optional[List[Reason]] = Field(None, description="per query word, when explain=true")
         snippet: Optional[SnippetOut] = Field(None, description="with snippet=true (absent: no text layer)")
+        hybrid: Optional[SidesOut] = Field(None, description="with hybrid: each side's score and rank")
 
     class FileOut(BaseModel):
         source: Optional[str] = None
@@ -236,6 +243,7 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         page_max: Optional[int] = Field(None, ge=1)
         group_by: Optional[Literal["file"]] = Field(None, description="file: the k best files, each with its best pages")
         pages_per_file: int = Field(3, ge=1, le=L.max_k)
+        hybrid: Optional[Text] = Field(None, max_length=32, description="fuse with BM25 over the pages' text (index built with --text-field): rrf, or minmax:W (W: weight on the vector side)")
         snippet: bool = Field(False, description="per hit, the best line or two of the page around the matches")
 
     class HighlightTerm(BaseModel):
@@ -319,8 +327,8 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
     # endpoint costs FastAPI up to three thread hops per request: dependency, endpoint,
     # response validation); the JVM and numpy release the GIL while they search.
 
-    def filters(source, page_min, page_max, group_by=None, pages_per_file=3):
-        return service.filter_kwargs(source, page_min, page_max, group_by, pages_per_file)
+    def filters(source, page_min, page_max, group_by=None, pages_per_file=3, hybrid=None):
+        return service.filter_kwargs(source, page_min, page_max, group_by, pages_per_file, hybrid)
 
     @app.get("/search", response_model=SearchOut, response_model_exclude_none=True, dependencies=auth,
              summary="Search with one query")
@@ -334,8 +342,9 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
         group_by: Optional[Literal["file"]] = Query(None, description="file: the k best files, each with its best pages"),
         pages_per_file: int = Query(3, ge=1, le=L.max_k),
         snippet: bool = Query(False, description="per hit, the best line or two of the page around the matches"),
+        hybrid: Optional[str] = Query(None, max_length=32, description="fuse with BM25 over the pages' text (index built with --text-field): rrf, or minmax:W (W: weight on the vector side)"),
     ):
-        f = filters(source, page_min, page_max, group_by, pages_per_file)
+        f = filters(source, page_min, page_max, group_by, pages_per_file, hybrid)
         return await run_in_threadpool(service.search, q, k, explain, f, snippet)
 
     @app.post("/search", response_model=SearchOut | BatchOut, response_model_exclude_none=True,
@@ -343,7 +352,7 @@ def create_app(service: SearchService, token: str | None = None, loopback_only: 
     async def search_post(body: SearchIn):
         if (body.q is None) == (body.queries is None):
             raise ServiceError(422, "give exactly one of q (a query) or queries (a list of queries)")
-        f = filters(body.source, body.page_min, body.page_max, body.group_by, body.pages_per_file)
+        f = filters(body.source, body.page_min, body.page_max, body.group_by, body.pages_per_file, body.hybrid)
         if body.q is not None:
             return await run_in_threadpool(service.search, body.q, body.k, body.explain, f, body.snippet)
         return {"results": await run_in_threadpool(service.search_many, body.queries, body.k, body.explain, f,

@@ -91,7 +91,7 @@ class SearchService:
         return text
 
     def filter_kwargs(self, sources: Sequence[str] | None, page_min: int | None, page_max: int | None,
-                      group_by: str | None = None, pages_per_file: int = 3) -> dict:
+                      group_by: str | None = None, pages_per_file: int = 3, hybrid: str | None = None) -> dict:
         """The request's filters, checked against the limits (the collection turns them into
         the engine's keywords: every engine filters inside its ranking)."""
         sources = [s for s in (sources or []) if s]
@@ -106,6 +106,13 @@ class SearchService:
             out["pages"] = (page_min, page_max)
         if group_by is not None:
             out.update(group_by=group_by, pages_per_file=pages_per_file)
+        if hybrid:
+            from ..fusion import Fusion
+
+            try:
+                out["hybrid"] = str(Fusion.of(hybrid))  # vector + BM25 over the text layer (vsplade.fusion)
+            except ValueError as e:
+                raise ServiceError(422, str(e)) from None
         return out
 
     def search(self, text: str, k: int, explain: bool = False, filters: Mapping[str, Any] | None = None,
@@ -163,6 +170,8 @@ class SearchService:
             d["matched_terms"] = len(items)
             if h.reasons is not None:
                 d["reasons"] = h.reasons
+        if h.hybrid is not None:
+            d["hybrid"] = h.hybrid
         return d
 
     # -- where on the page (vsplade.highlight) -------------------------------------------------

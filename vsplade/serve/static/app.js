@@ -54,6 +54,7 @@ async function search(q, k, push = true) {
     u.searchParams.set("q", q);
     u.searchParams.set("k", k);
     if ($("#by-file").checked) u.searchParams.set("group_by", "file"); else u.searchParams.delete("group_by");
+    if ($("#hybrid").checked) u.searchParams.set("hybrid", "rrf"); else u.searchParams.delete("hybrid");
     setSizeParam(u);
     history.pushState({ q, k }, "", u);
   }
@@ -64,6 +65,7 @@ async function search(q, k, push = true) {
   const byFile = $("#by-file").checked;
   const params = { q, k, explain: "true", snippet: "true" };
   if (byFile) Object.assign(params, { group_by: "file", pages_per_file: 3 });
+  if ($("#hybrid").checked) params.hybrid = "rrf"; // vector + BM25 over the text layer
   try {
     const res = await api("/search?" + new URLSearchParams(params));
     // grouped: the files' pages in file order; a card that starts a file says so
@@ -363,6 +365,7 @@ function load(push) {
   const k = p.get("k");
   if (k && [...$("#k").options].some((o) => o.value === k)) $("#k").value = k;
   $("#by-file").checked = p.get("group_by") === "file";
+  $("#hybrid").checked = !!p.get("hybrid");
   $("#size").value = p.get("size") === "large" ? "large" : "small";
   applySize();
   if (q) {
