@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 from collection_support import (FILTERS, PAGES, QUERIES, assert_hits, assert_ranked, brute_force, make_docs,
                                 memory_batch, random_texts, stored_like)
+from hybrid_support import MODES, check_against_pyserini, random_queries
 from lifecycle_support import make_folder, make_link_folder, pdf_pages
 from PIL import Image
 
@@ -272,6 +273,86 @@ class EngineContract:
         assert all(3 <= h.page <= 12 and h.explain for h in got[0].hits) and len(got[0].hits) == 3
         with pytest.raises(ValueError, match="group_by"):
             col.search("interface", group_by="page")
+
+    # -- hybrid search with the text layer (issue 26 item 4) --------------------------------
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def text_col(cls, docs, location):
+        """This engine's Collection of the folder built with the text field (--text-field)."""
+        c = Collection.create(model="lexical", engine=cls.engine, text_field=True, **location())
+        report = c.index(docs, progress=False)
+        assert report.ok and report.summary.indexed == PAGES, report.summary
+        yield c
+        c.close()
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def text_mem(cls, docs, tmp_path_factory):
+        """The reference BM25: the memory engine's Collection of the folder with its text."""
+        c = Collection.create(tmp_path_factory.mktemp("contract-text-mem") / "ix", model="lexical", engine="memory",
+                              text_field=True)
+        assert c.index(docs, progress=False).ok
+        yield c
+        c.close()
+
+    def test_hybrid_equals_pyserini_fusion_of_the_engines_two_runs(self, text_col):
+        assert text_col.info()["text_field"] is True
+        compared = 0
+        for text in QUERIES + random_queries(4, seed=5):
+            for mode in MODES:
+                compared += check_against_pyserini(text_col, text, K, mode)
+        assert compared > 3 * len(QUERIES) * len(MODES)  # real rankings, not empty lists
+
+    def test_hybrid_filters_apply_to_both_sides(self, text_col):
+        for source, pages in FILTERS:
+            for text in QUERIES[:3]:
+                check_against_pyserini(text_col, text, 5, "rrf", source=source, pages=pages)
+                for h in text_col.search(text, k=20, hybrid="minmax:0.5", source=source, pages=pages):
+                    srcs = [source] if isinstance(source, str) else source
+                    assert srcs is None or h.source in srcs, (text, source, h.source)
+                    lo, hi = pages
+                    assert (lo is None or h.page >= lo) and (hi is None or h.page <= hi), (text, pages, h.page)
+
+    def test_text_search_equals_the_memory_engines_bm25(self, text_col, text_mem):
+        """BM25 (k1 0.9, b 0.4, StandardAnalyzer words) over the same pages: the same ranking,
+        scores within float32 (memory follows Lucene's formula and its one-byte lengths)."""
+        seen = 0
+        for text in QUERIES + random_queries(6, seed=11):
+            with text_col._searcher() as s:
+                got = s.search_text(text, 20)
+            with text_mem._searcher() as s:
+                want = s.search_text(text, 20)
+            assert_ranked(got, [(h.id, h.score) for h in want], len(want), lambda x: 1e-5 * max(1.0, abs(x)), text)
+            seen += len(got)
+        assert seen > 20
+
+    def test_hybrid_groups_the_fused_pages_and_explains_the_vector_side(self, text_col):
+        text = "install package interface"
+        flat = text_col.search(text, k=100, hybrid="rrf", depth=100)
+        expected: dict = {}
+        for h in flat:
+            expected.setdefault(h.source, [])
+            if len(expected[h.source]) < 2:
+                expected[h.source].append(h.id)
+        files = text_col.search(text, k=3, hybrid="rrf", depth=100, group_by="file", pages_per_file=2)
+        assert [(f.source, [h.id for h in f.hits]) for f in files] == list(expected.items())[:3]
+        hits = text_col.search(text, k=30, hybrid="rrf", explain=True)
+        assert len(hits) >= 5 and all(h.hybrid["vector"] is not None for h in hits[:3])
+        for h in hits:
+            if h.hybrid["vector"] is None:
+                assert h.explain == {}, h
+            else:
+                assert abs(sum(h.explain.values()) - h.hybrid["vector"]) <= 1e-3 * max(1.0, h.hybrid["vector"]), h
+                assert h.reasons is not None
+
+    def test_hybrid_on_an_index_without_the_text_field_is_one_line(self, col):
+        assert col.info()["text_field"] is False
+        with pytest.raises(EngineError, match="--text-field") as e:
+            col.search("package", hybrid="rrf")
+        assert "\n" not in str(e.value)
+        with pytest.raises(ValueError, match="minmax:W"):
+            col.search("package", hybrid="max")
 
     def test_two_phase_with_a_wide_window_is_the_exact_search(self, col):
         """search(two_phase=...) where the engine takes it (memory, Lucene): prune_ratio 0 is
