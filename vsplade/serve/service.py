@@ -59,6 +59,22 @@ def default_cache_dir() -> Path:
     return Path(base) / "vsplade" / "pages"
 
 
+def _round_scores(row: dict) -> None:
+    """Scores as `vsplade search --json` and TREC runs write them (vsplade.runs.score_texts:
+    Pyserini's 6 decimals, more only where a near-tie needs them to keep its order)."""
+    from ..runs import score_texts
+
+    def fix(items: list) -> None:
+        for d, text in zip(items, score_texts([d["score"] for d in items])):
+            d["score"] = float(text)
+
+    fix(row["hits"])
+    for f in row.get("files") or []:
+        fix(f["hits"])
+    if row.get("files"):
+        fix(row["files"])
+
+
 class SearchService:
     """Loaded once per process over one `Collection` (which follows its index: another
     process's commits are seen at the next request). Thread-safe for searches; renders are
@@ -146,6 +162,7 @@ class SearchService:
                                  "hits": [self.hit_dict(h, explain) for h in f.hits]} for f in hits]
             else:
                 row["hits"] = [self.hit_dict(h, explain) for h in hits]
+            _round_scores(row)
             notice = self.collection.notice(t, hits)
             if notice:
                 row["notice"] = notice  # no page matches a query word whole (vsplade.reasons)
@@ -165,7 +182,7 @@ class SearchService:
         if explain:
             items = list((h.explain or {}).items())
             items.sort(key=lambda kv: -kv[1])
-            d["explain"] = [{"term": t, "token": self.term_display(t), "contribution": float(c)}
+            d["explain"] = [{"term": t, "token": self.term_display(t), "contribution": round(float(c), 6)}
                             for t, c in items[: self.limits.explain_terms]]
             d["matched_terms"] = len(items)
             if h.reasons is not None:
