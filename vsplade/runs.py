@@ -162,9 +162,11 @@ def write_run(out: IO[str], fmt: str, topics: Sequence[tuple[str, str]], results
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}")
     check_docid(docid)
-    for n, ((qid, text), hits) in enumerate(zip(topics, results)):
-        for line in _lines(fmt, qid, text, hits, tag, notices[n] if notices else None, docid):
-            out.write(line + "\n")
+    # every line first: a page file-page cannot name (ValueError) stops the run before a line is written
+    lines = [line for n, ((qid, text), hits) in enumerate(zip(topics, results))
+             for line in _lines(fmt, qid, text, hits, tag, notices[n] if notices else None, docid)]
+    for line in lines:
+        out.write(line + "\n")
 
 
 def _lines(fmt: str, qid: str, text: str, hits: Sequence[Hit], tag: str, notice: str | None = None,

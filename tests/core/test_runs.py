@@ -72,6 +72,10 @@ def test_file_page_ids_are_one_token_and_read_back(name):
 def test_file_page_needs_a_file_name():
     with pytest.raises(ValueError, match="--docid file-page cannot name it"):
         docid_of(Hit("corpus-17", 1.0), "file-page")
+    out = io.StringIO()
+    with pytest.raises(ValueError, match="page corpus-17 has no file name"):
+        write_run(out, "trec", [("q", "t")] * 2, [[Hit("a", 2.0, "a.pdf", 1)], [Hit("corpus-17", 1.0)]], docid="file-page")
+    assert out.getvalue() == ""  # nothing half-written
     with pytest.raises(ValueError, match="--docid must be"):
         write_run(io.StringIO(), "trec", [("q", "t")], [[Hit("x", 1.0)]], docid="path")
 
