@@ -32,8 +32,13 @@ MAX_TOKEN_LENGTH = 255  # StandardAnalyzer's default: longer words are cut into 
 _IDEO = "\u3040-\u309f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _W = rf"[^\W{_IDEO}]"
 _LETTER = rf"[^\W\d{_IDEO}]"
+# pictographs (Extended_Pictographic, approximately: ©, ®, ™, arrows, dingbats, emoji) are
+# words of their own, as Lucene's StandardTokenizer emits them (<EMOJI>)
+_PICTO = ("\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194-\u2199\u21a9\u21aa\u231a\u231b\u2328\u23cf"
+          "\u23e9-\u23f3\u23f8-\u23fa\u24c2\u25aa\u25ab\u25b6\u25c0\u25fb-\u25fe\u2600-\u27bf\u2934\u2935"
+          "\u2b05-\u2b07\u2b1b\u2b1c\u2b50\u2b55\u3030\u303d\u3297\u3299\U0001f000-\U0001faff")
 _TOKEN = re.compile(
-    rf"[{_IDEO}]|{_W}+(?:(?:(?<={_LETTER})[.'’:·](?={_LETTER})|(?<=\d)[.'’,;](?=\d)){_W}+)*"
+    rf"[{_IDEO}]|[{_PICTO}]\ufe0f?|{_W}+(?:(?:(?<={_LETTER})[.'’:·](?={_LETTER})|(?<=\d)[.'’,;](?=\d)){_W}+)*"
 )
 
 
@@ -42,6 +47,8 @@ def tokenize(text: str) -> list[str]:
     out = []
     for m in _TOKEN.finditer(text.lower()):
         w = m.group()
+        if w[0] == "_" and w.strip("_") == "":
+            continue  # underscores alone join words but are none (UAX#29 ExtendNumLet)
         if len(w) <= MAX_TOKEN_LENGTH:
             out.append(w)
         else:
