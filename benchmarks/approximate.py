@@ -1,16 +1,24 @@
-"""Two-phase search (vsplade.approximate.TwoPhase, issue 24 item 3): a Pareto table of latency
-vs fidelity, memory engine and Lucene side by side, exact and several (prune_ratio, expansion).
+"""Approximate search on Lucene (issue 24 item 3): a Pareto table of latency vs fidelity for
+exact search, two-phase search (vsplade.approximate.TwoPhase, phase 2 from the forward index
+or through Lucene), static index pruning (vsplade.pruning.StaticPruning) and their combination,
+plus one segment (vsplade_lucene.optimize) against the writer's segments.
 
     python benchmarks/approximate.py [--pages 100000] [--queries 300] [--preset quality efficient]
-                                     [--settings 0.2:5,0.3:5,0.4:5,0.4:10,0.5:10,0.6:20]
+        [--settings 0.3:5,0.4:10] [--prune top=128,top=256] [--combine 0:10,0.3:10] [--no-optimize]
 
-For each preset (benchmarks/corpus.py: FLOPs 1.51 Quality, 0.98 Efficient): one corpus, one
-Lucene index (direct path, scale 10000, merged as the writer leaves it) and the memory engine's
-ExactScorer over the same pages. Every (engine, setting) is timed query by query in turn (the
-order rotating, after one untimed pass of each), so load from other processes falls on all
-alike. Fidelity: recall@10 and nDCG@10 (gain = exact score) against the exact float ranking
-(the memory engine's exact search), for both engines: Lucene's exact row shows what its integer
-impacts alone cost. Phase-1 postings: the postings of the kept terms, the work phase 1 does.
+For each preset (benchmarks/corpus.py: FLOPs 1.51 Quality, 0.98 Efficient): one corpus and
+these Lucene indexes (direct path, scale 10000):
+- the exact index as the writer leaves it (several segments) and a copy merged to one segment
+  (the table's reference: "exact, 1 segment"; every other index is merged too);
+- per static pruning setting, an index of the pruned pages; its forward index is then
+  rewritten with the UNPRUNED pages (forward.py "unpruned"), so two-phase on it ("combined")
+  searches the small pruned postings in phase 1 and returns the full pages' exact scores.
+Rows: exact; "phase 1 only" (the kept terms' Lucene search for the window: where two-phase's
+time goes); two-phase with phase 2 from the forward index and (first setting) through Lucene's
+doc-set filter; static pruning alone (the pruned index's own ranking and scores); combined.
+Every row is timed query by query in turn (benchmarks/interleave.py), so load from other
+processes falls on all alike. Fidelity: recall@10 and nDCG@10 against exact Lucene on the
+unpruned index (gains: the exact scores).
 """
 
 from __future__ import annotations
@@ -27,15 +35,16 @@ from pathlib import Path
 import numpy as np
 
 from vsplade.approximate import TwoPhase
-from vsplade.engines.memory import ExactScorer
-from vsplade.sparse import SparseBatch
+from vsplade.pruning import StaticPruning
+from vsplade.sparse import SparseBatch, quantize_impacts
 from vsplade.vocab import default_vocabulary
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import PRESETS, Workload, describe, measure  # noqa: E402
-from interleave import pct, time_interleaved  # noqa: E402
+from interleave import time_interleaved  # noqa: E402
 
 K = 10
+BATCH = 16384
 
 
 def fidelity(got_ids: list[str], exact_ids: list[str], gain: dict[str, float]) -> tuple[float, float]:
@@ -53,8 +62,40 @@ def parse_settings(text: str) -> list[TwoPhase]:
     return [TwoPhase.of(s.strip()) for s in text.split(",") if s.strip()]
 
 
+def parse_prune(text: str) -> list[StaticPruning]:
+    return [StaticPruning.of(s.strip()) for s in text.split(";") if s.strip()]
+
+
+def label(tp: TwoPhase) -> str:
+    return f"{tp.prune_ratio:g} / {tp.expansion:g}"
+
+
+def build(path: Path, corpus: SparseBatch, args, pruning: StaticPruning | None = None) -> float:
+    from vsplade_lucene import LuceneEngine
+
+    t = time.perf_counter()
+    eng = LuceneEngine(str(path), scale=args.scale, threads=args.threads)
+    with eng.writer({"name": "bench-approximate"}, recreate=True) as w:
+        for s in range(0, len(corpus), BATCH):
+            b = corpus.select(range(s, min(s + BATCH, len(corpus))))
+            w.add(pruning.apply(b)[0] if pruning else b)
+    return time.perf_counter() - t
+
+
+def write_unpruned_forward(path: Path, corpus: SparseBatch, scale: float, vocab) -> None:
+    """The pruned index's forward index replaced by the unpruned pages (same doc order)."""
+    from vsplade_lucene.forward import ForwardWriter
+
+    fw = ForwardWriter(path, vocab, scale, committed=0, unpruned=True)
+    m = corpus.matrix
+    for s in range(0, m.shape[0], 100_000):
+        imp, _ = quantize_impacts(m[s:s + 100_000], scale)
+        fw.append(np.diff(imp.indptr), imp.indices, imp.data)
+
+
 def run_preset(preset: str, args, vocab, work: Path) -> None:
     from vsplade_lucene import LuceneEngine
+    from vsplade_lucene.optimize import optimize, segment_count
 
     t = time.perf_counter()
     workload = Workload(preset)
@@ -62,86 +103,111 @@ def run_preset(preset: str, args, vocab, work: Path) -> None:
     ids = [f"p{i}" for i in range(args.pages)]
     meta = [{"id": d, "source": f"doc{i // 20}.pdf", "page": i % 20 + 1} for i, d in enumerate(ids)]
     corpus = SparseBatch(m, ids, meta)
+    del m
     raw = workload.queries(args.queries, seed=1)
     queries = [{vocab.terms[int(i)]: float(w) for i, w in zip(qi, qw)} for qi, qw in raw]
-    figures = measure(m, raw)
-    df = np.bincount(m.indices, minlength=m.shape[1])
+    figures = measure(corpus.matrix, raw)
+    df = np.bincount(corpus.matrix.indices, minlength=corpus.matrix.shape[1])
     print(f"[{preset}] corpus {time.perf_counter() - t:.1f}s", file=sys.stderr, flush=True)
 
-    path = work / f"lucene-{preset}"
-    eng = LuceneEngine(str(path), scale=args.scale, threads=args.threads)
-    t = time.perf_counter()
-    with eng.writer({"name": "bench-approximate"}, recreate=True) as w:
-        for s in range(0, args.pages, 4096):
-            w.add(corpus.select(range(s, min(s + 4096, args.pages))))
-    print(f"[{preset}] lucene index {time.perf_counter() - t:.1f}s", file=sys.stderr, flush=True)
-    mem = ExactScorer(corpus, vocab) if "memory" in args.engines else None
-    page_ids = corpus.ids
-    del corpus, m  # the scorer's CSC is the one copy the memory side needs
-    lucene = eng.searcher()
+    notes = []
+    base = work / f"{preset}-exact"
+    secs = build(base, corpus, args)
+    nseg = segment_count(base)
+    notes.append(f"exact index: built in {secs:.1f}s, {nseg} segments")
+    merged = base
+    if args.optimize:
+        merged = work / f"{preset}-exact-1seg"
+        shutil.copytree(base, merged)
+        out = optimize(merged)
+        notes.append(f"optimize (force-merge to 1 segment): {out['seconds']:.1f}s ({out['segments_before']} -> 1)")
+    pruned_paths = []
+    for p in args.prune:
+        path = work / f"{preset}-prune-{p.top_n}-{p.floor:g}"
+        secs = build(path, corpus, args, p)
+        if args.optimize:
+            optimize(path)
+        write_unpruned_forward(path, corpus, args.scale, vocab)
+        kept = sum(int(p.apply(corpus.select(range(s, min(s + BATCH, len(corpus)))))[0].matrix.nnz)
+                   for s in range(0, len(corpus), BATCH))
+        notes.append(f"pruned index top_n={p.top_n} floor={p.floor:g}: built in {secs:.1f}s, "
+                     f"{kept / len(corpus):.0f} nnz/page kept of {corpus.matrix.nnz / len(corpus):.0f}")
+        pruned_paths.append((p, path))
+    del corpus
+    print(f"[{preset}] indexes built", file=sys.stderr, flush=True)
 
-    settings: list[TwoPhase | None] = [None, *args.settings]
-    label = lambda tp: "exact" if tp is None else f"{tp.prune_ratio:g} / {tp.expansion:g}"  # noqa: E731
-    fns = {}
-    for tp in settings:
-        if mem is not None:
-            fns[("memory", label(tp))] = (lambda tp_: lambda q: mem.search(q, K, two_phase=tp_))(tp)
-        fns[("lucene", label(tp))] = (lambda tp_: lambda q: lucene.search(q, K, two_phase=tp_))(tp)
+    s_multi = LuceneEngine(str(base)).searcher()
+    s_exact = LuceneEngine(str(merged)).searcher()
+    s_lucene2 = LuceneEngine(str(merged)).searcher()
+    s_lucene2.use_forward = False
+    assert s_exact._forward_index() is not None
+    opened = [s_multi, s_exact, s_lucene2]
+
+    one = "1 segment" if args.optimize else f"{nseg} segments"
+    fns: dict[str, object] = {}
+    fns[f"exact, {one}"] = lambda q: s_exact.search(q, K)
+    if args.optimize:
+        fns[f"exact, {nseg} segments (as written)"] = lambda q: s_multi.search(q, K)
+    for tp in args.settings:
+        fns[f"phase 1 only {label(tp)}"] = (lambda tp_: lambda q: s_exact.search(tp_.split(q)[0], tp_.window(K)))(tp)
+        fns[f"two-phase {label(tp)}, phase 2 forward"] = (
+            lambda tp_: lambda q: s_exact.search(q, K, two_phase=tp_))(tp)
+    tp0 = args.settings[0]
+    fns[f"two-phase {label(tp0)}, phase 2 Lucene filter"] = lambda q: s_lucene2.search(q, K, two_phase=tp0)
+    for p, path in pruned_paths:
+        sp_ = LuceneEngine(str(path)).searcher()
+        opened.append(sp_)
+        name = f"top={p.top_n}" + (f" floor={p.floor:g}" if p.floor else "")
+        fns[f"static {name} alone"] = (lambda s_: lambda q: s_.search(q, K))(sp_)
+        for tp in args.combine:
+            fns[f"static {name} + two-phase {label(tp)}"] = (
+                lambda s_, tp_: lambda q: s_.search(q, K, two_phase=tp_))(sp_, tp)
+
+    print(f"[{preset}] timing {len(fns)} rows x {len(queries)} queries; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=sys.stderr, flush=True)
     t = time.perf_counter()
     lat = time_interleaved(fns, queries)
     print(f"[{preset}] timing {time.perf_counter() - t:.1f}s", file=sys.stderr, flush=True)
 
-    # the truth: the exact float ranking (memory), or without the memory side Lucene's exact
-    # ranking on its integer impacts (gains: Lucene's scores of its top 1,000)
-    truth = mem.search if mem is not None else lucene.search
-    exact = [truth(q, K) for q in queries]
-    exact_ids = [[h.id for h in hs] for hs in exact]
-    row_of = {d: i for i, d in enumerate(page_ids)}
-
-    def gains_of(q):
-        if mem is not None:
-            full = mem.scores(q)
-            return lambda d: float(full[row_of[d]])
-        full = {h.id: h.score for h in lucene.search(q, 1000)}
-        return lambda d: full.get(d, 0.0)
-
+    exact_ids, gains = [], []
+    for q in queries:
+        full = s_exact.search(q, 1000)
+        exact_ids.append([h.id for h in full[:K]])
+        gains.append({h.id: h.score for h in full})
     rows = []
-    gain_fns = [gains_of(q) for q in queries]
-    for (engine, name), fn in fns.items():
+    for name, fn in fns.items():
         rec, ndcg = [], []
-        for q, want, gain in zip(queries, exact_ids, gain_fns):
+        for q, want, gain in zip(queries, exact_ids, gains):
             got = [h.id for h in fn(q)]
-            g = {d: gain(d) for d in set(got) | set(want)}
-            r, n = fidelity(got, want, g)
+            if name.startswith("phase 1 only"):
+                got = got[:K]
+            r, n = fidelity(got, want, gain)
             rec.append(r)
             ndcg.append(n)
-        tp = settings[[label(s) for s in settings].index(name)]
-        if tp is None:
-            post = figures["postings_per_query"]
-        else:
-            post = float(np.mean([df[[vocab.id_of(t) for t in tp.split(q)[0]]].sum() for q in queries]))
-        rows.append((engine, name, *lat[(engine, name)], float(np.mean(rec)), float(np.min(rec)),
-                     float(np.mean(ndcg)), post))
-    base = lat[("lucene", "exact")][0]
-    print(f"\n### {preset} preset: {args.pages:,} pages, {len(queries)} queries, k={K}; truth: "
-          f"{'exact float ranking (memory)' if mem is not None else 'exact Lucene ranking'}\n")
+        rows.append((name, *lat[name], float(np.mean(rec)), float(np.min(rec)), float(np.mean(ndcg))))
+    ref = lat[f"exact, {one}"][0]
+    print(f"\n### {preset} preset: {args.pages:,} pages, {len(queries)} queries, k={K}; truth: exact Lucene "
+          f"(unpruned)\n")
     print(describe(preset, figures))
-    print("\n| engine | prune_ratio / expansion | p50 ms | p99 ms | speed-up vs exact Lucene (p50) | recall@10 | "
-          "worst query recall@10 | nDCG@10 | phase-1 postings/query |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for engine in ("memory", "lucene"):  # absent engines print nothing
-        for e, name, p50, p99, rec, worst, ndcg, post in rows:
-            if e == engine:
-                print(f"| {e} | {name} | {p50:.2f} | {p99:.2f} | {base / p50:.1f}x | {rec:.4f} | {worst:.1f} | "
-                      f"{ndcg:.4f} | {post:,.0f} |")
-    ok = [(base / p50, e, name, rec) for e, name, p50, _, rec, _, _, _ in rows if name != "exact" and rec >= 0.97]
+    for n in notes:
+        print(f"- {n}")
+    print(f"\n| Lucene search | p50 ms | p99 ms | speed-up vs exact {one} (p50) | recall@10 | worst query recall@10 | "
+          "nDCG@10 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, p50, p99, rec, worst, ndcg in rows:
+        print(f"| {name} | {p50:.2f} | {p99:.2f} | {ref / p50:.1f}x | {rec:.4f} | {worst:.1f} | {ndcg:.4f} |")
+    ok = [(ref / p50, name, rec) for name, p50, _, rec, _, _ in rows
+          if not name.startswith(("exact", "phase 1")) and rec >= 0.97]
     if ok:
-        sp_, e, name, rec = max(ok)
-        print(f"\nfastest with recall@10 >= 0.97: {e} {name} ({sp_:.1f}x exact Lucene's p50, recall {rec:.4f})")
+        sp_, name, rec = max(ok)
+        print(f"\nfastest with recall@10 >= 0.97: {name} ({sp_:.1f}x exact's p50, recall {rec:.4f})")
     else:
-        print("\nno two-phase setting reaches recall@10 >= 0.97")
-    lucene.close()
-    shutil.rmtree(path, ignore_errors=True)
+        print("\nno approximate setting reaches recall@10 >= 0.97")
+    for s in opened:
+        s.close()
+    if not args.keep:
+        for path in [base, merged, *(p for _, p in pruned_paths)]:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def main() -> None:
@@ -149,22 +215,30 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--preset", nargs="+", choices=list(PRESETS), default=list(PRESETS))
-    ap.add_argument("--settings", type=parse_settings, default=parse_settings("0.2:5,0.3:5,0.4:5,0.4:10,0.5:10,0.6:20"),
-                    help="two-phase settings, PRUNE_RATIO:EXPANSION, comma-separated")
+    ap.add_argument("--settings", type=parse_settings, default=parse_settings("0.3:5,0.4:10"),
+                    help="two-phase settings on the exact index, PRUNE_RATIO:EXPANSION, comma-separated")
+    ap.add_argument("--prune", type=parse_prune, default=parse_prune("top=128;top=256"),
+                    help="static pruning settings (vsplade.pruning), ';'-separated, e.g. 'top=128;top=200,floor=0.1'")
+    ap.add_argument("--combine", type=parse_settings, default=parse_settings("0:5,0:10,0.3:10"),
+                    help="two-phase settings on each pruned index (phase 2: the unpruned pages)")
+    ap.add_argument("--no-optimize", dest="optimize", action="store_false",
+                    help="leave every index with the writer's segments (no 1-segment rows)")
     ap.add_argument("--scale", type=float, default=10000.0, help="the Lucene index's impact scale (the engine's default)")
     ap.add_argument("--threads", type=int, default=2, help="Lucene indexing threads")
-    ap.add_argument("--engines", nargs="+", choices=["memory", "lucene"], default=["memory", "lucene"],
-                    help="lucene alone halves the RAM a large run needs (the memory engine's CSC)")
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--keep", action="store_true", help="keep the indexes (under --workdir)")
     args = ap.parse_args()
     vocab = default_vocabulary()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="vsplade-bench-approx-"))
+    work.mkdir(parents=True, exist_ok=True)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; load average at start "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    print(f"# Two-phase search: {args.pages:,} pages, memory engine and Lucene (scale {args.scale:g}) interleaved")
+    print(f"# Approximate search on Lucene: {args.pages:,} pages (scale {args.scale:g})")
+    t0 = time.perf_counter()
     for preset in args.preset:
         run_preset(preset, args, vocab, work)
-        print(f"\nload average after {preset}: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        print(f"\nload average after {preset}: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+              f"{time.perf_counter() - t0:.0f}s since the start", flush=True)
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 

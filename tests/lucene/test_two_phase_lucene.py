@@ -187,3 +187,129 @@ def test_real_pdf_pages(tmp_path, pdf_dir):
             assert got, t
             assert got == _reference(s, batch, vocab, q, 5, tp)
     assert pruned_some
+
+
+# -- phase 2 from the forward index (vsplade_lucene.forward) --------------------------------
+
+@pytest.fixture(scope="module")
+def heavy(tmp_path_factory, corpus):
+    """The same pages at the default scale 10000 with weights x 40: query x page impacts of
+    up to ~10^10 (past float32's 2^24 integers), where a float32 product rounds; the forward
+    index must round exactly as Lucene does."""
+    path = tmp_path_factory.mktemp("two-phase-heavy") / "idx"
+    big = SparseBatch(corpus.matrix * 40, corpus.ids, corpus.meta)
+    with LuceneEngine(str(path)).writer(INFO) as w:
+        w.add(big)
+    return path
+
+
+def _pairs(hits):
+    return [(h.id, h.score) for h in hits]
+
+
+@pytest.mark.timeout(240)
+def test_forward_phase_2_equals_lucene_phase_2_bit_for_bit(heavy, corpus, vocab):
+    eng = LuceneEngine(str(heavy))
+    with eng.searcher() as fwd, eng.searcher() as luc:
+        assert fwd._forward_index() is not None
+        luc.use_forward = False
+        queries = [{t: w * 25 for t, w in q.items()} for q in _queries(corpus, vocab, seed=21)]
+        for q in queries:
+            full = {h.id: h.score for h in fwd.search(q, N)}
+            for tp in (TwoPhase(0.5, 1.0), TwoPhase(0.3, 5.0), TwoPhase(0.5, float(N))):
+                for filters in ({}, {"sources": ["dir1"]}, {"page_min": 2, "page_max": 6}):
+                    got = fwd.search(q, 10, two_phase=tp, **filters)
+                    assert _pairs(got) == _pairs(luc.search(q, 10, two_phase=tp, **filters))
+                    assert all(h.score == full[h.id] for h in got)  # Lucene's exact score, bit-equal
+                    pf = PageFilter.of(**filters)
+                    assert all(pf is None or pf.matches(h.source, h.page) for h in got)
+            # a window holding every candidate: the exact top-k of the pages holding a kept term
+            tp = TwoPhase(0.5, float(N))
+            assert _pairs(fwd.search(q, 10, two_phase=tp)) == _reference(fwd, SparseBatch(
+                corpus.matrix * 40, corpus.ids, corpus.meta), vocab, q, 10, tp)
+
+
+@pytest.mark.timeout(240)
+def test_forward_ties_order_like_lucene(tmp_path, vocab):
+    """Pages with equal scores: by doc id (insertion order), as Lucene's collector."""
+    n = 60
+    rows = np.repeat(np.arange(n), 2)
+    cols = np.tile([3000, 3001], n)
+    data = np.where(np.arange(2 * n) % 2 == 0, 1.0, (np.arange(2 * n) // 2 % 3 + 1) * 0.5).astype(np.float32)
+    batch = SparseBatch(sp.csr_matrix((data, (rows, cols)), shape=(n, V)), [f"t{i:03d}" for i in range(n)])
+    with LuceneEngine(str(tmp_path / "idx")).writer(INFO) as w:
+        w.add(batch)
+    q = {vocab.term(3000): 1.0, vocab.term(3001): 0.2}
+    with LuceneEngine(str(tmp_path / "idx")).searcher() as s:
+        assert s._forward_index() is not None
+        got = _pairs(s.search(q, 25, two_phase=TwoPhase(0.5, 3.0)))
+        assert got == _pairs(s.search(q, 25))
+        assert len({sc for _, sc in got}) < len(got)  # ties were there to order
+
+
+@pytest.mark.timeout(240)
+def test_index_without_forward_files_falls_back(tmp_path, corpus, vocab):
+    from vsplade_lucene import forward
+
+    path = tmp_path / "idx"
+    with LuceneEngine(str(path), scale=100).writer(INFO) as w:
+        w.add(corpus)
+    queries = _queries(corpus, vocab, n=8, seed=5)
+    tp = TwoPhase(0.5, 3.0)
+    with LuceneEngine(str(path)).searcher() as s:
+        assert s._forward_index() is not None
+        want = [_pairs(s.search(q, 10, two_phase=tp)) for q in queries]
+    forward.remove(path)  # an index built before the forward index existed
+    with LuceneEngine(str(path)).searcher() as s:
+        assert s._forward_index() is None
+        assert [_pairs(s.search(q, 10, two_phase=tp)) for q in queries] == want
+    # a writer resuming such an index does not start a forward index that misses pages
+    with LuceneEngine(str(path)).writer(INFO) as w:
+        w.add(SparseBatch(corpus.matrix[:5], [f"extra{i}" for i in range(5)]))
+    assert not (path / forward.COUNTS).exists()
+
+
+@pytest.mark.timeout(240)
+def test_deletes_drop_the_forward_index(tmp_path, corpus, vocab):
+    path = tmp_path / "idx"
+    with LuceneEngine(str(path), scale=100).writer(INFO) as w:
+        w.add(corpus)
+        w.delete(corpus.ids[:100:3])
+    tp = TwoPhase(0.5, float(N))
+    with LuceneEngine(str(path)).searcher() as s:
+        assert s._forward_index() is None  # doc ids renumbered: Lucene's phase 2 serves
+        for q in _queries(corpus, vocab, n=5, seed=8):
+            got = _pairs(s.search(q, 10, two_phase=tp))
+            full = {h.id: h.score for h in s.search(q, N)}
+            assert got and all(full[i] == sc for i, sc in got)
+            assert not set(i for i, _ in got) & set(corpus.ids[:100:3])
+
+
+@pytest.mark.timeout(240)
+def test_pruned_index_with_unpruned_forward_returns_full_scores(tmp_path, corpus, vocab):
+    """Static pruning (vsplade.pruning) + a forward index of the unpruned pages: phase 1 on
+    the pruned postings, hits scored exactly as the unpruned index scores them."""
+    from vsplade.pruning import StaticPruning
+    from vsplade.sparse import quantize_impacts
+    from vsplade_lucene.forward import ForwardWriter
+
+    full_path, pruned_path = tmp_path / "full", tmp_path / "pruned"
+    pr = StaticPruning(top_n=8)
+    pruned, dropped = pr.apply(corpus)
+    assert dropped > 0
+    with LuceneEngine(str(full_path), scale=100).writer(INFO) as w:
+        w.add(corpus)
+    with LuceneEngine(str(pruned_path), scale=100).writer(INFO) as w:
+        w.add(pruned)
+    fw = ForwardWriter(pruned_path, vocab, 100.0, committed=0, unpruned=True)
+    imp, _ = quantize_impacts(corpus.matrix, 100.0)
+    fw.append(np.diff(imp.indptr), imp.indices, imp.data)
+    tp = TwoPhase(0.0, float(N))  # every query term kept; the window holds every match
+    with LuceneEngine(str(full_path)).searcher() as full, LuceneEngine(str(pruned_path)).searcher() as ps:
+        for q in _queries(corpus, vocab, n=10, seed=13):
+            cols = [vocab.id_of(t) for t in quantize_query_impacts(q, 100)]
+            matches = np.asarray((pruned.matrix[:, cols] != 0).sum(axis=1)).ravel() > 0
+            row = {d: i for i, d in enumerate(corpus.ids)}
+            want = [(h.id, h.score) for h in full.search(q, N) if matches[row[h.id]]][:10]
+            assert _pairs(ps.search(q, 10, two_phase=tp)) == want
+            assert _pairs(ps.search(q, 10)) != want  # pruned alone: pruned scores

@@ -142,8 +142,9 @@ class ForwardIndex:
         self.indptr = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=self.indptr[1:])
         nnz = int(self.indptr[-1])
-        self.terms = _map(path / TERMS, np.dtype(header["terms"]), nnz)
-        self.impacts = _map(path / IMPACTS, np.dtype("<i4"), nnz)
+        # plain ndarray views of the maps (np.memmap's own indexing adds overhead per call)
+        self.terms = np.asarray(_map(path / TERMS, np.dtype(header["terms"]), nnz))
+        self.impacts = np.asarray(_map(path / IMPACTS, np.dtype("<i4"), nnz))
         self.num_docs = len(counts)
         self.term_id = None  # term -> id, bound by open_for_search
         # the pages before static pruning (vsplade.pruning) while the Lucene index holds the
@@ -178,23 +179,23 @@ class ForwardIndex:
                 return None
         return cls(path, header, counts)
 
-    def rows(self, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(row of each non-zero, term ids, impacts) of these docs' pages."""
-        starts = self.indptr[docs]
-        lengths = self.indptr[docs + 1] - starts
-        total = int(lengths.sum())
-        row = np.repeat(np.arange(len(docs)), lengths)
-        # position of each non-zero: its doc's start + its rank inside the doc
-        pos = np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-        return row, np.asarray(self.terms[pos]), np.asarray(self.impacts[pos])
-
     def scores(self, docs: np.ndarray, query_ids: np.ndarray, query_impacts: np.ndarray) -> np.ndarray:
         """Lucene's float32 score of each doc for the query (term ids, integer impacts)."""
-        row, terms, impacts = self.rows(docs)
-        # a dense query vector (vocab_size float32s) beats a search per non-zero
+        docs = np.asarray(docs, dtype=np.int64)
+        starts = self.indptr[docs]
+        lengths = self.indptr[docs + 1] - starts
+        ends = np.cumsum(lengths)
+        # position of each of the docs' non-zeros in the files: its doc's start + its rank there
+        pos = np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
+        pos += np.repeat(starts - (ends - lengths), lengths)
+        # a dense query vector (vocab_size float32s) beats a search per non-zero; only the
+        # few non-zeros the query shares are multiplied (and only their impacts read)
         qdense = np.zeros(self.vocab_size, dtype=np.float32)
         qdense[query_ids] = query_impacts
-        prod = qdense[terms] * impacts.astype(np.float32)  # float32 x float32, as Java's boost * freq
+        q = qdense[self.terms[pos]]
+        shared = np.flatnonzero(q)
+        prod = q[shared] * self.impacts[pos[shared]].astype(np.float32)  # float32 x float32, as Java's boost * freq
+        row = np.searchsorted(ends, shared, side="right")
         return np.bincount(row, weights=prod.astype(np.float64), minlength=len(docs)).astype(np.float32)
 
     def top_k(self, docs: np.ndarray, query_ids: np.ndarray, query_impacts: np.ndarray,
