@@ -70,6 +70,7 @@ class OpenSearchSearcher(Searcher):
         self.conn = conn
         self.hybrid_fusion = hybrid_fusion  # "auto" | "pipeline" | "client" (settings.py)
         self._neural: tuple | None | bool = False  # neural-search version, looked up on the first hybrid search
+        self.hybrid_counts = {"pipeline": 0, "near_tie_fallback": 0}
         self.index = index
         self.mode = mode
         self.max_clauses = max_clauses
@@ -137,7 +138,29 @@ class OpenSearchSearcher(Searcher):
         if not text or not text.strip():
             return []
         resp = self._call(self.client.search, index=self.index, body=self.bm25_body(text, k, **options))
-        return self._hits(resp, {}, False)
+        return self._bm25_scaled(self._hits(resp, {}, False))
+
+    def _bm25_scaled(self, hits: list[Hit]) -> list[Hit]:
+        scale = self._text_scale()
+        if scale != 1.0:
+            for h in hits:
+                h.score *= scale
+        return hits
+
+    def _text_scale(self) -> float:
+        """What turns this index's BM25 scores into Lucene's BM25Similarity's (the contract's, as
+        Pyserini, the Lucene engine and memory score): 1, or 1 / (1 + k1) for an index created
+        by OpenSearch 2.x, whose "BM25" is LegacyBM25Similarity (every score x (1 + k1); 3.0 made
+        Lucene's the default). Rankings are the same, and so are RRF and min-max fusions."""
+        if getattr(self, "_scale", None) is None:
+            from .mapping import BM25_K1
+
+            settings = self._call(self.client.indices.get_settings, index=self.index, name="index.version.created")
+            (entry,) = settings.values()
+            created = int(entry["settings"]["index"]["version"]["created"])
+            created = created ^ 0x08000000 if created & 0x08000000 else created  # OpenSearch's id mask
+            self._scale = 1.0 / (1.0 + BM25_K1) if created // 1_000_000 < 3 else 1.0
+        return self._scale
 
     def batch_search_text(self, texts: Sequence[str], k: int = 10, **options: Any) -> list[list[Hit]]:
         if self.server_side:
@@ -200,7 +223,7 @@ class OpenSearchSearcher(Searcher):
         return ok
 
     def _pipeline_hybrid(self, query, text, k, fusion, depth, filter) -> list[Hit]:
-        from opensearchpy.exceptions import NotFoundError, OpenSearchException, TransportError
+        from opensearchpy.exceptions import OpenSearchException
 
         from . import hybrid
 
@@ -212,7 +235,7 @@ class OpenSearchSearcher(Searcher):
         for attempt in (0, 1):
             try:
                 name = hybrid.PIPELINES.ensure(self.conn, self.client, fusion)
-            except (TransportError, OpenSearchException) as e:
+            except OpenSearchException as e:
                 if self.hybrid_fusion == "pipeline":
                     raise EngineError(self.conn.redact(f"opensearch {self.conn.url}: cannot create search pipeline: "
                                                        f"{describe_error(e)}")) from None
@@ -230,14 +253,18 @@ class OpenSearchSearcher(Searcher):
                         break
                     size = 2 * depth
                 break
-            except NotFoundError as e:
-                if attempt or "pipeline" not in str(e).lower():
-                    raise EngineError(self.conn.redact(
-                        f"opensearch {self.conn.url} index {self.index!r}: {describe_error(e)}")) from None
-                hybrid.PIPELINES.forget(self.conn, fusion)  # the pipeline went away (a new cluster?): made again
             except OpenSearchException as e:
+                # a pipeline this process made went away (deleted, a new cluster): 400 "Pipeline X is
+                # not defined"; made again once
+                if not attempt and f"pipeline {name} is not defined" in str(e).lower():
+                    hybrid.PIPELINES.forget(self.conn, fusion)
+                    continue
                 raise EngineError(self.conn.redact(f"opensearch {self.conn.url} index {self.index!r}: {describe_error(e)}")) from None
         hits.sort(key=lambda h: (-h.score, h.id))
+        if not _order_is_exact(hits, k, fusion):
+            self.hybrid_counts["near_tie_fallback"] += 1
+            return super().search_hybrid(query, text, k, fusion, depth, filter, False)
+        self.hybrid_counts["pipeline"] += 1
         return hits[:k]
 
     def _hybrid_hits(self, resp: Mapping[str, Any]) -> list[Hit]:
@@ -245,8 +272,12 @@ class OpenSearchSearcher(Searcher):
         for hit, raw in zip(hits, resp["hits"]["hits"]):
             named = raw.get("matched_queries") or {}
             named = named if isinstance(named, Mapping) else {}
-            hit.hybrid = {"vector": named.get("vector"), "vector_rank": None, "text": named.get("text"), "text_rank": None}
+            text = named.get("text")
+            hit.hybrid = {"vector": named.get("vector"), "vector_rank": None,
+                          "text": None if text is None else text * self._text_scale(), "text_rank": None}
         return hits
+
+    hybrid_counts: dict  # how search_hybrid answered: "pipeline", "near_tie_fallback" (set in __init__)
 
     def batch_search_server_side(self, texts: Sequence[str], k: int = 10, **options: Any) -> list[list[Hit]]:
         out: list[list[Hit]] = []
@@ -332,3 +363,26 @@ class OpenSearchSearcher(Searcher):
             self.client.close()
         except Exception:  # noqa: BLE001 - closing idle HTTP pools cannot fail meaningfully
             pass
+
+
+# How far a pipeline's fused score may sit from pyserini.fusion's: RRF, float32 sums of
+# 1/(60 + rank) rounded to 10 places (distinct sums at depths up to ~150 differ by >= 1.5e-9);
+# min-max, neural-search's 0.001 floor for a sub-query's lowest page (w x 0.001 + (1 - w) x 0.001
+# at most) plus float32.
+_RRF_SLACK = 1e-8
+_MINMAX_SLACK = 0.001 + 1e-6
+
+
+def _order_is_exact(hits: Sequence[Hit], k: int, fusion) -> bool:
+    """Whether the pipeline's top k (sorted by score, then page id) is pyserini.fusion's top k:
+    the pipeline's score is pyserini's plus at most the slack, so two pages can only trade
+    places when their scores are within it. Checks the gaps between neighbours down to place
+    k + 1 (a page further down, or not returned, scores no more than place k + 1). Exact RRF
+    ties are real ties (the same two ranks), ordered by page id as pyserini does."""
+    slack = _RRF_SLACK if fusion.method == "rrf" else _MINMAX_SLACK
+    top = [h.score for h in hits[: k + 1]]
+    for a, b in zip(top, top[1:]):
+        gap = a - b
+        if gap <= slack and not (gap == 0 and fusion.method == "rrf"):
+            return False
+    return True
