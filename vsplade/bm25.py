@@ -96,22 +96,21 @@ class TextIndex:
     def extend(self, texts: Sequence[str | None]) -> None:
         """Adds the next pages' texts (None or "": a page without words)."""
         words = self.words
-        rows, cols, tfs, norms = [], [], [], []
-        for r, text in enumerate(texts, start=self.num_rows):
-            counts = Counter(tokenize(text)) if text else Counter()
-            for w, n in counts.items():
-                c = words.get(w)
-                if c is None:
-                    c = words[w] = len(words)
-                rows.append(r)
-                cols.append(c)
-                tfs.append(n)
-            norms.append(norm_byte(sum(counts.values())) if counts else -1)  # -1: no norm (no words)
-        self._rows.append(np.asarray(rows, dtype=np.int32))
-        self._cols.append(np.asarray(cols, dtype=np.int32))
-        self._tfs.append(np.asarray(tfs, dtype=np.float32))
-        self._norms.append(np.asarray(norms, dtype=np.int16))
-        self.num_rows += len(texts)
+        tokens = [tokenize(t) if t else [] for t in texts]
+        lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+        flat = [w for page in tokens for w in page]
+        for w in set(flat).difference(words):
+            words[w] = len(words)
+        # (row, word) pairs counted in numpy: a dict lookup a word is the only Python work
+        ids = np.fromiter(map(words.__getitem__, flat), dtype=np.int64, count=len(flat))
+        rows = np.repeat(np.arange(self.num_rows, self.num_rows + len(tokens), dtype=np.int64), lengths)
+        keys, tf = np.unique((rows << 32) | ids, return_counts=True)
+        self._rows.append((keys >> 32).astype(np.int32))
+        self._cols.append((keys & 0xFFFFFFFF).astype(np.int32))
+        self._tfs.append(tf.astype(np.float32))
+        norms = np.fromiter((norm_byte(int(n)) if n else -1 for n in lengths), dtype=np.int16, count=len(lengths))
+        self._norms.append(norms)  # -1: no words, no norm (Lucene keeps none)
+        self.num_rows += len(tokens)
 
     def finish(self) -> "TextIndex":
         rows = np.concatenate(self._rows) if self._rows else np.empty(0, np.int32)

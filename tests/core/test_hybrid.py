@@ -205,3 +205,17 @@ def test_hybrid_and_two_phase_do_not_combine(text_ix):
     col = Collection.open(text_ix, engine="memory")
     with pytest.raises(EngineError, match="choose one"):
         col.search("package", hybrid="rrf", two_phase=True)
+
+
+def test_files_added_later_get_their_text_without_the_flag(tmp_path, pdf_dir):
+    first, later = tmp_path / "first", tmp_path / "later"
+    first.mkdir()
+    later.mkdir()
+    shutil.copy(pdf_dir / "camlidl-1.04.doc.pdf", first)
+    shutil.copy(pdf_dir / "debian-refcard-en-a4.pdf", later)
+    col = Collection.create(tmp_path / "ix", model="lexical-noidf", engine="memory", text_field=True)
+    assert col.index(first, progress=False).ok
+    again = Collection.open(tmp_path / "ix", engine="memory")  # text_field not given: the index has it
+    assert again.index(later, progress=False).ok
+    hits = again.search("reportbug apt-get", k=5, hybrid="rrf")
+    assert hits and any(h.source.endswith("debian-refcard-en-a4.pdf") and h.hybrid["text"] for h in hits)

@@ -105,3 +105,28 @@ def test_pdfs_hybrid_on_lucene_equals_pyserini_and_memory(tmp_path, pdf_dir):
         assert {h.id for h in got[:3]} == {h.id for h in want[:3]}, q
     lucene.close()
     memory.close()
+
+
+def test_deleted_pages_leave_the_text_side_and_later_files_bring_text(tmp_path, pdf_dir):
+    import shutil
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("camlidl-1.04.doc.pdf", "debian-refcard-en-a4.pdf"):
+        shutil.copy(pdf_dir / name, docs)
+    col = Collection.create(tmp_path / "ix", model="lexical-noidf", engine="lucene", text_field=True)
+    assert col.index(docs, progress=False).ok
+    with col._searcher() as s:
+        assert any(h.source == "debian-refcard-en-a4.pdf" for h in s.search_text("package", 50))
+    assert col.delete(sources=["debian-refcard-en-a4.pdf"]) > 0
+    with col._searcher() as s:
+        left = s.search_text("package interface", 50)
+    assert left and all(h.source == "camlidl-1.04.doc.pdf" for h in left)
+    # a file added later, without the flag: the index has the field, so the pages get text
+    shutil.copy(pdf_dir / "byaldi_financial_report.pdf", docs)
+    again = Collection.open(tmp_path / "ix", engine="lucene")
+    assert again.index(docs, progress=False).ok
+    hits = again.search("revenue report", k=5, hybrid="rrf")
+    assert any(h.source == "byaldi_financial_report.pdf" and h.hybrid["text"] for h in hits)
+    col.close()
+    again.close()

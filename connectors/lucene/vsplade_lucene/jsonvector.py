@@ -206,6 +206,9 @@ class JsonVectorWriter(IndexWriter):
         return set()
 
     def add(self, batch: SparseBatch) -> None:
+        if any("text" in m for m in batch.meta):
+            # Anserini's JsonVectorCollection route has no text field: hybrid needs the direct build
+            raise EngineError("--text-field needs the direct Lucene build (the default), not build=jsonvector")
         keep = [r for r, d in enumerate(batch.ids) if d not in self._seen]
         self.summary.skipped += len(batch) - len(keep)
         if len(keep) != len(batch):
