@@ -289,9 +289,9 @@ def test_deletes_drop_the_forward_index(tmp_path, corpus, vocab):
 def test_pruned_index_with_unpruned_forward_returns_full_scores(tmp_path, corpus, vocab):
     """Static pruning (vsplade.pruning) + a forward index of the unpruned pages: phase 1 on
     the pruned postings, hits scored exactly as the unpruned index scores them."""
+    from vsplade.engines.base import EngineError
     from vsplade.pruning import StaticPruning
-    from vsplade.sparse import quantize_impacts
-    from vsplade_lucene.forward import ForwardWriter
+    from vsplade_lucene.direct import DirectImpactWriter
 
     full_path, pruned_path = tmp_path / "full", tmp_path / "pruned"
     pr = StaticPruning(top_n=8)
@@ -299,11 +299,13 @@ def test_pruned_index_with_unpruned_forward_returns_full_scores(tmp_path, corpus
     assert dropped > 0
     with LuceneEngine(str(full_path), scale=100).writer(INFO) as w:
         w.add(corpus)
-    with LuceneEngine(str(pruned_path), scale=100).writer(INFO) as w:
-        w.add(pruned)
-    fw = ForwardWriter(pruned_path, vocab, 100.0, committed=0, unpruned=True)
-    imp, _ = quantize_impacts(corpus.matrix, 100.0)
-    fw.append(np.diff(imp.indptr), imp.indices, imp.data)
+    # the writer prunes (Lucene) and keeps the whole pages (forward index), in small chunks
+    with DirectImpactWriter(pruned_path, INFO, scale=100, pruning="top=8", chunk_docs=100) as w:
+        for s in range(0, len(corpus), 256):
+            w.add(corpus.select(range(s, min(s + 256, len(corpus)))))
+    assert w.summary.extra["pruned_weights"] == dropped
+    with pytest.raises(EngineError, match="static pruning"):  # one setting per index
+        DirectImpactWriter(pruned_path, INFO, scale=100, pruning="top=9")
     tp = TwoPhase(0.0, float(N))  # every query term kept; the window holds every match
     with LuceneEngine(str(full_path)).searcher() as full, LuceneEngine(str(pruned_path)).searcher() as ps:
         for q in _queries(corpus, vocab, n=10, seed=13):
@@ -313,3 +315,46 @@ def test_pruned_index_with_unpruned_forward_returns_full_scores(tmp_path, corpus
             want = [(h.id, h.score) for h in full.search(q, N) if matches[row[h.id]]][:10]
             assert _pairs(ps.search(q, 10, two_phase=tp)) == want
             assert _pairs(ps.search(q, 10)) != want  # pruned alone: pruned scores
+
+
+_BUILD = """
+import sys
+import numpy as np, scipy.sparse as sp
+from vsplade.sparse import SparseBatch
+from vsplade_lucene import LuceneEngine
+m = sp.load_npz(sys.argv[2]).tocsr()
+ids = [f"p{i:05d}" for i in range(m.shape[0])]
+eng = LuceneEngine(sys.argv[1], scale=100, chunk_docs=200, threads=2, commit_every=400)
+with eng.writer({"name": "test-random", "seed": 7}) as w:
+    for s in range(0, m.shape[0], 100):
+        w.add(SparseBatch(m[s:s + 100], ids[s:s + 100]))
+"""
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("step", ["lucene.docs-appended:3", "lucene.submitted:4"])
+def test_forward_index_survives_a_kill_and_resume(tmp_path, corpus, vocab, step):
+    """A build SIGKILLed mid-way and re-run: the forward index is cut back to the commit with
+    the docs file and completed by the re-run, aligned with Lucene's doc ids."""
+    import os
+    import subprocess
+    import sys
+
+    npz = tmp_path / "m.npz"
+    sp.save_npz(npz, corpus.matrix)
+    path = tmp_path / "idx"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    killed = subprocess.run([sys.executable, "-c", _BUILD, str(path), str(npz)], env={**env, "VSPLADE_CRASH_AT": step},
+                            capture_output=True, text=True, timeout=180)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    done = subprocess.run([sys.executable, "-c", _BUILD, str(path), str(npz)], env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    eng = LuceneEngine(str(path))
+    with eng.searcher() as fwd, eng.searcher() as luc:
+        assert fwd.num_docs == len(corpus)
+        assert fwd._forward_index() is not None
+        luc.use_forward = False
+        for q in _queries(corpus, vocab, n=10, seed=17):
+            for tp in (TwoPhase(0.5, 2.0), TwoPhase(0.5, float(N))):
+                assert _pairs(fwd.search(q, 10, two_phase=tp)) == _pairs(luc.search(q, 10, two_phase=tp))

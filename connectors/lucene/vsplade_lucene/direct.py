@@ -95,6 +95,8 @@ class _Chunk:
         self.counts: list[np.ndarray] = []
         self.term_ids: list[np.ndarray] = []
         self.impacts: list[np.ndarray] = []
+        # the unpruned pages for the forward index, when the writer prunes (else the above)
+        self.forward: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.texts: list[str | None] = []  # each page's text layer (meta "text"), None: none given
         self.docs = 0
 
@@ -141,7 +143,11 @@ class DirectImpactWriter(IndexWriter):
         chunk_docs: int = DEFAULT_CHUNK_DOCS,
         commit_every: int = 20000,
         progress: bool = False,
+        pruning: Any = None,
     ):
+        """pruning: a vsplade.pruning.StaticPruning (or what StaticPruning.of takes): Lucene
+        indexes each page pruned, the forward index keeps it whole ("unpruned"), so two-phase
+        search reads the pruned postings in phase 1 and returns full exact scores."""
         if not scale > 0:
             raise EngineError(f"impact scale must be > 0, got {scale}")
         threads = int(threads or os.cpu_count() or 1)
@@ -152,6 +158,11 @@ class DirectImpactWriter(IndexWriter):
         self.scale = float(scale)
         self.vocab = vocab or default_vocabulary()
         self.chunk_docs = int(chunk_docs)
+        from vsplade.pruning import StaticPruning
+
+        self.pruning = StaticPruning.of(pruning)
+        if self.pruning is not None and self.pruning.is_noop:
+            self.pruning = None
         self.summary = IndexSummary()
         self._closed = False
         self._writer = self._directory = self._indexer = None
@@ -167,11 +178,17 @@ class DirectImpactWriter(IndexWriter):
 
     def _open(self, recreate: bool, lock_created: bool, threads: int, commit_every: int) -> None:
         old = open_build(self.path, recreate, lock_created, self.info, self.scale, "direct")
+        setting = None if self.pruning is None else self.pruning.properties()["static_pruning"]
+        if old is not None and old.get("static_pruning") != setting:
+            raise EngineError(f"{self.path} was built with static pruning {old.get('static_pruning')}, not "
+                              f"{setting}; add pages with the same setting or --recreate")
         if old is not None:
             self.config = old
             self.config["state"] = "writing"
         else:
             self.config = new_config(self.info, self.scale, build="direct")
+            if setting is not None:
+                self.config["static_pruning"] = setting
         # Lucene's write lock (another Lucene program on DIR fails here) before our config
         # changes; a new dir with only Lucene's lock file and no commit point is still new
         self._writer, self._directory = open_index_writer(self.path, create=old is None)
@@ -201,7 +218,7 @@ class DirectImpactWriter(IndexWriter):
         # the forward index for two-phase's phase 2 (forward.py), cut to the committed pages;
         # deletes renumber doc ids, so an index with deletes has none
         self._forward = ForwardWriter(self.path, self.vocab, self.scale, len(rows),
-                                      enabled=not self.config.get("deletes"))
+                                      enabled=not self.config.get("deletes"), unpruned=self.pruning is not None)
         self._catalog: dict[str, dict] = {r["id"]: r for r in rows}
         self._done: set[str] = set(self._catalog)
         self._num_docs = len(rows)
@@ -257,6 +274,14 @@ class DirectImpactWriter(IndexWriter):
             batch = batch.select(keep)
         impacts, dropped = quantize_impacts(batch.matrix, self.scale)
         self.summary.dropped_weights += dropped
+        full = None
+        if self.pruning is not None:
+            # Lucene gets the pruned pages; the forward index the whole ones (quantized alike)
+            full = impacts
+            pruned = self.pruning.apply(batch)[0]
+            impacts, _ = quantize_impacts(pruned.matrix, self.scale)
+            self.summary.extra["pruned_weights"] = (self.summary.extra.get("pruned_weights", 0)
+                                                    + int(full.nnz - impacts.nnz))
         counts = np.diff(impacts.indptr)
         self.summary.empty += int((counts == 0).sum())
         self.summary.indexed += len(batch)
@@ -278,6 +303,9 @@ class DirectImpactWriter(IndexWriter):
             chunk.counts.append(counts[start:end])
             chunk.term_ids.append(impacts.indices[lo:hi])
             chunk.impacts.append(impacts.data[lo:hi])
+            if full is not None:
+                flo, fhi = full.indptr[start], full.indptr[end]
+                chunk.forward.append((np.diff(full.indptr[start:end + 1]), full.indices[flo:fhi], full.data[flo:fhi]))
             chunk.docs += end - start
             start = end
             if chunk.docs >= self.chunk_docs:
@@ -293,8 +321,8 @@ class DirectImpactWriter(IndexWriter):
         # to the committed doc count, never the other way round (the forward index likewise)
         self._docs.append(self._pending)
         crash_point("lucene.docs-appended")
-        self._forward.append(np.concatenate(chunk.counts), np.concatenate(chunk.term_ids),
-                             np.concatenate(chunk.impacts))
+        parts = list(zip(*chunk.forward)) if chunk.forward else (chunk.counts, chunk.term_ids, chunk.impacts)
+        self._forward.append(*(np.concatenate(p) for p in parts))
         self._num_docs += len(self._pending)
         self._pending = []
         self._chunk = _Chunk()
