@@ -52,6 +52,8 @@ _SEARCHER_METHODS = {
     "search": "(Lorg/apache/lucene/search/Query;I)Lorg/apache/lucene/search/TopDocs;",
     "explain": "(Lorg/apache/lucene/search/Query;I)Lorg/apache/lucene/search/Explanation;",
 }
+# TextPages.top (BM25 on the text field, hybrid search), called lock-free like search()
+_TEXT_METHODS = {"top": "(Lorg/apache/lucene/search/Query;I)[B"}
 # classes pyjnius converts results to; loaded (autoclass) under the lock before any search
 _RESULT_CLASSES = ("org.apache.lucene.search.TopDocs", "org.apache.lucene.search.ScoreDoc",
                    "org.apache.lucene.search.Explanation", "org.apache.lucene.search.TotalHits")
@@ -246,17 +248,18 @@ class LuceneImpactIndexSearcher(Searcher):
         J = jvm.classes()
         with jvm.LOCK:  # per-query objects (module docstring)
             if self._text_searcher is None:
-                searcher = J.IndexSearcher(self._reader, signature="(Lorg/apache/lucene/index/IndexReader;)V")
-                searcher.setSimilarity(J.TextPages.similarity())
-                self._text_searcher = jvm.private(searcher, _SEARCHER_METHODS)
+                # its own IndexSearcher (BM25) on this reader; top() called lock-free, as search()
+                self._text_searcher = jvm.private(J.TextPages(self._reader), _TEXT_METHODS)
             lq = J.TextPages.bagOfWords(TEXT_FIELD, text)
             if lq is not None and mask is not None:
                 lq = self._filtered(lq, self._mask_query_unlocked(mask))
         if lq is None:
             return []
-        top = self._text_searcher.search(lq, int(k))
+        blob = self._text_searcher.top(lq, int(k))
+        blob = blob.tostring() if hasattr(blob, "tostring") else bytes(blob)
+        packed = np.frombuffer(blob, dtype=[("doc", "<i4"), ("score", "<f4")])
         # BM25 scores as they are: no impact scale to divide out
-        return [self._hit(sd.doc, sd.score, bm25=True) for sd in top.scoreDocs]
+        return [self._hit(int(d), float(sc), bm25=True) for d, sc in zip(packed["doc"], packed["score"])]
 
     def _rescores_pruned(self) -> bool:
         fw = self._forward_index() if self.use_forward else None

@@ -16,6 +16,7 @@ import org.apache.lucene.document.Document;
 import org.apache.lucene.document.Field;
 import org.apache.lucene.document.TextField;
 import org.apache.lucene.index.DirectoryReader;
+import org.apache.lucene.index.IndexReader;
 import org.apache.lucene.index.IndexWriter;
 import org.apache.lucene.index.IndexWriterConfig;
 import org.apache.lucene.index.LeafReader;
@@ -24,7 +25,9 @@ import org.apache.lucene.index.Term;
 import org.apache.lucene.search.BooleanClause;
 import org.apache.lucene.search.BooleanQuery;
 import org.apache.lucene.search.BoostQuery;
+import org.apache.lucene.search.IndexSearcher;
 import org.apache.lucene.search.Query;
+import org.apache.lucene.search.ScoreDoc;
 import org.apache.lucene.search.TermQuery;
 import org.apache.lucene.search.similarities.BM25Similarity;
 import org.apache.lucene.search.similarities.Similarity;
@@ -42,7 +45,27 @@ public final class TextPages {
   public static final float K1 = 0.9f;
   public static final float B = 0.4f;
 
-  private TextPages() {}
+  private final IndexSearcher searcher;
+
+  /** BM25 search of one reader's text field (its own IndexSearcher with this similarity). */
+  public TextPages(IndexReader reader) {
+    this.searcher = new IndexSearcher(reader);
+    this.searcher.setSimilarity(similarity());
+  }
+
+  /**
+   * The top k as one array (little-endian int32 doc id, float32 score, hit after hit): one JNI
+   * call for the whole list instead of a ScoreDoc wrapper and two field reads a hit.
+   */
+  public byte[] top(Query query, int k) throws IOException {
+    ScoreDoc[] docs = searcher.search(query, k).scoreDocs;
+    ByteBuffer out = ByteBuffer.allocate(8 * docs.length).order(ByteOrder.LITTLE_ENDIAN);
+    for (ScoreDoc d : docs) {
+      out.putInt(d.doc);
+      out.putFloat(d.score);
+    }
+    return out.array();
+  }
 
   public static Similarity similarity() {
     return new BM25Similarity(K1, B);
