@@ -325,6 +325,7 @@ def search(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the run to this file instead of stdout."),
     fmt: Optional[str] = typer.Option(None, "--format", help="trec (trec_eval), tsv (qid, docid, rank) or json. [default: trec with --output or --topics, else text]"),
     run_tag: str = typer.Option("vsplade", "--run-tag", help="Run tag in TREC output."),
+    docid: str = typer.Option("internal", "--docid", metavar="internal|file-page", help="Page ids in trec/tsv/json runs: internal (the index's ids) or file-page (FILE:PAGE, the file as `vsplade info --sources` names it, page from 1; whitespace and % in names percent-encoded), which hand-written qrels can use."),
     threads: int = typer.Option(1, "--threads", min=1, help="Queries searched in parallel (one searcher, one JVM)."),
     source: List[str] = typer.Option([], "--source", "-s", help="Only pages of this file (key or path; a folder: every file under it). Repeatable."),
     page_min: Optional[int] = typer.Option(None, "--page-min", min=1, help="Only pages numbered at least this."),
@@ -342,12 +343,14 @@ def search(
     """Search an index with the torch-free query encoder (text, or a topics file -> a TREC run)."""
     from .encoders import ModelError
     from .engines import EngineError
-    from .runs import FORMATS, TopicsError, read_topics
+    from .runs import DOCIDS, FORMATS, TopicsError, read_topics
 
     if as_json:
         fmt = "json"
     if fmt is not None and fmt not in FORMATS:
         _fail(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if docid not in DOCIDS:
+        _fail(f"--docid must be one of {', '.join(DOCIDS)}, got {docid!r}")
     if topics and queries:
         _fail("give query texts or --topics, not both")
     if not topics and not queries:
@@ -399,22 +402,28 @@ def search(
             notices = [col.notice(t, hits) for t, hits in zip(texts, results)]
     except (EngineError, ModelError, OSError, ValueError) as e:
         _index_fail(eng, str(e))
-    _print_results(todo, results, fmt, output, run_tag, qenc, explain, notices)
+    _print_results(todo, results, fmt, output, run_tag, qenc, explain, notices, docid)
 
 
-def _print_results(todo, results, fmt, output, run_tag, qenc, explain, notices=None) -> None:
+def _print_results(todo, results, fmt, output, run_tag, qenc, explain, notices=None, docid="internal") -> None:
     """The run as a file/stdout format, or as text; `qenc`: the query encoder when the queries
     were encoded here (None for server-side queries)."""
+    import io
+
     from .engines import Hit
     from .runs import write_run
 
     if fmt is not None:
+        buf = io.StringIO()
+        try:
+            write_run(buf, fmt, todo, results, run_tag, notices, docid=docid)
+        except ValueError as e:  # a page --docid file-page cannot name
+            _fail(str(e))
         if output:
-            with open(output, "w", encoding="utf-8") as f:
-                write_run(f, fmt, todo, results, run_tag, notices)
+            Path(output).write_text(buf.getvalue(), encoding="utf-8")
             typer.echo(f"wrote {sum(len(r) for r in results)} hits for {len(todo)} queries to {output} ({fmt})", err=True)
         else:
-            write_run(sys.stdout, fmt, todo, results, run_tag, notices)
+            sys.stdout.write(buf.getvalue())
         return
     for n, ((_, text), hits) in enumerate(zip(todo, results)):
         typer.echo(f"query: {text}  ({len(qenc.encode(text))} terms)" if qenc is not None

@@ -150,3 +150,30 @@ def test_json_run_carries_file_page_ids_and_rounded_numbers(collection):
     files = json.loads(out.getvalue())["files"]
     assert files and all(h["id"].split(":")[-1].isdigit() for f in files for h in f["hits"])
     assert [f["score"] for f in files] == [float(t) for t in score_texts([f.score for f in grouped[0]])]
+
+
+def test_cli_search_writes_file_page_runs_and_refuses_unknown_docids(collection, tmp_path):
+    """`vsplade search --topics ... --docid file-page` writes the ids hand-written qrels use
+    (the same run as write_run's), and a wrong --docid is one line, exit 2, no file left."""
+    from typer.testing import CliRunner
+
+    from vsplade.cli import app
+
+    topics = tmp_path / "topics.tsv"
+    topics.write_text("".join(f"{q}\t{t}\n" for q, t in TOPICS))
+    index = str(collection.engine.index)
+    out = tmp_path / "run.trec"
+    r = CliRunner().invoke(app, ["search", "--engine", "memory", "--index", index, "--topics", str(topics),
+                                 "--docid", "file-page", "-o", str(out), "-k", "20"])
+    assert r.exit_code == 0, r.output
+    expected = io.StringIO()
+    write_run(expected, "trec", TOPICS, collection.search_many([t for _, t in TOPICS], 20), "vsplade",
+              docid="file-page")
+    assert out.read_text() == expected.getvalue()
+    assert any(line.split()[2].startswith("ref%20cards/debian:%20refcard.pdf:") for line in out.read_text().splitlines())
+
+    bad = tmp_path / "bad.trec"
+    r = CliRunner().invoke(app, ["search", "--engine", "memory", "--index", index, "--topics", str(topics),
+                                 "--docid", "path", "-o", str(bad)])
+    assert r.exit_code == 2 and "--docid must be one of internal, file-page" in r.output
+    assert len(r.output.strip().splitlines()) == 1 and not bad.exists()
