@@ -30,8 +30,14 @@ Where OpenSearch's fusion differs from pyserini.fusion (what vsplade.fusion foll
   BigDecimal rounded to 10 places then float32 (scores equal to ~1e-8).
 - ties: pyserini orders equal fused scores by docid; OpenSearch by its internal doc order. RRF
   ties are common (a page first on one side only ties with the page first on the other side
-  only), so compare fused runs tie-group by tie-group.
+  only): the searcher asks for k + 10 fused pages (all, when a tie runs past them) and orders
+  equal scores by page id.
 - scores are float32 in OpenSearch, float64 in pyserini.
+So the searcher (searcher._order_is_exact) keeps the pipeline's answer only when no two of its
+top k + 1 pages are closer than what these differences can move (0.001 for min-max, 1e-8 for
+RRF): then it is pyserini's order exactly; else it fuses that query in the client. Scores stay
+the pipeline's (RRF to ~1e-8; min-max up to 0.001 above pyserini's), and a pipeline hit's
+`hybrid` holds each side's own score of the page (named queries), not its rank (None).
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ One document per page::
 
 `<field>` (default ``vector``) holds the page vector as the index kind lays it out
 (kinds/: ``rank_features`` keyed by the core vocabulary's term names by default).
-``_meta.vsplade`` holds the writer `info`, the vocabulary / term-naming contract and the
+``text`` holds a snippet of the page text, or its whole text layer for a collection built with
+--text-field (hybrid search: BM25 k1=0.9, b=0.4 through the `bm25_vsplade` similarity every new
+index defines). ``_meta.vsplade`` holds the writer `info`, the vocabulary / term-naming contract and the
 kind's own entry; an index whose `_meta` differs is refused (IndexMismatchError) unless the
 caller asks to recreate it.
 """
