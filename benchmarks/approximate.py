@@ -10,9 +10,10 @@ For each preset (benchmarks/corpus.py: FLOPs 1.51 Quality, 0.98 Efficient): one 
 these Lucene indexes (direct path, scale 10000):
 - the exact index as the writer leaves it (several segments) and a copy merged to one segment
   (the table's reference: "exact, 1 segment"; every other index is merged too);
-- per static pruning setting, an index of the pruned pages; its forward index is then
-  rewritten with the UNPRUNED pages (forward.py "unpruned"), so two-phase on it ("combined")
-  searches the small pruned postings in phase 1 and returns the full pages' exact scores.
+- per static pruning setting, an index of the pruned pages whose forward index holds the
+  UNPRUNED pages (DirectImpactWriter(pruning=...), forward.py "unpruned"), so two-phase on it
+  ("combined") searches the small pruned postings in phase 1 and returns the full pages'
+  exact scores.
 Rows: exact; "phase 1 only" (the kept terms' Lucene search for the window: where two-phase's
 time goes); two-phase with phase 2 from the forward index and (first setting) through Lucene's
 doc-set filter; static pruning alone (the pruned index's own ranking and scores); combined.
@@ -36,7 +37,7 @@ import numpy as np
 
 from vsplade.approximate import TwoPhase
 from vsplade.pruning import StaticPruning
-from vsplade.sparse import SparseBatch, quantize_impacts
+from vsplade.sparse import SparseBatch
 from vsplade.vocab import default_vocabulary
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -71,26 +72,25 @@ def label(tp: TwoPhase) -> str:
 
 
 def build(path: Path, corpus: SparseBatch, args, pruning: StaticPruning | None = None) -> float:
-    from vsplade_lucene import LuceneEngine
+    """The direct writer (what LuceneEngine.writer opens), pruning: Lucene gets the pruned
+    pages, the forward index the whole ones."""
+    from vsplade_lucene.direct import DirectImpactWriter
 
     t = time.perf_counter()
-    eng = LuceneEngine(str(path), scale=args.scale, threads=args.threads)
-    with eng.writer({"name": "bench-approximate"}, recreate=True) as w:
+    with DirectImpactWriter(path, {"name": "bench-approximate"}, scale=args.scale, recreate=True,
+                            threads=args.threads, pruning=pruning) as w:
         for s in range(0, len(corpus), BATCH):
-            b = corpus.select(range(s, min(s + BATCH, len(corpus))))
-            w.add(pruning.apply(b)[0] if pruning else b)
+            w.add(corpus.select(range(s, min(s + BATCH, len(corpus)))))
     return time.perf_counter() - t
 
 
-def write_unpruned_forward(path: Path, corpus: SparseBatch, scale: float, vocab) -> None:
-    """The pruned index's forward index replaced by the unpruned pages (same doc order)."""
-    from vsplade_lucene.forward import ForwardWriter
+def sizes(path: Path, pages: int) -> str:
+    """Bytes/page of the Lucene files and of the forward index beside them."""
+    from vsplade_lucene.forward import FILES
 
-    fw = ForwardWriter(path, vocab, scale, committed=0, unpruned=True)
-    m = corpus.matrix
-    for s in range(0, m.shape[0], 100_000):
-        imp, _ = quantize_impacts(m[s:s + 100_000], scale)
-        fw.append(np.diff(imp.indptr), imp.indices, imp.data)
+    fwd = sum((path / n).stat().st_size for n in FILES if (path / n).exists())
+    total = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    return f"Lucene {(total - fwd) / pages:,.0f} B/page + forward index {fwd / pages:,.0f} B/page"
 
 
 def run_preset(preset: str, args, vocab, work: Path) -> None:
@@ -114,24 +114,25 @@ def run_preset(preset: str, args, vocab, work: Path) -> None:
     base = work / f"{preset}-exact"
     secs = build(base, corpus, args)
     nseg = segment_count(base)
-    notes.append(f"exact index: built in {secs:.1f}s, {nseg} segments")
+    notes.append(f"exact index: built in {secs:.1f}s, {nseg} segments; {sizes(base, len(corpus))}")
     merged = base
     if args.optimize:
         merged = work / f"{preset}-exact-1seg"
         shutil.copytree(base, merged)
         out = optimize(merged)
-        notes.append(f"optimize (force-merge to 1 segment): {out['seconds']:.1f}s ({out['segments_before']} -> 1)")
+        notes.append(f"optimize (force-merge to 1 segment): {out['seconds']:.1f}s ({out['segments_before']} -> 1); "
+                     f"{sizes(merged, len(corpus))}")
     pruned_paths = []
     for p in args.prune:
         path = work / f"{preset}-prune-{p.top_n}-{p.floor:g}"
         secs = build(path, corpus, args, p)
         if args.optimize:
             optimize(path)
-        write_unpruned_forward(path, corpus, args.scale, vocab)
         kept = sum(int(p.apply(corpus.select(range(s, min(s + BATCH, len(corpus)))))[0].matrix.nnz)
                    for s in range(0, len(corpus), BATCH))
         notes.append(f"pruned index top_n={p.top_n} floor={p.floor:g}: built in {secs:.1f}s, "
-                     f"{kept / len(corpus):.0f} nnz/page kept of {corpus.matrix.nnz / len(corpus):.0f}")
+                     f"{kept / len(corpus):.0f} nnz/page kept of {corpus.matrix.nnz / len(corpus):.0f}; "
+                     f"{sizes(path, len(corpus))}")
         pruned_paths.append((p, path))
     del corpus
     print(f"[{preset}] indexes built", file=sys.stderr, flush=True)
