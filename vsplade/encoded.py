@@ -297,11 +297,18 @@ def _concat_parts(parts: list[_Part], vocab_size: int, deleted: set[str] = froze
     return concat(_iter_parts(parts, vocab_size, deleted), vocab_size)
 
 
+def _listed(meta: Mapping[str, Any]) -> dict:
+    """A page's catalog row: its metadata less the page text a --text-field index keeps in
+    pages.jsonl (the engine's BM25 reads it from the parts; a listing of 100k pages would
+    otherwise carry ~200 MB of text)."""
+    return {k: v for k, v in meta.items() if k != "text"} if "text" in meta else dict(meta)
+
+
 def _part_catalog(parts: list[_Part], deleted: set[str]) -> list[dict]:
     out = []
     for part in parts:
         pages = part.pages or [{"id": i} for i in part.ids]
-        out.extend(m for m in pages if m.get("id") not in deleted)
+        out.extend(_listed(m) for m in pages if m.get("id") not in deleted)
     return out
 
 
@@ -441,7 +448,7 @@ class EncodedDirWriter(IndexWriter):
             part = _Part(self.path, spec, hold=False)
             spec.setdefault("rows", len(part.ids))
             self._done.update(part.ids)
-            self._catalog.extend(part.pages or [{"id": i} for i in part.ids])
+            self._catalog.extend([_listed(m) for m in part.pages] if part.pages else [{"id": i} for i in part.ids])
         self._done -= self._deleted
         self._next_shard = 1 + max((_shard_number(p["npz"]) for p in self._parts), default=-1)
         self._commit(state="writing")
@@ -532,7 +539,7 @@ class EncodedDirWriter(IndexWriter):
         if not len(good):
             return
         self._done.update(good.ids)
-        self._catalog.extend(good.meta)
+        self._catalog.extend(_listed(m) for m in good.meta)
         self._buffer.append(good)
         self._buffered += len(good)
         self.summary.indexed += len(good)

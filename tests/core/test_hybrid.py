@@ -219,3 +219,17 @@ def test_files_added_later_get_their_text_without_the_flag(tmp_path, pdf_dir):
     assert again.index(later, progress=False).ok
     hits = again.search("reportbug apt-get", k=5, hybrid="rrf")
     assert hits and any(h.source.endswith("debian-refcard-en-a4.pdf") and h.hybrid["text"] for h in hits)
+
+
+def test_page_listings_leave_the_text_out_and_bm25_keeps_it(text_ix, tmp_path):
+    """The page text of a --text-field index lives in its parts for BM25; catalogs (read side
+    and writer side) list pages without it, so listing 100k pages does not carry their text."""
+    from vsplade.encoded import EncodedDir, is_encoded_dir
+
+    assert is_encoded_dir(text_ix)
+    d = EncodedDir(text_ix)
+    rows = d.catalog()
+    assert rows and not any("text" in r for r in rows)
+    assert any(m.get("text") for b in d.iter_batches() for m in b.meta)  # the text is still stored
+    col = Collection.open(text_ix, engine="memory")
+    assert col.search("interface language", k=3, hybrid="rrf")[0].hybrid["text"] is not None
