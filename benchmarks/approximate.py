@@ -71,7 +71,7 @@ def label(tp: TwoPhase) -> str:
     return f"{tp.prune_ratio:g} / {tp.expansion:g}"
 
 
-def build(path: Path, corpus: SparseBatch, args, pruning: StaticPruning | None = None) -> float:
+def build(path: Path, corpus: SparseBatch, args, pruning: StaticPruning | None = None) -> tuple[float, int]:
     """The direct writer (what LuceneEngine.writer opens), pruning: Lucene gets the pruned
     pages, the forward index the whole ones."""
     from vsplade_lucene.direct import DirectImpactWriter
@@ -81,7 +81,7 @@ def build(path: Path, corpus: SparseBatch, args, pruning: StaticPruning | None =
                             threads=args.threads, pruning=pruning) as w:
         for s in range(0, len(corpus), BATCH):
             w.add(corpus.select(range(s, min(s + BATCH, len(corpus)))))
-    return time.perf_counter() - t
+    return time.perf_counter() - t, int(w.summary.extra.get("pruned_weights", 0))
 
 
 def sizes(path: Path, pages: int) -> str:
@@ -112,7 +112,7 @@ def run_preset(preset: str, args, vocab, work: Path) -> None:
 
     notes = []
     base = work / f"{preset}-exact"
-    secs = build(base, corpus, args)
+    secs, _ = build(base, corpus, args)
     nseg = segment_count(base)
     notes.append(f"exact index: built in {secs:.1f}s, {nseg} segments; {sizes(base, len(corpus))}")
     merged = base
@@ -125,11 +125,10 @@ def run_preset(preset: str, args, vocab, work: Path) -> None:
     pruned_paths = []
     for p in args.prune:
         path = work / f"{preset}-prune-{p.top_n}-{p.floor:g}"
-        secs = build(path, corpus, args, p)
+        secs, dropped = build(path, corpus, args, p)
         if args.optimize:
             optimize(path)
-        kept = sum(int(p.apply(corpus.select(range(s, min(s + BATCH, len(corpus)))))[0].matrix.nnz)
-                   for s in range(0, len(corpus), BATCH))
+        kept = corpus.matrix.nnz - dropped
         notes.append(f"pruned index top_n={p.top_n} floor={p.floor:g}: built in {secs:.1f}s, "
                      f"{kept / len(corpus):.0f} nnz/page kept of {corpus.matrix.nnz / len(corpus):.0f}; "
                      f"{sizes(path, len(corpus))}")
