@@ -333,3 +333,70 @@ def test_pipeline_recreated_when_deleted_and_hybrid_scores_named(opensearch_neur
     for h in first:  # what each side scored the page (named queries), None where it does not match
         assert h.hybrid["vector"] == pytest.approx(vec.get(h.id), rel=1e-6) if h.id in vec else h.hybrid["vector"] is None
         assert h.hybrid["text"] == pytest.approx(lex.get(h.id), rel=1e-6) if h.id in lex else h.hybrid["text"] is None
+
+
+def test_sparse_ann_index_fuses_in_the_pipeline_too(opensearch_neural3_node, pdf_corpus, neural_drop):
+    """A --sparse-ann index (neural-search 3.3+): its neural_sparse query is the vector sub-query
+    (exact below the ANN threshold), fused in the pipeline as the client fuses its own two runs."""
+    from vsplade.fusion import fuse
+
+    batch, info, qenc = pdf_corpus
+    eng = build(opensearch_neural3_node.url, batch, info, sparse_ann=True, hybrid_fusion="pipeline")
+    neural_drop.append(eng.index)
+    s = eng.searcher()
+    for text in QUERIES[:4]:
+        q = qenc.encode(text)
+        for mode in ("rrf", "minmax:0.6"):
+            vec, lex = single_runs(s, q, text, 30, None)
+            got = s.search_hybrid(q, text, 10, mode, depth=30)
+            assert [h.id for h in got] == [h.id for h in fuse(vec, lex, mode, 10)], (text, mode)
+    assert s.hybrid_counts["pipeline"] >= 4, s.hybrid_counts
+
+
+def test_cli_index_with_text_field_and_search_hybrid(server, pdf_dir, drop):
+    """`vsplade index --text-field` then `vsplade search --hybrid` on OpenSearch: the JSON hits are
+    Collection.search's, and an index without the text field is one error line."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from vsplade import Collection
+    from vsplade.cli import app
+
+    name = f"vsplade-hybrid-{uuid.uuid4().hex[:10]}"
+    bare = f"vsplade-hybrid-{uuid.uuid4().hex[:10]}"
+    drop += [(server.url, name), (server.url, bare)]
+    r = CliRunner()
+    for index, extra in ((name, ["--text-field"]), (bare, [])):
+        res = r.invoke(app, ["index", str(pdf_dir), "--model", "lexical", "--engine", "opensearch", "--url", server.url,
+                             "--index", index, "--json", *extra])
+        assert res.exit_code == 0, res.output
+    col = Collection.open(engine="opensearch", index=name, url=server.url)
+    for mode in ("rrf", "minmax:0.6"):
+        res = r.invoke(app, ["search", "interface definition language", "--engine", "opensearch", "--url", server.url,
+                             "--index", name, "--hybrid", mode, "--json", "-k", "5"])
+        assert res.exit_code == 0, res.output
+        got = json.loads(res.output)
+        hits = got["hits"] if isinstance(got, dict) else got
+        want = col.search("interface definition language", k=5, hybrid=mode)
+        assert [h["id"] for h in hits] == [h.id for h in want] and len(want) == 5, (mode, res.output)
+    res = r.invoke(app, ["search", "interface", "--engine", "opensearch", "--url", server.url, "--index", bare,
+                         "--hybrid", "rrf"])
+    assert res.exit_code != 0 and "--text-field" in res.output and "Traceback" not in res.output, res.output
+
+
+def test_several_shards_fuse_in_the_client(opensearch_neural_node, synthetic_corpus, neural_drop):
+    """On 3 shards the pipeline's windows are per shard (hybrid.py): "auto" fuses in the client
+    there, equal to pyserini.fusion of the two runs; the pipeline is never asked."""
+    batch, info, qenc = synthetic_corpus
+    eng = build(opensearch_neural_node.url, batch, info, shards=3)
+    neural_drop.append(eng.index)
+    s = eng.searcher()
+    for text in ["alpha river", "stone stone cloud"]:
+        q = qenc.encode(text)
+        for mode in MODES:
+            vec, lex = single_runs(s, q, text, 30, None)
+            got = s.search_hybrid(q, text, 10, mode, depth=30)
+            assert [h.id for h in got] == [d for d, _ in pyserini_fused(vec, lex, mode, 10)], (text, mode)
+            assert all(h.hybrid["vector_rank"] or h.hybrid["text_rank"] for h in got)
+    assert s.hybrid_counts == {"pipeline": 0, "near_tie_fallback": 0}

@@ -17,8 +17,9 @@ Where OpenSearch's fusion differs from pyserini.fusion (what vsplade.fusion foll
   normalisation then sees the union of those per-shard lists. With one shard that is exactly
   pyserini's "top `depth` of each run"; with several it is a wider window (up to shards x
   depth pages per sub-query): RRF ranks are taken over the merged list (neural-search 2.19+
-  sorts the sub-query's hits of all shards by score first), min-max uses the min and max of
-  that wider window.
+  sorts the sub-query's hits of all shards by score first), so pages past place `depth` still
+  add 1/(60 + rank), and min-max uses the min of that wider window. So hybrid_fusion="auto"
+  uses the pipeline on single-shard indexes only ("pipeline" uses it on any, with these scores).
 - min-max floor: neural-search maps a sub-query's lowest score to 0.001 (MIN_SCORE), not 0, so
   a page found by one side only gets w x 0.001 more than pyserini gives it at the bottom of that
   side (fused scores differ by at most 0.001; rankings only where two fused scores are that

@@ -71,6 +71,7 @@ class OpenSearchSearcher(Searcher):
         self.hybrid_fusion = hybrid_fusion  # "auto" | "pipeline" | "client" (settings.py)
         self._neural: tuple | None | bool = False  # neural-search version, looked up on the first hybrid search
         self.hybrid_counts = {"pipeline": 0, "near_tie_fallback": 0}
+        self._facts: dict | None = None  # _index_facts()
         self.index = index
         self.mode = mode
         self.max_clauses = max_clauses
@@ -152,15 +153,21 @@ class OpenSearchSearcher(Searcher):
         Pyserini, the Lucene engine and memory score): 1, or 1 / (1 + k1) for an index created
         by OpenSearch 2.x, whose "BM25" is LegacyBM25Similarity (every score x (1 + k1); 3.0 made
         Lucene's the default). Rankings are the same, and so are RRF and min-max fusions."""
-        if getattr(self, "_scale", None) is None:
-            from .mapping import BM25_K1
+        from .mapping import BM25_K1
 
-            settings = self._call(self.client.indices.get_settings, index=self.index, name="index.version.created")
+        return 1.0 / (1.0 + BM25_K1) if self._index_facts()["created_major"] < 3 else 1.0
+
+    def _index_facts(self) -> dict:
+        """The index's creating OpenSearch major version and its shard count, read once."""
+        if self._facts is None:
+            settings = self._call(self.client.indices.get_settings, index=self.index,
+                                  name="index.version.created,index.number_of_shards")
             (entry,) = settings.values()
-            created = int(entry["settings"]["index"]["version"]["created"])
+            index = entry["settings"]["index"]
+            created = int(index["version"]["created"])
             created = created ^ 0x08000000 if created & 0x08000000 else created  # OpenSearch's id mask
-            self._scale = 1.0 / (1.0 + BM25_K1) if created // 1_000_000 < 3 else 1.0
-        return self._scale
+            self._facts = {"created_major": created // 1_000_000, "shards": int(index["number_of_shards"])}
+        return self._facts
 
     def batch_search_text(self, texts: Sequence[str], k: int = 10, **options: Any) -> list[list[Hit]]:
         if self.server_side:
@@ -193,10 +200,12 @@ class OpenSearchSearcher(Searcher):
     def search_hybrid(self, query: Mapping[str, float], text: str, k: int = 10, mode: Any = "rrf",
                       depth: int | None = None, filter: PageFilter | None = None,
                       explain: bool = False) -> list[Hit]:
-        """The hybrid contract (Searcher.search_hybrid). In a search pipeline (hybrid.py) when the
-        cluster has neural-search 2.19+ and both sides have something to search; in the client
-        (the default) with explain (each side's explanation), on a server-side searcher, when
-        one side is empty, or with hybrid_fusion="client". A pipeline hit's `hybrid` holds what
+        """The hybrid contract (Searcher.search_hybrid). RRF in a search pipeline (hybrid.py) when
+        the cluster has neural-search 2.19+, the index one shard, and both sides something to
+        search; in the client (the default) for min-max, with explain (each side's explanation),
+        on a server-side searcher, on several shards, when one side is empty, or with
+        hybrid_fusion="client". hybrid_fusion="pipeline" sends both modes, any shard count, to
+        the pipeline. A pipeline hit's `hybrid` holds what
         each side scored the page (None where it does not match), not ranks (None)."""
         from vsplade.fusion import Fusion, depth_for
 
@@ -212,6 +221,15 @@ class OpenSearchSearcher(Searcher):
         from . import hybrid
 
         if self.hybrid_fusion == "client":
+            return False
+        if self.hybrid_fusion == "auto" and fusion.method == "minmax":
+            # the pipeline's 0.001 floor leaves near ties it may order unlike pyserini on 56% of
+            # the queries at 100k pages (then fused again in the client: 2.3x the client's p50;
+            # benchmarks/RESULTS.md, "Hybrid search on OpenSearch"): min-max fuses in the client
+            return False
+        if self.hybrid_fusion == "auto" and self._index_facts()["shards"] > 1:
+            # each sub-query then takes depth pages per shard, and RRF ranks / min-max bounds come
+            # from their union, not from the top depth: other scores than pyserini.fusion's
             return False
         if self._neural is False:
             self._neural = hybrid.neural_search_version(self.client)

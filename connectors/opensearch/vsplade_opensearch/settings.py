@@ -91,8 +91,9 @@ class OpenSearchSettings:
     # -- searching
     query_mode: str = "rank_feature"
     max_clauses: int = 1024
-    # hybrid search (hybrid.py): "auto" fuses in a search pipeline where the cluster has
-    # neural-search 2.19+, else in the client; "pipeline" requires the pipeline; "client" never uses it
+    # hybrid search (hybrid.py): "auto" fuses RRF in a search pipeline where the cluster has
+    # neural-search 2.19+ and the index one shard, min-max and everything else in the client;
+    # "pipeline" sends both modes there (refused without neural-search 2.19+); "client" never uses it
     hybrid_fusion: str = "auto"
 
     @classmethod
