@@ -54,6 +54,7 @@ def test_a_bad_mode_is_422_and_an_index_without_text_one_line(text_server, tmp_p
         assert status >= 400 and "--text-field" in body["detail"] and "\n" not in body["detail"]
 
 
+@pytest.mark.browser
 @pytest.mark.timeout(300)
 def test_the_web_pages_text_toggle_searches_hybrid(text_server):
     """In Debian's Chromium (skipped without it): the "+ text" box sends hybrid=rrf, keeps it in
