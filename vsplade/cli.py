@@ -278,6 +278,8 @@ def index(
     sparse_ann: bool = typer.Option(False, "--sparse-ann", help="opensearch: a new index whose vectors are a SEISMIC sparse_vector field (sparse ANN, neural-search 3.3+ plugin): faster on millions of pages, APPROXIMATE scores (token ids folded to id % 32768, weights byte-quantized). Searches and later runs follow the index without the flag."),
     ann_threshold: Optional[int] = typer.Option(None, "--ann-threshold", min=1, help="With --sparse-ann: SEISMIC's approximate_threshold, the documents a segment needs to be clustered (smaller ones are searched exactly). [default: neural-search's, 1,000,000]"),
     ann_ceiling: Optional[float] = typer.Option(None, "--ann-ceiling", min=0.0, help="With --sparse-ann: quantization_ceiling_ingest, the largest page weight kept (larger ones are clipped). [default: 3.0]"),
+    prune: Optional[str] = typer.Option(None, "--prune", metavar="top=N[,floor=W]", help="lucene: static index pruning, fixed when the index is created: Lucene indexes each page's N heaviest terms (and/or those >= W), a forward index keeps the whole pages, and every search rescores its candidates with them, so scores stay exact for the pages found (approximate recall: at 1M pages top=128 gave recall@10 0.985 at 1.6x the speed of exact search on the build's segments, 1.2x of exact on one segment, for +3.3 KB a page of forward index; benchmarks/RESULTS.md 'Two-phase search')."),
+    optimize: bool = typer.Option(False, "--optimize", help="lucene: merge the index to one segment when the build ends (searches 1.3-2x faster than the bulk build's segments; the merge takes ~30 s a million pages). Worth it for an index built once and searched often."),
     text_field: bool = typer.Option(False, "--text-field", help="Also store each page's text layer, indexed for BM25 (StandardAnalyzer words, k1=0.9 b=0.4), so `vsplade search --hybrid` can fuse it with the vectors. Fixed when the index is created (an index built without it needs --recreate). An encoded dir without text: read from its source files."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ):
@@ -302,7 +304,8 @@ def index(
         _fail("--model is required unless INPUT is an encoded dir (use --model lexical for text layers)")
     eng = _open_engine(target, scale=scale, shards=shards, replicas=replicas,
                        server_side_query=server_side_query, query_model=model if server_side_query else None,
-                       sparse_ann=sparse_ann, ann_threshold=ann_threshold, ann_ceiling=ann_ceiling, retry_for=retry_for)
+                       sparse_ann=sparse_ann, ann_threshold=ann_threshold, ann_ceiling=ann_ceiling, retry_for=retry_for,
+                       prune=prune, optimize=optimize)
     enc = None if encoded else _load_encoder(model, encoding)
     try:
         col = Collection.for_writing(eng, model=model, recreate=recreate, text_field=text_field)
@@ -333,7 +336,7 @@ def search(
     explain: bool = typer.Option(False, "--explain", help="Show which terms matched and what they contributed."),
     group_by: Optional[str] = typer.Option(None, "--group-by", help="file: the -k best files (documents), each with its best pages (a file scores as its best page), grouped inside the engine. Text and json output."),
     pages_per_file: int = typer.Option(3, "--pages-per-file", min=1, max=100, help="With --group-by file: pages shown per file."),
-    two_phase: Optional[str] = typer.Option(None, "--two-phase", metavar="on|RATIO[,EXPANSION]", help="Approximate search, exact scores (memory, lucene): phase 1 with the query's heavy terms (weight >= RATIO x the largest) for k x EXPANSION candidates, phase 2 scores them with every term. 'on': the defaults (0.4,10). Pays on the memory engine (1.2-1.5x at 100k pages, recall@10 0.99); on Lucene it is not faster than exact (its block-max pruning already skips what it prunes): benchmarks/RESULTS.md."),
+    two_phase: Optional[str] = typer.Option(None, "--two-phase", metavar="on|RATIO[,EXPANSION]", help="Approximate search, exact scores (memory, lucene): phase 1 with the query's heavy terms (weight >= RATIO x the largest) for k x EXPANSION candidates, phase 2 scores them with every term. 'on': the defaults (0.4,10). Pays on the memory engine (1.2-1.5x at 100k pages, recall@10 0.99); on Lucene it is not faster than exact (its block-max pruning already skips what it prunes) except on an index built with --prune, which searches this way always: benchmarks/RESULTS.md."),
     hybrid: Optional[str] = typer.Option(None, "--hybrid", metavar="rrf|minmax:W", help="Fuse the vector ranking with BM25 over the pages' text (an index built with --text-field): rrf (reciprocal rank fusion, k=60) or minmax:W (min-max normalised scores, W on the vector side, e.g. minmax:0.6), as pyserini.fusion computes them."),
     depth: Optional[int] = typer.Option(None, "--depth", min=1, help="With --hybrid: hits taken from each side before fusing. [default: max(k, 100)]"),
     server_side_query: bool = typer.Option(False, "--server-side-query", help="opensearch: send the plain text (neural_sparse query_text) and let the cluster's ml-commons model encode it; no local encoder. The index must be built with --server-side-query."),

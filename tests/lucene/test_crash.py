@@ -233,6 +233,7 @@ def specs(steps: list[tuple[str, int]], last_too: bool) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # ~40 kill/re-run pairs: 66 s idle, past 300 s once on a loaded machine
 def test_kill_at_every_step_then_rerun(setup):
     failures = []
     first = discover(setup, "first-build")

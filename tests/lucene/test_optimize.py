@@ -37,7 +37,7 @@ def _pages(n: int, nnz: int, seed: int = 0) -> SparseBatch:
 
 def _build(path, batch: SparseBatch, scale: float = 100) -> None:
     # small chunks: many segments to merge
-    eng = LuceneEngine(str(path), scale=scale, chunk_docs=400, threads=2, commit_every=2000)
+    eng = LuceneEngine(str(path), scale=scale, chunk_docs=400, threads=2, commit_every=2000, forward_index=True)
     with eng.writer(INFO) as w:
         for s in range(0, len(batch), 1000):
             w.add(batch.select(range(s, min(s + 1000, len(batch)))))
@@ -86,6 +86,7 @@ def test_not_an_index_is_one_line_error(tmp_path):
 _OPTIMIZE = "import sys; from vsplade_lucene.optimize import optimize; optimize(sys.argv[1])"
 
 
+@pytest.mark.slow  # a 20k-page build killed mid-merge and re-run: ~30 s
 @pytest.mark.timeout(300)
 def test_kill_during_merge_loses_nothing(tmp_path, vocab):
     batch = _pages(60000, 120, seed=3)

@@ -4,6 +4,8 @@ The reference is the same searcher's exact search (every matching page, k = all)
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -13,6 +15,7 @@ from vsplade.approximate import TwoPhase
 from vsplade.engines.base import PageFilter
 from vsplade.sparse import SparseBatch, quantize_query_impacts
 from vsplade_lucene import LuceneEngine
+from vsplade_lucene.searcher import PRUNED_INDEX_TWO_PHASE
 
 from lucene_support import INFO
 
@@ -198,7 +201,7 @@ def heavy(tmp_path_factory, corpus):
     index must round exactly as Lucene does."""
     path = tmp_path_factory.mktemp("two-phase-heavy") / "idx"
     big = SparseBatch(corpus.matrix * 40, corpus.ids, corpus.meta)
-    with LuceneEngine(str(path)).writer(INFO) as w:
+    with LuceneEngine(str(path), forward_index=True).writer(INFO) as w:
         w.add(big)
     return path
 
@@ -237,7 +240,7 @@ def test_forward_ties_order_like_lucene(tmp_path, vocab):
     cols = np.tile([3000, 3001], n)
     data = np.where(np.arange(2 * n) % 2 == 0, 1.0, (np.arange(2 * n) // 2 % 3 + 1) * 0.5).astype(np.float32)
     batch = SparseBatch(sp.csr_matrix((data, (rows, cols)), shape=(n, V)), [f"t{i:03d}" for i in range(n)])
-    with LuceneEngine(str(tmp_path / "idx")).writer(INFO) as w:
+    with LuceneEngine(str(tmp_path / "idx"), forward_index=True).writer(INFO) as w:
         w.add(batch)
     q = {vocab.term(3000): 1.0, vocab.term(3001): 0.2}
     with LuceneEngine(str(tmp_path / "idx")).searcher() as s:
@@ -252,7 +255,7 @@ def test_index_without_forward_files_falls_back(tmp_path, corpus, vocab):
     from vsplade_lucene import forward
 
     path = tmp_path / "idx"
-    with LuceneEngine(str(path), scale=100).writer(INFO) as w:
+    with LuceneEngine(str(path), scale=100, forward_index=True).writer(INFO) as w:
         w.add(corpus)
     queries = _queries(corpus, vocab, n=8, seed=5)
     tp = TwoPhase(0.5, 3.0)
@@ -272,7 +275,7 @@ def test_index_without_forward_files_falls_back(tmp_path, corpus, vocab):
 @pytest.mark.timeout(240)
 def test_deletes_drop_the_forward_index(tmp_path, corpus, vocab):
     path = tmp_path / "idx"
-    with LuceneEngine(str(path), scale=100).writer(INFO) as w:
+    with LuceneEngine(str(path), scale=100, forward_index=True).writer(INFO) as w:
         w.add(corpus)
         w.delete(corpus.ids[:100:3])
     tp = TwoPhase(0.5, float(N))
@@ -314,7 +317,12 @@ def test_pruned_index_with_unpruned_forward_returns_full_scores(tmp_path, corpus
             row = {d: i for i, d in enumerate(corpus.ids)}
             want = [(h.id, h.score) for h in full.search(q, N) if matches[row[h.id]]][:10]
             assert _pairs(ps.search(q, 10, two_phase=tp)) == want
-            assert _pairs(ps.search(q, 10)) != want  # pruned alone: pruned scores
+            # without two_phase a pruned index still answers with the unpruned scores, through
+            # its default window (searcher.PRUNED_INDEX_TWO_PHASE)
+            plain = ps.search(q, 10)
+            assert _pairs(plain) == _pairs(ps.search(q, 10, two_phase=PRUNED_INDEX_TWO_PHASE))
+            full_scores = {h.id: h.score for h in full.search(q, N)}
+            assert plain and all(h.score == full_scores[h.id] for h in plain)
 
 
 _BUILD = """
@@ -324,7 +332,7 @@ from vsplade.sparse import SparseBatch
 from vsplade_lucene import LuceneEngine
 m = sp.load_npz(sys.argv[2]).tocsr()
 ids = [f"p{i:05d}" for i in range(m.shape[0])]
-eng = LuceneEngine(sys.argv[1], scale=100, chunk_docs=200, threads=2, commit_every=400)
+eng = LuceneEngine(sys.argv[1], scale=100, chunk_docs=200, threads=2, commit_every=400, forward_index=True)
 with eng.writer({"name": "test-random", "seed": 7}) as w:
     for s in range(0, m.shape[0], 100):
         w.add(SparseBatch(m[s:s + 100], ids[s:s + 100]))
@@ -358,3 +366,40 @@ def test_forward_index_survives_a_kill_and_resume(tmp_path, corpus, vocab, step)
         for q in _queries(corpus, vocab, n=10, seed=17):
             for tp in (TwoPhase(0.5, 2.0), TwoPhase(0.5, float(N))):
                 assert _pairs(fwd.search(q, 10, two_phase=tp)) == _pairs(luc.search(q, 10, two_phase=tp))
+
+
+@pytest.mark.timeout(240)
+def test_cli_prune_and_optimize_build_one_segment_with_exact_scores(tmp_path, pdf_dir):
+    """`vsplade index --prune top=N --optimize`: the setting in the index, one segment, every
+    search two-phase so returned pages carry the unpruned index's scores; a plain index has no
+    forward index (no extra disk); the memory engine refuses --prune in one line."""
+    from vsplade.cli import app
+    from vsplade_lucene import forward
+    from vsplade_lucene.optimize import segment_count
+    from vsplade_lucene.store import read_config
+
+    full, pruned = tmp_path / "full", tmp_path / "pruned"
+    r = CliRunner().invoke(app, ["index", str(pdf_dir), "--model", "lexical", "--index", str(full)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["index", str(pdf_dir), "--model", "lexical", "--index", str(pruned),
+                                 "--prune", "top=60", "--optimize", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["pruned_weights"] > 0  # the pages lost terms in Lucene
+    assert read_config(pruned)["static_pruning"] and read_config(pruned)["forward_index"] is True
+    assert not (full / forward.COUNTS).exists() and (pruned / forward.COUNTS).exists()
+    assert segment_count(pruned) == 1
+    from vsplade import Collection
+
+    with Collection.open(full) as a, Collection.open(pruned) as b:
+        for q in ("debian package management", "camlidl interface definition", "annual report revenue"):
+            want = {h.id: h.score for h in a.search(q, k=34)}
+            got = b.search(q, k=5)
+            assert got and all(h.score == want[h.id] for h in got), q
+        # the best page of a query whose heavy terms survive the pruning is found
+        assert b.search("debian package management", k=1)[0].id == a.search("debian package management", k=1)[0].id
+    r = CliRunner().invoke(app, ["index", str(pdf_dir), "--model", "lexical", "--engine", "memory",
+                                 "--index", str(tmp_path / "mem"), "--prune", "top=12"])
+    assert r.exit_code == 2 and "--prune: not an option of the memory engine" in r.output
+    r = CliRunner().invoke(app, ["index", str(pdf_dir), "--model", "lexical", "--index", str(tmp_path / "bad"),
+                                 "--prune", "top=zero"])
+    assert r.exit_code == 2 and "--prune" in r.output and len(r.output.strip().splitlines()) == 1

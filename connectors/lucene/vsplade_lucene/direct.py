@@ -144,10 +144,16 @@ class DirectImpactWriter(IndexWriter):
         commit_every: int = 20000,
         progress: bool = False,
         pruning: Any = None,
+        optimize: bool = False,
+        forward_index: bool | None = None,
     ):
         """pruning: a vsplade.pruning.StaticPruning (or what StaticPruning.of takes): Lucene
         indexes each page pruned, the forward index keeps it whole ("unpruned"), so two-phase
-        search reads the pruned postings in phase 1 and returns full exact scores."""
+        search reads the pruned postings in phase 1 and returns full exact scores.
+        optimize: force-merge to one segment when the build closes (vsplade_lucene.optimize).
+        forward_index: write the forward index (forward.py) for two-phase's phase 2; None: only
+        with pruning (it costs ~3.3 KB a page; on an unpruned index query-side two-phase does
+        not beat exact search, RESULTS.md). Fixed when the index is created."""
         if not scale > 0:
             raise EngineError(f"impact scale must be > 0, got {scale}")
         threads = int(threads or os.cpu_count() or 1)
@@ -163,6 +169,8 @@ class DirectImpactWriter(IndexWriter):
         self.pruning = StaticPruning.of(pruning)
         if self.pruning is not None and self.pruning.is_noop:
             self.pruning = None
+        self.optimize = bool(optimize)
+        self._want_forward = (self.pruning is not None) if forward_index is None else bool(forward_index)
         self.summary = IndexSummary()
         self._closed = False
         self._writer = self._directory = self._indexer = None
@@ -189,6 +197,7 @@ class DirectImpactWriter(IndexWriter):
             self.config = new_config(self.info, self.scale, build="direct")
             if setting is not None:
                 self.config["static_pruning"] = setting
+            self.config["forward_index"] = self._want_forward
         # Lucene's write lock (another Lucene program on DIR fails here) before our config
         # changes; a new dir with only Lucene's lock file and no commit point is still new
         self._writer, self._directory = open_index_writer(self.path, create=old is None)
@@ -217,8 +226,10 @@ class DirectImpactWriter(IndexWriter):
                 crash_point("lucene.docs.truncated")
         # the forward index for two-phase's phase 2 (forward.py), cut to the committed pages;
         # deletes renumber doc ids, so an index with deletes has none
+        # (an index from before this setting existed kept one where it could: True)
         self._forward = ForwardWriter(self.path, self.vocab, self.scale, len(rows),
-                                      enabled=not self.config.get("deletes"), unpruned=self.pruning is not None)
+                                      enabled=self.config.get("forward_index", True) and not self.config.get("deletes"),
+                                      unpruned=self.pruning is not None)
         self._catalog: dict[str, dict] = {r["id"]: r for r in rows}
         self._done: set[str] = set(self._catalog)
         self._num_docs = len(rows)
@@ -437,6 +448,15 @@ class DirectImpactWriter(IndexWriter):
             build_s, append_s = float(self._indexer.buildSeconds()), float(self._indexer.appendSeconds())
             self._java(self._indexer.close)
             self._indexer = None
+            if self.optimize:
+                # one segment (optimize.py says why and why a kill mid-merge loses nothing);
+                # before the docs file is rebuilt below, as the merge drops deleted docs
+                from .optimize import force_merge
+
+                t = time.perf_counter()
+                self._java(force_merge, self._writer)
+                self._java(self._writer.commit)
+                self.summary.extra["optimize_seconds"] = round(time.perf_counter() - t, 3)
             if self.config.get("deletes"):
                 # merges may have renumbered doc ids: the docs file follows the final commit
                 self._docs.write(self._live_rows())

@@ -7,7 +7,14 @@ the default fast path, or "jsonvector", Pyserini's JsonVectorCollection + IndexC
 ``heap`` (JVM -Xmx, or VSPLADE_LUCENE_HEAP), ``threads`` (batch search; indexing threads,
 default every core), ``chunk_docs`` and ``commit_every`` (direct path; also from the environment,
 VSPLADE_LUCENE_CHUNK_DOCS / VSPLADE_LUCENE_COMMIT_EVERY, as the CLI has no flags for these
-tuning knobs). Network/credential options of other engines are rejected by name.
+tuning knobs), ``prune`` (``--prune top=N[,floor=W]``: static index pruning, vsplade.pruning,
+fixed when the index is created; Lucene indexes each page's top terms, a forward index keeps
+the whole pages, and every search is two-phase so scores stay the unpruned ones), ``optimize``
+(``--optimize``: force-merge to one segment when the build closes, vsplade_lucene.optimize),
+``forward_index`` (the forward index for two-phase search, vsplade_lucene.forward; default:
+only with ``prune``, as it adds ~3.3 KB a page and query-side two-phase alone does not pay on
+Lucene, RESULTS.md "Two-phase search"). Network/credential options of other engines are
+rejected by name.
 
 Writers take the index's exclusive lock (vsplade.locking) before touching the dir: a second
 writer, or ``--recreate`` while another process writes, fails with IndexLockedError.
@@ -48,6 +55,9 @@ class LuceneSettings:
     chunk_docs: int | None = None  # None: VSPLADE_LUCENE_CHUNK_DOCS, else the writer's default
     commit_every: int | None = None  # None: VSPLADE_LUCENE_COMMIT_EVERY, else the writer's default
     vocab: Any = None
+    prune: str | None = cli_field()  # "top=N[,floor=W]" (vsplade.pruning.StaticPruning.of)
+    optimize: bool | None = cli_field()  # one segment when the build closes
+    forward_index: bool | None = None  # None: written only for a pruned index
 
     def __post_init__(self) -> None:
         if not self.index:
@@ -56,6 +66,15 @@ class LuceneSettings:
             raise EngineError(f"build must be 'direct' or 'jsonvector', got {self.build!r}")
         if self.scale is not None and not float(self.scale) > 0:
             raise EngineError(f"--scale must be positive, got {self.scale}")
+        if self.prune is not None:
+            from vsplade.pruning import StaticPruning
+
+            try:
+                StaticPruning.of(self.prune)
+            except (ValueError, TypeError) as e:
+                raise EngineError(f"--prune: {e}") from None
+            if self.build != "direct":
+                raise EngineError("--prune needs the direct build (the jsonvector route has no forward index)")
         for name in ("chunk_docs", "commit_every"):
             value = getattr(self, name) or os.environ.get(_ENV[name])
             if value is not None:
@@ -112,7 +131,9 @@ class LuceneEngine(Engine):
         kw = {k: getattr(self.settings, k) for k in ("chunk_docs", "commit_every") if getattr(self.settings, k)}
         if self.options.get("threads"):
             kw["threads"] = self.settings.threads
-        return DirectImpactWriter(self.path, info, scale=self.scale, recreate=recreate, vocab=self.vocab, **kw)
+        return DirectImpactWriter(self.path, info, scale=self.scale, recreate=recreate, vocab=self.vocab,
+                                  pruning=self.settings.prune, optimize=bool(self.settings.optimize),
+                                  forward_index=self.settings.forward_index, **kw)
 
     def searcher(self):
         from .searcher import LuceneImpactIndexSearcher
