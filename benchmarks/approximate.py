@@ -73,12 +73,13 @@ def label(tp: TwoPhase) -> str:
 
 def build(path: Path, corpus: SparseBatch, args, pruning: StaticPruning | None = None) -> tuple[float, int]:
     """The direct writer (what LuceneEngine.writer opens), pruning: Lucene gets the pruned
-    pages, the forward index the whole ones."""
+    pages, the forward index the whole ones. Every build here has a forward index (the
+    engine writes one only for pruned indexes) so phase 2 from it can be compared."""
     from vsplade_lucene.direct import DirectImpactWriter
 
     t = time.perf_counter()
     with DirectImpactWriter(path, {"name": "bench-approximate"}, scale=args.scale, recreate=True,
-                            threads=args.threads, pruning=pruning) as w:
+                            threads=args.threads, pruning=pruning, forward_index=True) as w:
         for s in range(0, len(corpus), BATCH):
             w.add(corpus.select(range(s, min(s + BATCH, len(corpus)))))
     return time.perf_counter() - t, int(w.summary.extra.get("pruned_weights", 0))
