@@ -564,8 +564,9 @@ def info(
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False))
         return
-    for key in ("engine", "index", "pages", "files", "encoder", "root", "created", "updated", "size_bytes"):
-        if result.get(key) is not None:
+    for key in ("engine", "index", "pages", "files", "encoder", "root", "created", "updated", "size_bytes",
+                "text_field", "static_pruning"):
+        if result.get(key) not in (None, False):
             typer.echo(f"{key + ':':<11} {json.dumps(result[key]) if isinstance(result[key], dict) else result[key]}")
     for src in result.get("sources", []):
         typer.echo(f"  {src['pages']:>6}  {src['source']}")

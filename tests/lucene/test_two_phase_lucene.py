@@ -388,6 +388,8 @@ def test_cli_prune_and_optimize_build_one_segment_with_exact_scores(tmp_path, pd
     assert read_config(pruned)["static_pruning"] and read_config(pruned)["forward_index"] is True
     assert not (full / forward.COUNTS).exists() and (pruned / forward.COUNTS).exists()
     assert segment_count(pruned) == 1
+    r = CliRunner().invoke(app, ["info", "--index", str(pruned)])
+    assert r.exit_code == 0 and 'static_pruning: {"floor": 0.0, "top_n": 60}' in r.output, r.output
     from vsplade import Collection
 
     with Collection.open(full) as a, Collection.open(pruned) as b:

@@ -172,7 +172,9 @@ class LuceneEngine(Engine):
         size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file()) if self.path.is_dir() else 0
         return {"engine": self.name, "index": str(self.path.resolve()), "size_bytes": size,
                 "scale": cfg.get("scale", self.scale), "build": cfg.get("build", self.build),
-                "encoder": cfg.get("encoder"), "complete": cfg.get("state") == "ready" if cfg else None}
+                "encoder": cfg.get("encoder"), "complete": cfg.get("state") == "ready" if cfg else None,
+                # --prune's setting (None: every term indexed) and whether two-phase has a forward index
+                "static_pruning": cfg.get("static_pruning"), "forward_index": cfg.get("forward_index")}
 
     def version(self):
         """The commit points (segments_N: every add/delete commit makes a new one) and the config
