@@ -339,6 +339,7 @@ with eng.writer({"name": "test-random", "seed": 7}) as w:
 """
 
 
+@pytest.mark.slow  # two subprocess builds, one SIGKILLed, per step
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("step", ["lucene.docs-appended:3", "lucene.submitted:4"])
 def test_forward_index_survives_a_kill_and_resume(tmp_path, corpus, vocab, step):
