@@ -406,6 +406,7 @@ def plot(store: Store, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.8))
+    colors = dict(zip(ENGINES, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
     for preset, style in (("quality", "-o"), ("efficient", "--s")):
         for e in ENGINES:
             rs = sorted((r for r in store.records if r["preset"] == preset and r["engine"] == e and "skipped" not in r),
@@ -413,9 +414,9 @@ def plot(store: Store, path: Path) -> None:
             if not rs:
                 continue
             xs = [r["size"] for r in rs]
-            a.plot(xs, [r["latency"]["10"]["p50_ms"] for r in rs], style, label=f"{e} ({preset})")
+            a.plot(xs, [r["latency"]["10"]["p50_ms"] for r in rs], style, color=colors[e], label=f"{e} ({preset})")
             if e != "pyserini":  # Lucene's index
-                b.plot(xs, [r["bytes_per_page"] for r in rs], style, label=f"{e} ({preset})")
+                b.plot(xs, [r["bytes_per_page"] for r in rs], style, color=colors[e], label=f"{e} ({preset})")
     a.set(xscale="log", yscale="log", xlabel="pages", ylabel="p50 ms, k=10 (one thread)", title="exact search latency")
     b.set(xscale="log", yscale="log", xlabel="pages", ylabel="disk bytes/page", title="index size per page")
     for ax in (a, b):
