@@ -56,7 +56,7 @@ from opensearch_vs_lucene import (STORE_STATS_S, LoadSampler, lucene_segments, o
 from opensearch_workload import batches, query_dicts, workload  # noqa: E402
 
 RESULTS = HERE / "results"
-ENGINES = ("memory", "lucene", "pyserini", "opensearch")
+ENGINES = ("memory", "lucene", "lucene-optimize", "pyserini", "opensearch")
 BIG = 1_000_000  # steps this large wait for the other 1M benchmark and run one engine at a time
 OTHER_BIG_BENCHMARK = "benchmarks/approximate.py"
 THREADS = 2
@@ -123,7 +123,8 @@ def child_build(engine: str, size: int, preset: str, index: Path, nq: int) -> di
     else:
         from vsplade_lucene import LuceneEngine
 
-        eng = LuceneEngine(str(index), threads=THREADS)
+        # lucene-optimize: the same build with --optimize (one segment when the build closes)
+        eng = LuceneEngine(str(index), threads=THREADS, optimize=engine == "lucene-optimize")
         with eng.writer(INFO, recreate=True) as wr:
             for b in batches(m, 1024):
                 wr.add(b)
@@ -158,8 +159,9 @@ def child_search(engine: str, size: int, preset: str, index: Path, nq: int) -> d
 
         s = LuceneEngine(str(index), threads=THREADS).searcher()
         open_s, rss_open = time.perf_counter() - t, rss_kb()
-        out = {"lucene": {"open_s": open_s, "rss_open_mb": rss_open / 1024, "rss_added_mb": (rss_open - base) / 1024}}
-        fns = {"lucene": s.search}
+        name = "lucene-optimize" if engine == "lucene-optimize" else "lucene"
+        out = {name: {"open_s": open_s, "rss_open_mb": rss_open / 1024, "rss_added_mb": (rss_open - base) / 1024}}
+        fns = {name: s.search}
         ps = None
         if engine == "pyserini":
             t = time.perf_counter()
@@ -170,7 +172,7 @@ def child_search(engine: str, size: int, preset: str, index: Path, nq: int) -> d
                                "rss_added_mb": (rss_ps - base) / 1024, "rss_added_over_lucene_mb": (rss_ps - rss_open) / 1024}
             fns["pyserini"] = ps.search
         lat = latencies(fns, queries)
-        q = {"lucene": qps(lambda qs: s.batch_search(qs, 10, threads=THREADS), queries)}
+        q = {name: qps(lambda qs: s.batch_search(qs, 10, threads=THREADS), queries)}
         if ps is not None:
             qids = [str(i) for i in range(len(queries))]
             q["pyserini"] = qps(lambda qs: ps.batch_search(qs, qids[:len(qs)], 10, THREADS), queries)
@@ -273,7 +275,7 @@ def measure_step(args, store: Store, size: int, preset: str, engines: list[str])
     base = {"preset": preset, "size": size, "queries": args.queries}
     lucene_side = [e for e in engines if e in ("lucene", "pyserini")]
     groups = (["memory"] if "memory" in engines else []) + (["lucene"] if lucene_side else []) \
-        + (["opensearch"] if "opensearch" in engines else [])
+        + [g for g in ("lucene-optimize", "opensearch") if g in engines]
     for g in groups:
         names = lucene_side if g == "lucene" else [g]
         why = wait_for_machine(size, args.stop_at)
@@ -380,8 +382,8 @@ def sizing(store: Store, pages: int = PAPER_PAGES, budgets=(20.0, 50.0)) -> str:
                 ram = rs[-1]["rss_open_mb"] * 2**20 + (bpp - rs[-1].get("forward_bytes_per_page", 0)) * pages
             if e == "opensearch" and len(lu) >= 2 and lu[-1]["size"] > n:
                 # a fixed per-request cost over Lucene's curve (RESULTS: OpenSearch vs Lucene)
-                fixed = rs[-1]["latency"]["10"]["p50_ms"] - next(r for r in lu if r["size"] == n)["latency"]["10"]["p50_ms"]
                 lv, ls, ln = fit([(r["size"], r["latency"]["10"]["p50_ms"]) for r in lu])
+                fixed = rs[-1]["latency"]["10"]["p50_ms"] - lv * (n / ln) ** ls
                 p50 = fixed + lv * (pages / ln) ** ls
                 src = f"{n:,} (fixed cost {fixed:.1f} ms) + Lucene's {lu[-2]['size']:,} + {ln:,}"
                 slope = ls
@@ -406,7 +408,7 @@ def plot(store: Store, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.8))
-    colors = dict(zip(ENGINES, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
+    colors = dict(zip(ENGINES, ("tab:blue", "tab:orange", "tab:purple", "tab:green", "tab:red")))
     for preset, style in (("quality", "-o"), ("efficient", "--s")):
         for e in ENGINES:
             rs = sorted((r for r in store.records if r["preset"] == preset and r["engine"] == e and "skipped" not in r),
