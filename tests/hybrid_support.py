@@ -11,10 +11,29 @@ from pyserini.fusion import interpolation, reciprocal_rank_fusion
 from pyserini.trectools import RescoreMethod, TrecRun
 
 from vsplade.engines.base import PageFilter
+from vsplade.sparse import SparseBatch
 
 MODES = ("rrf", "minmax:0.6", "minmax:0.2")
+SYN_WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma".split()
+# what a regular-expression tokenizer is likeliest to split differently from StandardAnalyzer
+TRICKY_TEXT = "Fortran's U.S.A. e-mail 3.14 1,000 a,b x:y foo_bar Ümlaut "
 WORDS = ("install package debian interface language stub code camlidl report revenue manual page "
          "apt get remove search file system network").split()
+
+
+def synthetic(n: int, seed: int, tricky: bool = False) -> SparseBatch:
+    """n pages with random vectors and random texts (some long: Lucene's lossy lengths; some
+    empty); tricky: every 50th page (from the 8th) starts with TRICKY_TEXT."""
+    rng = random.Random(seed)
+    rows, meta = [], []
+    for i in range(n):
+        rows.append({rng.randrange(1000, 1100): rng.uniform(0.1, 3.0) for _ in range(rng.randint(1, 12))})
+        words = SYN_WORDS[: rng.randint(2, len(SYN_WORDS))]
+        text = " ".join(rng.choice(words) for _ in range(rng.choice([0, 3, 20, 39, 40, 41, 150, 900])))
+        if tricky and i % 50 == 7:
+            text = TRICKY_TEXT + text
+        meta.append({"id": f"p{i}", "source": f"f{i % 7}.pdf", "page": i // 7 + 1, "text": text})
+    return SparseBatch.from_dicts(rows, [m["id"] for m in meta], meta)
 
 
 def trec_run(hits) -> TrecRun:

@@ -11,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from hybrid_support import MODES, check_against_pyserini, pyserini_fused, random_queries
+from hybrid_support import MODES, check_against_pyserini, pyserini_fused, random_queries, synthetic
 from typer.testing import CliRunner
 
 from vsplade import Collection
@@ -21,26 +21,12 @@ from vsplade.engines import EngineError
 from vsplade.engines.base import Hit
 from vsplade.engines.memory import ExactScorer
 from vsplade.fusion import Fusion, fuse
-from vsplade.sparse import SparseBatch
 
 runner = CliRunner()
-SYN_WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma".split()
 
 
 def run(*args):
     return runner.invoke(app, [str(a) for a in args])
-
-
-def synthetic(n: int, seed: int) -> SparseBatch:
-    """n pages with random vectors and random texts (some long: Lucene's lossy lengths; some empty)."""
-    rng = random.Random(seed)
-    rows, meta = [], []
-    for i in range(n):
-        rows.append({rng.randrange(1000, 1100): rng.uniform(0.1, 3.0) for _ in range(rng.randint(1, 12))})
-        words = SYN_WORDS[: rng.randint(2, len(SYN_WORDS))]
-        text = " ".join(rng.choice(words) for _ in range(rng.choice([0, 3, 20, 39, 40, 41, 150, 900])))
-        meta.append({"id": f"p{i}", "source": f"f{i % 7}.pdf", "page": i // 7 + 1, "text": text})
-    return SparseBatch.from_dicts(rows, [m["id"] for m in meta], meta)
 
 
 def test_fuse_equals_pyserini_on_random_runs_with_ties_and_depth():

@@ -8,35 +8,19 @@ import random
 
 import numpy as np
 import pytest
-from hybrid_support import MODES, check_against_pyserini, pyserini_fused, random_queries
+from hybrid_support import MODES, check_against_pyserini, pyserini_fused, random_queries, synthetic
 
 from vsplade import Collection
 from vsplade.bm25 import tokenize
 from vsplade.engines.base import PageFilter
 from vsplade.engines.memory import ExactScorer
-from vsplade.sparse import SparseBatch
-
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma".split()
-
-
-def synthetic(n: int, seed: int) -> SparseBatch:
-    rng = random.Random(seed)
-    rows, meta = [], []
-    for i in range(n):
-        rows.append({rng.randrange(1000, 1100): rng.uniform(0.1, 3.0) for _ in range(rng.randint(1, 12))})
-        words = WORDS[: rng.randint(2, len(WORDS))]
-        text = " ".join(rng.choice(words) for _ in range(rng.choice([0, 3, 20, 39, 40, 41, 150, 900])))
-        if i % 50 == 7:
-            text = "Fortran's U.S.A. e-mail 3.14 1,000 a,b x:y foo_bar Ümlaut " + text
-        meta.append({"id": f"p{i}", "source": f"f{i % 7}.pdf", "page": i // 7 + 1, "text": text})
-    return SparseBatch.from_dicts(rows, [m["id"] for m in meta], meta)
 
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     from vsplade_lucene import LuceneEngine
 
-    batch = synthetic(600, seed=4)
+    batch = synthetic(600, seed=4, tricky=True)
     path = tmp_path_factory.mktemp("hybrid-lucene") / "ix"
     # several chunks on several Java threads: each chunk's text segment must join its vectors
     # page for page (ParallelLeafReader), and the segments join in order
