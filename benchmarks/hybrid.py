@@ -68,13 +68,31 @@ def corpus(args) -> SparseBatch:
     return SparseBatch(m.tocsr().astype(np.float32), ids, meta)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_workload_args(ap: argparse.ArgumentParser) -> None:
+    """The flags `workload` reads (shared with benchmarks/opensearch_hybrid.py)."""
     ap.add_argument("--pages", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--preset", default="quality")
     ap.add_argument("--words", type=int, default=300, help="average words of text a page")
     ap.add_argument("--depth", type=int, default=100)
+
+
+def workload(args) -> tuple[SparseBatch, list[dict], list[str]]:
+    """The pages (vectors + text), the vector queries and the query texts; prints what it made."""
+    t = time.perf_counter()
+    batch = corpus(args)
+    queries = Workload(args.preset).query_dicts(args.queries, default_vocabulary(), seed=7)
+    draw, rng = word_sampler(seed=9)
+    qtexts = [" ".join(draw(int(rng.integers(3, 9)))) for _ in range(args.queries)]
+    print(f"{args.pages} pages ({args.preset}), {batch.matrix.nnz / args.pages:.0f} non-zeros and "
+          f"~{args.words} words of text a page; {args.queries} queries; generated in {time.perf_counter() - t:.0f} s",
+          flush=True)
+    return batch, queries, qtexts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_workload_args(ap)
     ap.add_argument("--threads", type=int, default=2, help="Lucene indexing threads")
     ap.add_argument("--engines", default="memory,lucene")
     args = ap.parse_args()
@@ -82,14 +100,7 @@ def main() -> None:
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load average before: "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    t = time.perf_counter()
-    batch = corpus(args)
-    vocab = default_vocabulary()
-    queries = Workload(args.preset).query_dicts(args.queries, vocab, seed=7)
-    draw, rng = word_sampler(seed=9)
-    qtexts = [" ".join(draw(int(rng.integers(3, 9)))) for _ in range(args.queries)]
-    print(f"{args.pages} pages ({args.preset}), {batch.matrix.nnz / args.pages:.0f} non-zeros and "
-          f"~{args.words} words of text a page; {args.queries} queries; generated in {time.perf_counter() - t:.0f} s")
+    batch, queries, qtexts = workload(args)
     work = list(zip(queries, qtexts))
     rows = []
     for engine in engines:

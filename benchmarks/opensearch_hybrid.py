@@ -25,8 +25,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus import Workload  # noqa: E402
-from hybrid import corpus, word_sampler  # noqa: E402
+from hybrid import add_workload_args, workload  # noqa: E402
 from interleave import time_interleaved  # noqa: E402
 
 K = 10
@@ -34,16 +33,9 @@ CHUNK = 5000
 
 
 def run(url: str, args) -> list[tuple]:
-    from vsplade.vocab import default_vocabulary
     from vsplade_opensearch import OpenSearchEngine
 
-    t = time.perf_counter()
-    batch = corpus(args)
-    queries = Workload(args.preset).query_dicts(args.queries, default_vocabulary(), seed=7)
-    draw, rng = word_sampler(seed=9)
-    qtexts = [" ".join(draw(int(rng.integers(3, 9)))) for _ in range(args.queries)]
-    print(f"{args.pages} pages ({args.preset}), {batch.matrix.nnz / args.pages:.0f} non-zeros and ~{args.words} "
-          f"words of text a page; {args.queries} queries; generated in {time.perf_counter() - t:.0f} s", flush=True)
+    batch, queries, qtexts = workload(args)
     index = f"bench-hybrid-{uuid.uuid4().hex[:8]}"
     eng = OpenSearchEngine(index=index, url=url, progress=False, replicas=0, timeout=600)
     t = time.perf_counter()
@@ -86,11 +78,7 @@ def run(url: str, args) -> list[tuple]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pages", type=int, default=100_000)
-    ap.add_argument("--queries", type=int, default=200)
-    ap.add_argument("--preset", default="quality")
-    ap.add_argument("--words", type=int, default=300, help="average words of text a page")
-    ap.add_argument("--depth", type=int, default=100)
+    add_workload_args(ap)
     ap.add_argument("--line", default="3", help="plugin line (server/plugins/plugins.tsv): 3 = 3.6.0, 2 = 2.19.1")
     ap.add_argument("--heap", default="2g")
     ap.add_argument("--url", help="a cluster with neural-search 2.19+ instead of a testnode")
