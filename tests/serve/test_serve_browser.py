@@ -7,22 +7,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
+from browser_support import CHROMIUM, MISSING, chromium, sync_api
 from serve_support import run_server
 
-CHROMIUM = os.environ.get("VSPLADE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = os.environ.get("VSPLADE_SCREENSHOTS")  # a dir: keep screenshots there (to look at them)
 
 if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; `make test` does it)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (pip) is not installed")
+    pytest.skip(MISSING, allow_module_level=True)
+sync_api()  # skips the module when playwright is not installed
 pytestmark = pytest.mark.browser
 
 # Pixel statistics of every thumbnail, drawn into a canvas (same origin, so readable).
@@ -39,12 +35,8 @@ THUMB_STATS = """() => [...document.querySelectorAll('#results img')].map(img =>
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def _shot(page, name):

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from browser_support import chromium
 from highlight_support import alnum, text_under
 from serve_support import run_server, vsplade
 
@@ -107,50 +108,41 @@ def test_image_page_has_no_boxes_and_says_so(tmp_path, pdf_dir, data_dir):
 
 # -- the web page ------------------------------------------------------------------------------
 
-CHROMIUM = os.environ.get("VSPLADE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = os.environ.get("VSPLADE_SCREENSHOTS")
 
 
 @pytest.mark.browser
 @pytest.mark.timeout(600)
 def test_web_page_shows_snippets_and_boxes(memory_server):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; `make chromium` does it)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (pip) is not installed")
     s = memory_server
     _, expected = s.get_json("/search", q=QUERY, k=10, snippet="true")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(s.base + "/?q=" + QUERY.replace(" ", "+") + "&k=10")
-            page.wait_for_selector("#results .card .snippet mark", timeout=120_000)
-            snippets = page.locator("#results .card .snippet")
-            first = snippets.nth(0)
-            assert first.inner_text() == expected["hits"][0]["snippet"]["text"]
-            assert [m.lower() for m in first.locator("mark").all_inner_texts()] == \
-                [m.lower() for m in _marked(expected["hits"][0]["snippet"])]
-            if SCREENSHOTS:
-                Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(Path(SCREENSHOTS) / "grid-snippets.png"))
-            page.locator("#results .card button.open").nth(0).click()
-            page.wait_for_function("() => { const i = document.querySelector('#viewer-img'); "
-                                   "return i.complete && i.naturalWidth > 0; }", timeout=120_000)
-            page.wait_for_selector("#viewer-boxes .hl", timeout=60_000)
-            _, hl = s.get_json(f"/pages/{expected['hits'][0]['id']}/highlights", q=QUERY)
-            assert page.locator("#viewer-boxes .hl").count() == len(hl["boxes"])
-            # each box sits over its word: the same place on the picture as the API's fractions
-            img = page.locator("#viewer-img").bounding_box()
-            box = page.locator("#viewer-boxes .hl").nth(0).bounding_box()
-            x0, y0, x1, y1 = hl["boxes"][0]["rel"]
-            assert box["x"] == pytest.approx(img["x"] + x0 * img["width"], abs=2)
-            assert box["y"] == pytest.approx(img["y"] + y0 * img["height"], abs=2)
-            assert box["width"] == pytest.approx((x1 - x0) * img["width"], abs=2)
-            if SCREENSHOTS:
-                page.screenshot(path=str(Path(SCREENSHOTS) / "viewer-boxes.png"))
-            assert not errors, errors
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(s.base + "/?q=" + QUERY.replace(" ", "+") + "&k=10")
+        page.wait_for_selector("#results .card .snippet mark", timeout=120_000)
+        snippets = page.locator("#results .card .snippet")
+        first = snippets.nth(0)
+        assert first.inner_text() == expected["hits"][0]["snippet"]["text"]
+        assert [m.lower() for m in first.locator("mark").all_inner_texts()] == \
+            [m.lower() for m in _marked(expected["hits"][0]["snippet"])]
+        if SCREENSHOTS:
+            Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(SCREENSHOTS) / "grid-snippets.png"))
+        page.locator("#results .card button.open").nth(0).click()
+        page.wait_for_function("() => { const i = document.querySelector('#viewer-img'); "
+                               "return i.complete && i.naturalWidth > 0; }", timeout=120_000)
+        page.wait_for_selector("#viewer-boxes .hl", timeout=60_000)
+        _, hl = s.get_json(f"/pages/{expected['hits'][0]['id']}/highlights", q=QUERY)
+        assert page.locator("#viewer-boxes .hl").count() == len(hl["boxes"])
+        # each box sits over its word: the same place on the picture as the API's fractions
+        img = page.locator("#viewer-img").bounding_box()
+        box = page.locator("#viewer-boxes .hl").nth(0).bounding_box()
+        x0, y0, x1, y1 = hl["boxes"][0]["rel"]
+        assert box["x"] == pytest.approx(img["x"] + x0 * img["width"], abs=2)
+        assert box["y"] == pytest.approx(img["y"] + y0 * img["height"], abs=2)
+        assert box["width"] == pytest.approx((x1 - x0) * img["width"], abs=2)
+        if SCREENSHOTS:
+            page.screenshot(path=str(Path(SCREENSHOTS) / "viewer-boxes.png"))
+        assert not errors, errors

@@ -4,6 +4,7 @@ Collection.search(hybrid=...) does; a bad mode is a 422; an index without the fi
 from __future__ import annotations
 
 import pytest
+from browser_support import chromium
 from serve_support import run_server, vsplade
 
 from vsplade import Collection
@@ -59,40 +60,27 @@ def test_a_bad_mode_is_422_and_an_index_without_text_one_line(text_server, tmp_p
 def test_the_web_pages_text_toggle_searches_hybrid(text_server):
     """In Debian's Chromium (skipped without it): the "+ text" box sends hybrid=rrf, keeps it in
     the URL, and the cards are the hybrid hits; unticked, the vector hits."""
-    import os
-    import shutil
-    from pathlib import Path
-
-    chromium = os.environ.get("VSPLADE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).exists():
-        pytest.skip(f"no Chromium at {chromium}")
-    sync_api = pytest.importorskip("playwright.sync_api")
     q = "install a package"
     _, hybrid = text_server.get_json("/search", q=q, k=20, hybrid="rrf")
     _, plain = text_server.get_json("/search", q=q, k=20)
     assert [h["id"] for h in hybrid["hits"]] != [h["id"] for h in plain["hits"]]  # the toggle must show
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True,
-                                    args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(text_server.base + "/")
-            page.check("#hybrid")
-            page.fill("#q", q)
-            page.keyboard.press("Enter")
-            page.wait_for_function(f"() => document.querySelectorAll('#results .card').length === {len(hybrid['hits'])}"
-                                   " && location.search.includes('hybrid=rrf')", timeout=60_000)
-            ids = page.eval_on_selector_all("#results .card", "cs => cs.map(c => c.dataset.id)")
-            assert ids == [h["id"] for h in hybrid["hits"]]
-            page.uncheck("#hybrid")
-            page.fill("#q", q)
-            page.keyboard.press("Enter")
-            page.wait_for_function("() => !location.search.includes('hybrid')", timeout=60_000)
-            want = [h["id"] for h in plain["hits"]]
-            page.wait_for_function(f"() => [...document.querySelectorAll('#results .card')].map(c => c.dataset.id)"
-                                   f".join(',') === {want!r}.join(',')", timeout=60_000)
-            assert not errors, errors
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(text_server.base + "/")
+        page.check("#hybrid")
+        page.fill("#q", q)
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"() => document.querySelectorAll('#results .card').length === {len(hybrid['hits'])}"
+                               " && location.search.includes('hybrid=rrf')", timeout=60_000)
+        ids = page.eval_on_selector_all("#results .card", "cs => cs.map(c => c.dataset.id)")
+        assert ids == [h["id"] for h in hybrid["hits"]]
+        page.uncheck("#hybrid")
+        page.fill("#q", q)
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => !location.search.includes('hybrid')", timeout=60_000)
+        want = [h["id"] for h in plain["hits"]]
+        page.wait_for_function(f"() => [...document.querySelectorAll('#results .card')].map(c => c.dataset.id)"
+                               f".join(',') === {want!r}.join(',')", timeout=60_000)
+        assert not errors, errors
