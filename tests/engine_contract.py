@@ -56,6 +56,14 @@ def state(col: Collection) -> dict:
     return {"rows": rows, "hits": hits}
 
 
+def indexed_collection(engine: str, docs, location: dict, **create) -> Collection:
+    """A new Collection of `engine` at `location` holding the PAGES pages of `docs`."""
+    c = Collection.create(model="lexical", engine=engine, **create, **location)
+    report = c.index(docs, progress=False)
+    assert report.ok and report.summary.indexed == PAGES, report.summary
+    return c
+
+
 def sources_of(col: Collection) -> set[str]:
     return {r["source"] for r in col.engine.read_catalog()}
 
@@ -109,9 +117,7 @@ class EngineContract:
     @classmethod
     def col(cls, docs, location):
         """This engine's Collection of the same folder (read-only for the tests that share it)."""
-        c = Collection.create(model="lexical", engine=cls.engine, **location())
-        report = c.index(docs, progress=False)
-        assert report.ok and report.summary.indexed == PAGES, report.summary
+        c = indexed_collection(cls.engine, docs, location())
         yield c
         c.close()
 
@@ -280,9 +286,7 @@ class EngineContract:
     @classmethod
     def text_col(cls, docs, location):
         """This engine's Collection of the folder built with the text field (--text-field)."""
-        c = Collection.create(model="lexical", engine=cls.engine, text_field=True, **location())
-        report = c.index(docs, progress=False)
-        assert report.ok and report.summary.indexed == PAGES, report.summary
+        c = indexed_collection(cls.engine, docs, location(), text_field=True)
         yield c
         c.close()
 
