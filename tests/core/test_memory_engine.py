@@ -3,6 +3,7 @@ import pytest
 import scipy.sparse as sp
 
 from vsplade.engines import get_engine_class
+from vsplade.engines.base import EngineError
 from vsplade.engines.memory import ExactScorer, top_k
 from vsplade.sparse import SparseBatch
 
@@ -117,6 +118,68 @@ def test_parts_merge_into_the_same_index_as_one_batch(vocab):
         want = sorted(keep, key=lambda r: (-expected[r], r))[:10]
         assert [h.id for h in got] == [whole.ids[r] for r in want]
         assert [h.score for h in got] == pytest.approx([expected[r] for r in want], rel=1e-12)
+
+
+def _striped_part(k, rows=250, per_row=200):
+    """A part whose rows hold per_row distinct terms (one in each 251-wide stripe of ids),
+    generated on demand like a part read from disk, with no large temporaries."""
+    rng = np.random.default_rng(k)
+    cols = (np.arange(per_row) * 251 + rng.integers(0, 251, (rows, per_row))).ravel()
+    m = sp.csr_matrix((rng.uniform(0.01, 2, cols.size).astype(np.float32), cols,
+                       np.arange(0, cols.size + 1, per_row)), shape=(rows, V))
+    ids = [f"p{k * rows + r}" for r in range(rows)]
+    return SparseBatch(m, ids, [{"id": i, "source": f"f{k}.pdf", "page": r + 1} for r, i in enumerate(ids)])
+
+
+@pytest.mark.timeout(120)
+def test_parts_load_into_one_copy_without_holding_a_second(vocab):
+    """Issue 24 item 6: an encoded dir's parts are read one at a time straight into the final
+    columns, so memory at its highest while loading stays near the one copy kept. Merging
+    per-part copies at the end held the vectors twice (and at 1M pages left the second copy in
+    the process's heap)."""
+    import tracemalloc
+
+    n_parts = 40
+    reads = []
+
+    def parts():
+        reads.append(0)
+        for k in range(n_parts):
+            reads[-1] += 1
+            yield _striped_part(k)
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        start = tracemalloc.get_traced_memory()[0]
+        s = ExactScorer.from_batches(parts, vocab_size=V)
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    vectors = s.indices.nbytes + s.data.nbytes
+    assert reads == [n_parts, n_parts]  # read twice: the columns' lengths, then the columns
+    assert peak < 1.4 * vectors, (peak, vectors)
+    whole = SparseBatch(sp.vstack([_striped_part(k).matrix for k in range(n_parts)], format="csr"), s.ids)
+    ref = ExactScorer(whole)
+    assert np.array_equal(s.indptr, ref.indptr) and np.array_equal(s.indices, ref.indices)
+    assert np.array_equal(s.data, ref.data)
+    query = {vocab.term(c): 1.0 + c % 3 for c in (5, 251 * 7 + 3, 251 * 150 + 100, 40000)}
+    assert [(h.id, h.score) for h in s.search(query, 50)] == [(h.id, h.score) for h in ref.search(query, 50)]
+
+
+def test_parts_that_change_between_the_two_reads_are_refused(vocab):
+    """The columns are sized from the first read: a part that differs on the second is an error,
+    not a corrupt index."""
+    calls = []
+
+    def parts():
+        calls.append(1)
+        yield _striped_part(0)
+        if len(calls) == 1:
+            yield _striped_part(1)
+
+    with pytest.raises(EngineError, match="changed while they were being loaded"):
+        ExactScorer.from_batches(parts, vocab_size=V)
 
 
 def test_memory_engine_writes_with_the_encoded_dir_writer_itself(tmp_path, vocab):

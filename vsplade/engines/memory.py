@@ -9,13 +9,15 @@ Memory (issue 24 item 6): the vectors are held once, as a float32 CSC (column = 
 layout a query needs: its columns are its postings), 8 bytes a non-zero (~4.4 KB a page at
 550 non-zeros); the page metadata as dictionary-encoded columns (a code a page per field),
 not a dict a page. Search, explain, filters and page_terms all read that one copy. Before:
-a float64 CSC plus the loaded float32 CSR plus a dict a page, ~10.5 KB a page.
+a float64 CSC plus the loaded float32 CSR plus a dict a page, ~10.5 KB a page. Loading reads
+the stored parts twice, one at a time (column lengths, then the columns filled in place), so
+the process never holds a second copy, not even freed-but-kept heap (ExactScorer._build).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,8 +36,8 @@ try:
 except ImportError:  # a scipy that moved them: the public path, same numbers
     _csc_matvec = _gather_columns = None
 
-# non-zeros scattered per step while merging stored parts into one CSC (bounds the temporaries)
-_SCATTER_STEP = 1 << 23
+# non-zeros copied into the columns per step while loading (bounds the temporaries: ~100 MB)
+_SCATTER_STEP = 1 << 22
 # metadata fields a hit carries (Hit.source, .page, .path, .sha256); other keys are not kept
 _HIT_FIELDS = ("source", "page", "path", "sha256")
 
@@ -98,20 +100,32 @@ class ExactScorer:
         self._build([batch], vocab, batch.vocab_size)
 
     @classmethod
-    def from_batches(cls, batches: Iterable[SparseBatch], vocab: Vocabulary | None = None,
-                     vocab_size: int = VOCAB_SIZE) -> "ExactScorer":
+    def from_batches(cls, batches: Iterable[SparseBatch] | Callable[[], Iterable[SparseBatch]],
+                     vocab: Vocabulary | None = None, vocab_size: int = VOCAB_SIZE) -> "ExactScorer":
+        """The parts (a list, or a callable giving a fresh iterator over them: an encoded dir's
+        iter_batches) read twice, one part at a time: once for each column's length, once to
+        copy the part into its place in the columns. A one-shot iterator is listed first."""
         self = cls.__new__(cls)
+        if not callable(batches):
+            batches = list(batches)
         self._build(batches, vocab, vocab_size)
         return self
 
-    def _build(self, batches: Iterable[SparseBatch], vocab: Vocabulary | None, vocab_size: int) -> None:
+    def _build(self, batches, vocab: Vocabulary | None, vocab_size: int) -> None:
+        """The CSC arrays allocated once at their final size, then filled part by part. Why not
+        each part's CSC kept and merged at the end (before 2026-12-02): the parts are a second
+        whole copy while loading, and tens of MB each, so they live in the heap (glibc's mmap
+        threshold rises to the largest block freed) where, freed among small live blocks, that
+        copy stayed in the process: RSS after opening 1M pages was ~2x the vectors."""
         self.vocab = vocab or default_vocabulary()
         self.ids: list[str] = []
         self.fields = {f: _Column() for f in _HIT_FIELDS}
-        parts, offsets = [], []
-        rows = 0
+        parts = batches if callable(batches) else (lambda: batches)
+        counts = np.zeros(vocab_size, dtype=np.int64)
+        part_rows: list[tuple[int, int]] = []  # (pages, non-zeros) a part: pass 2 must read the same
         texts = None  # vsplade.bm25.TextIndex, once a page brings its text (--text-field)
-        for b in batches:
+        for b in parts():  # pass 1: metadata, and how many non-zeros each column holds
+            rows = sum(n for n, _ in part_rows)
             if texts is None and any("text" in m for m in b.meta):
                 from ..bm25 import TextIndex
 
@@ -119,61 +133,62 @@ class ExactScorer:
                 texts.extend([None] * rows)  # pages before it had no text
             if texts is not None:
                 texts.extend([m.get("text") for m in b.meta])
-            # each part's CSR becomes a CSC right away and is dropped: what is held while
-            # reading is one float32 copy of the corpus, in parts
-            parts.append(sp.csc_matrix(b.matrix, dtype=np.float32))
-            offsets.append(rows)
-            rows += len(b)
+            mat = b.matrix
+            counts += np.bincount(mat.indices[:mat.nnz], minlength=vocab_size)[:vocab_size]
+            part_rows.append((len(b), mat.nnz))
             self.ids.extend(b.ids)
             for f, col in self.fields.items():
                 col.extend(m.get(f) for m in b.meta)
+            del b, mat  # one part at a time
         for col in self.fields.values():
             col.finish()
         self.text_index = texts.finish() if texts is not None else None
-        self.num_rows = rows
-        nnz = sum(p.nnz for p in parts)
+        self.num_rows = rows = sum(n for n, _ in part_rows)
+        nnz = int(counts.sum())
         idx = np.int32 if max(nnz, rows) < 2**31 else np.int64
-        if len(parts) == 1:
-            p = parts.pop()
-            p.sort_indices()  # explain and page_terms binary-search a column's rows
-            self.indptr, self.indices, self.data = p.indptr.astype(idx, copy=False), p.indices.astype(idx, copy=False), p.data
-        else:
-            self._merge(parts, offsets, idx, nnz, vocab_size)
-
-    def _merge(self, parts: list, offsets: list[int], idx, nnz: int, vocab_size: int) -> None:
-        """The parts' CSCs into one, part by part (rows stay ascending in every column)."""
-        counts = np.zeros(vocab_size, dtype=np.int64)
-        for p in parts:
-            counts += np.diff(p.indptr)
         self.indptr = np.zeros(vocab_size + 1, dtype=idx)
         np.cumsum(counts, out=self.indptr[1:])
         self.indices = np.empty(nnz, dtype=idx)
         self.data = np.empty(nnz, dtype=np.float32)
-        nxt = self.indptr[:-1].astype(np.int64)
-        parts.reverse()
-        offsets = offsets[::-1]
-        while parts:
-            p, off = parts.pop(), offsets.pop()  # dropped once scattered
-            p.sort_indices()
-            pp = p.indptr.astype(np.int64)
-            c0 = 0
-            while c0 < vocab_size:
-                c1 = int(np.searchsorted(pp, pp[c0] + _SCATTER_STEP, side="right")) - 1
-                c1 = min(vocab_size, max(c0 + 1, c1))
-                lo, hi = pp[c0], pp[c1]
-                lens = np.diff(pp[c0:c1 + 1])
-                if hi > lo:
-                    col = np.repeat(np.arange(c0, c1), lens)
-                    dest = nxt[col] + (np.arange(lo, hi) - pp[col])
-                    self.indices[dest] = p.indices[lo:hi] + off
-                    self.data[dest] = p.data[lo:hi]
-                nxt[c0:c1] += lens
-                c0 = c1
+        nxt = self.indptr[:-1].astype(np.int64)  # where each column's next non-zero goes
+        row0, seen = 0, 0
+        for b in parts():  # pass 2: each part into its place; rows stay ascending in every column
+            if seen == len(part_rows) or (len(b), b.matrix.nnz) != part_rows[seen]:
+                raise EngineError("the pages changed while they were being loaded; open the index again")
+            self._fill(b.matrix, row0, nxt)
+            row0 += len(b)
+            seen += 1
+            del b
+        if seen != len(part_rows) or not np.array_equal(nxt, self.indptr[1:]):
+            raise EngineError("the pages changed while they were being loaded; open the index again")
+
+    def _fill(self, m: sp.csr_matrix, row0: int, nxt: np.ndarray) -> None:
+        """A CSR part's rows into the columns, a slice of rows at a time (bounds the
+        temporaries: a merged dir is one part of up to 200M non-zeros)."""
+        ptr = m.indptr
+        r, n = 0, m.shape[0]
+        while r < n:
+            r1 = int(np.searchsorted(ptr, ptr[r] + _SCATTER_STEP, side="right")) - 1
+            r1 = min(n, max(r + 1, r1))
+            c = sp.csc_matrix(m if (r, r1) == (0, n) else m[r:r1])  # rows ascending in each column
+            c.sort_indices()
+            lens = np.diff(c.indptr)
+            # the k-th non-zero of column j in this slice goes to nxt[j] + k
+            dest = np.repeat(nxt - c.indptr[:-1], lens)
+            dest += np.arange(c.nnz, dtype=np.int64)
+            self.indices[dest] = c.indices + (row0 + r)
+            self.data[dest] = c.data
+            nxt += lens
+            del c, dest
+            r = r1
 
     def repack(self) -> None:
-        """After the loaded pages' metadata rows are freed: let their memory go (_Column.repack)."""
+        """After the loaded pages' metadata rows are freed: let their memory go (_Column.repack).
+        The page ids too: each part's ids were parsed just before its metadata rows, so they
+        share those rows' arenas (~280 bytes a page held at 200k pages)."""
         for col in self.fields.values():
             col.repack()
+        self.ids = [i.encode().decode() for i in self.ids]
 
     @property
     def nbytes(self) -> int:
@@ -341,7 +356,9 @@ class MemorySearcher(Searcher):
         # metadata rows as Python objects, which the scorer has in its own columns
         encoded = EncodedDir(path)
         try:
-            return ExactScorer.from_batches(encoded.iter_batches(), vocab_size=encoded.vocab_size), encoded.encoder_info
+            return ExactScorer.from_batches(encoded.iter_batches, vocab_size=encoded.vocab_size), encoded.encoder_info
+        except EngineError as e:
+            raise EngineError(f"{path}: {e}") from None
         finally:
             encoded.close()
 
