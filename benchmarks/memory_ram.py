@@ -80,7 +80,7 @@ def child(which: str, rev: str, enc: Path, workdir: Path, hits_out: Path | None,
     s = cls(enc)
     secs = time.perf_counter() - t
     rss = status_kb("VmRSS")
-    arrays = getattr(s.scorer, "nbytes", None)  # the vectors and metadata codes (after only)
+    arrays = getattr(s.scorer, "nbytes", None)  # its own count of what it holds (after only)
     print(json.dumps({"which": which, "open_s": secs, "added_kb": rss - base, "peak_kb": status_kb("VmHWM"),
                       "base_kb": base, "arrays_bytes": arrays}), flush=True)
     if hits_out is not None:
@@ -161,7 +161,7 @@ def main() -> None:
     runs = []
     for rnd in range(args.rounds):
         for which in ("before", "after"):
-            hits = ["--hits-out", str(work / f"hits-{which}.json")] if rnd == 0 else []
+            hits = ["--hits-out", str(work / f"hits-{enc.name}-{which}.json")] if rnd == 0 else []
             out = subprocess.run([sys.executable, __file__, "--child", which, *common, *hits],
                                  check=True, capture_output=True, text=True, env=env)
             runs.append(json.loads(out.stdout.strip().splitlines()[0]))
@@ -177,11 +177,12 @@ def main() -> None:
               f"{np.median([r['open_s'] for r in rs]):.1f} |")
     arrays = [r["arrays_bytes"] for r in runs if r["which"] == "after" and r.get("arrays_bytes")]
     if arrays:
-        print(f"\nafter: the arrays themselves (vectors + metadata codes) {arrays[0] / args.pages:,.0f} bytes/page")
+        print(f"\nafter: what it holds by its own count (scorer.nbytes: vectors, metadata codes, page ids) "
+              f"{arrays[0] / args.pages:,.0f} bytes/page")
 
     # -- the same hits: each side's first child wrote its top-100 per query ------------------------
-    a_all = json.loads((work / "hits-before.json").read_text())
-    b_all = json.loads((work / "hits-after.json").read_text())
+    a_all = json.loads((work / f"hits-{enc.name}-before.json").read_text())
+    b_all = json.loads((work / f"hits-{enc.name}-after.json").read_text())
     worst = 0.0
     for a, b in zip(a_all, b_all, strict=True):
         assert [i for i, _ in a] == [i for i, _ in b], "before and after rank differently"

@@ -72,7 +72,8 @@ def test_one_float32_copy_scores_and_explains_like_the_dense_reference(vocab):
     batch = _pages(400, seed=5)
     scorer = ExactScorer(batch)
     assert scorer.data.dtype == np.float32 and scorer.data.shape == (batch.matrix.nnz,)
-    assert scorer.nbytes <= 8 * batch.matrix.nnz + 4 * (V + 1) + 4 * 4 * len(batch)
+    packed_ids = sum(map(len, batch.ids)) + 8 * (len(batch) + 1) + 100  # one string of them all + ends
+    assert scorer.nbytes <= 8 * batch.matrix.nnz + 4 * (V + 1) + 4 * 4 * len(batch) + packed_ids
     assert not any(isinstance(v, (SparseBatch, sp.spmatrix)) for v in vars(scorer).values())  # no second copy
     rng = np.random.default_rng(9)
     live = np.flatnonzero(np.diff(batch.matrix.tocsc().indptr) > 0)
@@ -182,6 +183,19 @@ def test_parts_that_change_between_the_two_reads_are_refused(vocab):
         ExactScorer.from_batches(parts, vocab_size=V)
 
 
+def test_page_ids_are_held_packed_and_read_back_exactly(vocab):
+    """The ids are one string and offsets (no str object a page): any id, of any length and
+    script, comes back as it went in, in hits and by row."""
+    ids = ["a", "é-2", "docs/Ünïcode 文書.pdf#3", "x" * 300, "𝔘-5", "p5"]
+    m = sp.csr_matrix((np.ones(6, dtype=np.float32), np.arange(6) + 1000, np.arange(7)), shape=(6, V))
+    s = ExactScorer.from_batches([SparseBatch(m[:3], ids[:3]), SparseBatch(m[3:], ids[3:])], vocab_size=V)
+    assert list(s.ids) == ids and [s.ids[r] for r in range(6)] == ids and s.ids[-1] == "p5" and len(s.ids) == 6
+    with pytest.raises(IndexError):
+        s.ids[6]
+    query = {vocab.term(1000 + r): float(r + 1) for r in range(6)}
+    assert [h.id for h in s.search(query, 6)] == ids[::-1]
+
+
 def test_memory_engine_writes_with_the_encoded_dir_writer_itself(tmp_path, vocab):
     """Issue 23 item 5: no forwarding class; the engine's writer is the encoded dir's writer."""
     from vsplade.encoded import EncodedDirWriter
@@ -209,7 +223,7 @@ def test_memory_searcher_reads_an_unmerged_dir_with_deletions(tmp_path, vocab):
     whole = SparseBatch(sp.vstack([p.matrix for p in parts], format="csr")[keep],
                         [f"p{r}" for r in keep], [m for p in parts for m in p.meta if m["id"] in {f"p{r}" for r in keep}])
     ref = ExactScorer(whole)
-    assert s.scorer.ids == whole.ids and np.array_equal(s.scorer.data, ref.data)
+    assert list(s.scorer.ids) == whole.ids and np.array_equal(s.scorer.data, ref.data)
     query = {vocab.term(int(c)): 1.0 for c in np.flatnonzero(np.diff(whole.matrix.tocsc().indptr) > 0)[:40]}
     assert [(h.id, h.score) for h in s.search(query, 30)] == [(h.id, h.score) for h in ref.search(query, 30)]
     top = s.page_terms("p41", 5)

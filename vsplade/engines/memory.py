@@ -16,6 +16,7 @@ the process never holds a second copy, not even freed-but-kept heap (ExactScorer
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -36,8 +37,9 @@ try:
 except ImportError:  # a scipy that moved them: the public path, same numbers
     _csc_matvec = _gather_columns = None
 
-# non-zeros copied into the columns per step while loading (bounds the temporaries: ~100 MB)
-_SCATTER_STEP = 1 << 22
+# non-zeros copied into the columns per step while loading: bounds the temporaries (~30 MB,
+# under glibc's trim threshold, so they go back between steps rather than stay as free heap)
+_SCATTER_STEP = 1 << 20
 # metadata fields a hit carries (Hit.source, .page, .path, .sha256); other keys are not kept
 _HIT_FIELDS = ("source", "page", "path", "sha256")
 
@@ -88,6 +90,34 @@ class _Column:
         self.values = [v.encode().decode() if isinstance(v, str) else v for v in self.values]
 
 
+class _Ids:
+    """The page ids, packed: one string of them all and where each ends (~19 + 8 bytes a page
+    here). A str object a page costs ~80 bytes, and 1M of them, parsed among the metadata rows
+    that loading frees, kept those rows' small-object arenas alive (~250 bytes a page)."""
+
+    def __init__(self, ids: list[str]):
+        self._ends = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)), out=self._ends[1:])
+        self._all = "".join(ids)
+
+    def __len__(self) -> int:
+        return len(self._ends) - 1
+
+    def __getitem__(self, row: int) -> str:
+        if not -len(self) <= row < len(self):
+            raise IndexError(row)
+        row %= len(self)
+        return self._all[self._ends[row]:self._ends[row + 1]]
+
+    def __iter__(self):
+        ends = self._ends.tolist()
+        return (self._all[a:b] for a, b in zip(ends, ends[1:]))
+
+    @property
+    def nbytes(self) -> int:
+        return self._ends.nbytes + sys.getsizeof(self._all)
+
+
 class ExactScorer:
     """Query vectors against a corpus, exactly. Used by `memory`, tests and evaluation.
 
@@ -118,7 +148,7 @@ class ExactScorer:
         threshold rises to the largest block freed) where, freed among small live blocks, that
         copy stayed in the process: RSS after opening 1M pages was ~2x the vectors."""
         self.vocab = vocab or default_vocabulary()
-        self.ids: list[str] = []
+        ids: list[str] = []
         self.fields = {f: _Column() for f in _HIT_FIELDS}
         parts = batches if callable(batches) else (lambda: batches)
         counts = np.zeros(vocab_size, dtype=np.int64)
@@ -136,12 +166,14 @@ class ExactScorer:
             mat = b.matrix
             counts += np.bincount(mat.indices[:mat.nnz], minlength=vocab_size)[:vocab_size]
             part_rows.append((len(b), mat.nnz))
-            self.ids.extend(b.ids)
+            ids.extend(b.ids)
             for f, col in self.fields.items():
                 col.extend(m.get(f) for m in b.meta)
             del b, mat  # one part at a time
         for col in self.fields.values():
             col.finish()
+        self.ids = _Ids(ids)
+        del ids
         self.text_index = texts.finish() if texts is not None else None
         self.num_rows = rows = sum(n for n, _ in part_rows)
         nnz = int(counts.sum())
@@ -183,17 +215,14 @@ class ExactScorer:
             r = r1
 
     def repack(self) -> None:
-        """After the loaded pages' metadata rows are freed: let their memory go (_Column.repack).
-        The page ids too: each part's ids were parsed just before its metadata rows, so they
-        share those rows' arenas (~280 bytes a page held at 200k pages)."""
+        """After the loaded pages' metadata rows are freed: let their memory go (_Column.repack)."""
         for col in self.fields.values():
             col.repack()
-        self.ids = [i.encode().decode() for i in self.ids]
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the vectors and metadata codes held (not the Python strings)."""
-        return int(self.indptr.nbytes + self.indices.nbytes + self.data.nbytes
+        """Bytes of the vectors, metadata codes and page ids held (not the per-file values)."""
+        return int(self.indptr.nbytes + self.indices.nbytes + self.data.nbytes + self.ids.nbytes
                    + sum(c.codes.nbytes for c in self.fields.values()))
 
     def query_vector(self, query: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
