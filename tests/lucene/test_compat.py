@@ -195,6 +195,65 @@ def test_pyserini_searcher_at_the_default_scale_ranks_as_ours(default_scale_inde
             assert [h.docid for h in full.search(q, 10)] == [h.id for h in want]
 
 
+def _ranked(hits):
+    return [(h.docid, h.score) for h in hits]
+
+
+def _analyzer(searcher) -> str:
+    """The simple class name of the analyzer Anserini's searcher analyzes the query text with."""
+    return searcher.object.get_analyzer().getClass().getName().rsplit(".", 1)[-1]
+
+
+@pytest.mark.slow  # Pyserini's own searcher end to end: make test only
+@pytest.mark.timeout(600)
+def test_pyserini_searcher_query_text_and_map_change_no_hit(default_scale_index):
+    """Issue 24 item 4, the two per-query cuts (pyserini_compat, Query text / Query map): the
+    one-token analyzer and the map boxed without JInt give exactly the hits and scores of
+    Anserini's own analyzer and Pyserini's own search (batch_search alike); RM3,
+    whose reranker reads the query's tokens, gets the whole analyzer back while it is on."""
+    from jnius import autoclass
+
+    from vsplade_lucene.pyserini_compat import pyserini_searcher
+
+    path, _, _, _, queries = default_scale_index
+    whitespace = autoclass("org.apache.lucene.analysis.core.WhitespaceAnalyzer")
+    ps = pyserini_searcher(path, query_encoder=object())
+    assert not ps.full_query_text
+    assert _analyzer(ps) == "LimitTokenCountAnalyzer"
+    ref = pyserini_searcher(path, query_encoder=object())
+    ref.set_analyzer(whitespace())  # a caller's analyzer is kept as given
+    assert ref.full_query_text and _analyzer(ref) == "WhitespaceAnalyzer"
+    base = type(ps).__mro__[1]  # Pyserini's LuceneImpactSearcher: its own map building (JInt)
+    batch = ps.batch_search(queries, [str(i) for i in range(len(queries))], 10, threads=2)
+    for i, q in enumerate(queries):
+        got = _ranked(ps.search(q, 10))
+        assert len(got) == 10
+        assert got == _ranked(ref.search(q, 10))
+        # Pyserini's own search, rescaled as ours does (into the Java float field: float32)
+        assert got == [(h.docid, float(np.float32(h.score / ps.score_factor))) for h in base.search(ps, q, 10)]
+        assert got == _ranked(batch[str(i)])
+
+    # RM3 reads the query's tokens: with the one-token analyzer it would expand another query
+    q = queries[0]
+    ps.set_rm3()
+    ref.set_rm3()
+    assert ps.full_query_text and _analyzer(ps) == "WhitespaceAnalyzer"
+    rm3 = _ranked(ps.search(q, 10))
+    assert rm3 == _ranked(ref.search(q, 10))
+    one_token = pyserini_searcher(path, query_encoder=object())
+    base.set_rm3(one_token)  # Pyserini's own set_rm3, the one-token analyzer left in place
+    assert _ranked(one_token.search(q, 10)) != rm3
+    ps.unset_rm3()
+    assert not ps.full_query_text
+    assert _analyzer(ps) == "LimitTokenCountAnalyzer"
+    ref.unset_rm3()
+    assert _ranked(ps.search(q, 10)) == _ranked(ref.search(q, 10)) != rm3
+    ps.set_rocchio()
+    assert ps.full_query_text
+    ps.unset_rocchio()
+    assert not ps.full_query_text
+
+
 def test_pyserini_query_scale_must_be_positive(direct_index):
     from vsplade.engines.base import EngineError
     from vsplade_lucene.pyserini_compat import pyserini_searcher

