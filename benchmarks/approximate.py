@@ -94,6 +94,32 @@ def sizes(path: Path, pages: int) -> str:
     return f"Lucene {(total - fwd) / pages:,.0f} B/page + forward index {fwd / pages:,.0f} B/page"
 
 
+def capped_copy(source: Path, path: Path, cap: int, pages: int) -> tuple[float, Path, dict]:
+    """The exact index (hard links: same files) recorded as built with --prune cap=CAP, and its
+    inverted + capped postings built from its forward index, as the writer does at close
+    (DirectImpactWriter._build_capped): one corpus build serves every cap."""
+    from vsplade_lucene import capped
+    from vsplade_lucene.forward import ForwardIndex
+    from vsplade_lucene.store import read_config, write_config
+
+    shutil.rmtree(path, ignore_errors=True)
+    shutil.copytree(source, path, copy_function=os.link)
+    cfg = read_config(path)
+    cfg["static_pruning"] = StaticPruning(cap=cap).properties()["static_pruning"]
+    write_config(path, cfg)  # os.replace: the link is replaced, the source's config untouched
+    t = time.perf_counter()
+    header = capped.build(path, ForwardIndex.open(path, pages, cfg), cap)
+    return time.perf_counter() - t, path, header
+
+
+def capped_sizes(path: Path, pages: int) -> str:
+    from vsplade_lucene.capped import CAPPED, INVERTED
+
+    inv = sum((path / n).stat().st_size for n in INVERTED)
+    cap = sum((path / n).stat().st_size for n in CAPPED)
+    return f"+ inverted postings {inv / pages:,.0f} B/page + capped postings {cap / pages:,.0f} B/page"
+
+
 def run_preset(preset: str, args, vocab, work: Path) -> None:
     from vsplade_lucene import LuceneEngine
     from vsplade_lucene.optimize import optimize, segment_count
@@ -134,6 +160,13 @@ def run_preset(preset: str, args, vocab, work: Path) -> None:
                      f"{kept / len(corpus):.0f} nnz/page kept of {corpus.matrix.nnz / len(corpus):.0f}; "
                      f"{sizes(path, len(corpus))}")
         pruned_paths.append((p, path))
+    capped_paths = []
+    for cap in args.cap:
+        secs, path, header = capped_copy(merged, work / f"{preset}-cap-{cap}", cap, len(corpus))
+        notes.append(f"capped postings cap={cap} (on the exact index, its forward index as the "
+                     f"source): built in {secs:.1f}s, {header['capped_postings'] / len(corpus):.0f} "
+                     f"capped postings/page; {capped_sizes(path, len(corpus))}")
+        capped_paths.append((cap, path))
     del corpus
     print(f"[{preset}] indexes built", file=sys.stderr, flush=True)
 
@@ -164,6 +197,13 @@ def run_preset(preset: str, args, vocab, work: Path) -> None:
             fns[f"static {name} + two-phase {label(tp)}"] = (
                 lambda s_, tp_: lambda q: s_.search(q, K, two_phase=tp_))(sp_, tp)
 
+    for cap, path in capped_paths:
+        sc_ = LuceneEngine(str(path)).searcher()
+        opened.append(sc_)
+        assert sc_._capped_postings() is not None
+        for tp in args.cap_combine:
+            fns[f"capped cap={cap} + two-phase {label(tp)}"] = (
+                lambda s_, tp_: lambda q: s_.search(q, K, two_phase=tp_))(sc_, tp)
     print(f"[{preset}] timing {len(fns)} rows x {len(queries)} queries; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=sys.stderr, flush=True)
     t = time.perf_counter()
@@ -207,7 +247,7 @@ def run_preset(preset: str, args, vocab, work: Path) -> None:
     for s in opened:
         s.close()
     if not args.keep:
-        for path in [base, merged, *(p for _, p in pruned_paths)]:
+        for path in [base, merged, *(p for _, p in pruned_paths), *(p for _, p in capped_paths)]:
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -222,6 +262,10 @@ def main() -> None:
                     help="static pruning settings (vsplade.pruning), ';'-separated, e.g. 'top=128;top=200,floor=0.1'")
     ap.add_argument("--combine", type=parse_settings, default=parse_settings("0:5,0:10,0.3:10"),
                     help="two-phase settings on each pruned index (phase 2: the unpruned pages)")
+    ap.add_argument("--cap", type=lambda v: [int(x) for x in v.split(",") if x.strip()], default=[],
+                    help="per-term posting caps (--prune cap=C: capped + inverted postings), comma-separated")
+    ap.add_argument("--cap-combine", type=parse_settings, default=parse_settings("0:10,0:20,0:30"),
+                    help="two-phase settings on each capped index (phase 1: the capped postings)")
     ap.add_argument("--no-optimize", dest="optimize", action="store_false",
                     help="leave every index with the writer's segments (no 1-segment rows)")
     ap.add_argument("--scale", type=float, default=10000.0, help="the Lucene index's impact scale (the engine's default)")

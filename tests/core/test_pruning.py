@@ -65,6 +65,12 @@ def test_noop_and_properties():
     assert props == {PROPERTY: {"top_n": 200, "floor": 0.05}}
     assert StaticPruning.from_properties(props) == sp_
     assert StaticPruning.from_properties({}) is None
+    # cap alone keeps the pages whole (Lucene's capped postings are built apart from them)
+    capped = StaticPruning(cap=5000)
+    same, dropped = capped.apply(batch)
+    assert same is batch and dropped == 0 and not capped.prunes_pages and not capped.is_noop
+    assert capped.properties() == {PROPERTY: {"top_n": None, "floor": 0.0, "cap": 5000}}
+    assert StaticPruning.from_properties(capped.properties()) == capped
 
 
 @pytest.mark.parametrize("text,want", [
@@ -72,6 +78,9 @@ def test_noop_and_properties():
     ("top=150,floor=0.1", StaticPruning(top_n=150, floor=0.1)),
     ("floor=0.02", StaticPruning(floor=0.02)),
     ({"top_n": 64}, StaticPruning(top_n=64)),
+    ("cap=5000", StaticPruning(cap=5000)),
+    ("top=128,cap=2000", StaticPruning(top_n=128, cap=2000)),
+    ({"cap": 300}, StaticPruning(cap=300)),
     (32, StaticPruning(top_n=32)),
     (None, None),
     ("", None),
@@ -80,7 +89,7 @@ def test_of_parses(text, want):
     assert StaticPruning.of(text) == want
 
 
-@pytest.mark.parametrize("bad", ["top=0", "top=1.5", "floor=-1", "floor=nan", "depth=3", "abc", True, 1.5,
+@pytest.mark.parametrize("bad", ["top=0", "top=1.5", "floor=-1", "floor=nan", "depth=3", "abc", True, 1.5, "cap=0", "cap=2.5",
                                  {"top": 3}])
 def test_bad_values_are_value_errors(bad):
     with pytest.raises(ValueError):

@@ -5,6 +5,7 @@ and reference scoring: the exact scorer on the SAME integer impacts."""
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from vsplade.engines.memory import ExactScorer
 from vsplade.sparse import SparseBatch, quantize_impacts, quantize_query_impacts
@@ -129,3 +130,32 @@ def random_corpus(vocab, n: int = 300, nnz: int = 40, seed: int = 0) -> SparseBa
     ids = [f"page-{r:04d}" for r in range(n)]
     meta = [{"id": d, "source": f"doc{r % 5}.pdf", "page": r + 1} for r, d in enumerate(ids)]
     return SparseBatch.from_dicts(rows, ids, meta)
+
+
+VOCAB_SIZE = 50368  # the default vocabulary's size
+
+
+def zipf_corpus(n: int = 1200, seed: int = 0) -> SparseBatch:
+    """Zipf-like pages over 500 term ids (frequent terms in many pages, rare ones in few)."""
+    rng = np.random.default_rng(seed)
+    pool = 2000 + rng.permutation(500)
+    p = 1.0 / (np.arange(500) + 3.0)
+    p = np.minimum(1.0, 35 * p / p.sum())
+    rows, k = np.nonzero(rng.random((n, 500)) < p)
+    data = np.exp(rng.normal(-1.0, 0.7, len(rows))).astype(np.float32)
+    m = sp.csr_matrix((data, (rows, pool[k])), shape=(n, VOCAB_SIZE))
+    ids = [f"p{i:05d}" for i in range(n)]
+    meta = [{"id": d, "source": f"dir{i % 3}/doc{i // 10}.pdf", "page": i % 10 + 1} for i, d in enumerate(ids)]
+    return SparseBatch(m, ids, meta)
+
+
+def zipf_queries(batch: SparseBatch, vocab, n: int = 25, seed: int = 1) -> list[dict]:
+    """12 terms drawn like the pages', idf-like weights (frequent terms weigh little)."""
+    rng = np.random.default_rng(seed)
+    df = np.bincount(batch.matrix.indices, minlength=VOCAB_SIZE)
+    cand = np.flatnonzero(df)
+    out = []
+    for _ in range(n):
+        terms = rng.choice(cand, 12, replace=False, p=df[cand] / df[cand].sum())
+        out.append({vocab.term(int(t)): float(np.log(len(batch) / df[t]) + rng.uniform(0, 0.3)) for t in terms})
+    return out

@@ -17,41 +17,14 @@ from vsplade.sparse import SparseBatch, quantize_query_impacts
 from vsplade_lucene import LuceneEngine
 from vsplade_lucene.searcher import PRUNED_INDEX_TWO_PHASE
 
-from lucene_support import INFO
+from lucene_support import INFO, VOCAB_SIZE, zipf_corpus, zipf_queries
 
-V = 50368
 N = 1200
-
-
-def _corpus(n: int = N, seed: int = 0) -> SparseBatch:
-    """Zipf-like pages over 500 term ids (frequent terms in many pages, rare ones in few)."""
-    rng = np.random.default_rng(seed)
-    pool = 2000 + rng.permutation(500)
-    p = 1.0 / (np.arange(500) + 3.0)
-    p = np.minimum(1.0, 35 * p / p.sum())
-    rows, k = np.nonzero(rng.random((n, 500)) < p)
-    data = np.exp(rng.normal(-1.0, 0.7, len(rows))).astype(np.float32)
-    m = sp.csr_matrix((data, (rows, pool[k])), shape=(n, V))
-    ids = [f"p{i:05d}" for i in range(n)]
-    meta = [{"id": d, "source": f"dir{i % 3}/doc{i // 10}.pdf", "page": i % 10 + 1} for i, d in enumerate(ids)]
-    return SparseBatch(m, ids, meta)
-
-
-def _queries(batch: SparseBatch, vocab, n: int = 25, seed: int = 1) -> list[dict]:
-    """12 terms drawn like the pages', idf-like weights (frequent terms weigh little)."""
-    rng = np.random.default_rng(seed)
-    df = np.bincount(batch.matrix.indices, minlength=V)
-    cand = np.flatnonzero(df)
-    out = []
-    for _ in range(n):
-        terms = rng.choice(cand, 12, replace=False, p=df[cand] / df[cand].sum())
-        out.append({vocab.term(int(t)): float(np.log(len(batch) / df[t]) + rng.uniform(0, 0.3)) for t in terms})
-    return out
 
 
 @pytest.fixture(scope="module")
 def corpus():
-    return _corpus()
+    return zipf_corpus()
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +53,7 @@ def _reference(s, batch: SparseBatch, vocab, query, k, tp: TwoPhase, **filters):
 @pytest.mark.parametrize("k", [1, 10, 40])
 def test_window_covering_every_candidate_is_the_exact_ranking(searcher, corpus, vocab, k):
     tp = TwoPhase(prune_ratio=0.5, expansion=float(N))
-    for q in _queries(corpus, vocab):
+    for q in zipf_queries(corpus, vocab):
         assert 0 < len(tp.split(q)[0]) < len(q)  # the test prunes something
         got = [(h.id, h.score) for h in searcher.search(q, k, two_phase=tp)]
         assert got == _reference(searcher, corpus, vocab, q, k, tp)
@@ -90,7 +63,7 @@ def test_window_covering_every_candidate_is_the_exact_ranking(searcher, corpus, 
 def test_equals_the_exact_top_k_when_it_holds_kept_terms_and_scores_are_exact(searcher, corpus, vocab):
     tp_wide = TwoPhase(prune_ratio=0.5, expansion=float(N))
     met = 0
-    for q in _queries(corpus, vocab, seed=4):
+    for q in zipf_queries(corpus, vocab, seed=4):
         full = {h.id: h.score for h in searcher.search(q, N)}
         exact = [(h.id, h.score) for h in searcher.search(q, 10)]
         if _reference(searcher, corpus, vocab, q, 10, tp_wide) == exact:
@@ -105,7 +78,7 @@ def test_equals_the_exact_top_k_when_it_holds_kept_terms_and_scores_are_exact(se
 
 @pytest.mark.timeout(240)
 def test_prune_ratio_zero_is_exact(searcher, corpus, vocab):
-    for q in _queries(corpus, vocab, seed=7):
+    for q in zipf_queries(corpus, vocab, seed=7):
         for k in (10, 100):
             got = searcher.search(q, k, two_phase=TwoPhase(prune_ratio=0.0, expansion=1.0))
             assert [(h.id, h.score) for h in got] == [(h.id, h.score) for h in searcher.search(q, k)]
@@ -120,7 +93,7 @@ def test_prune_ratio_zero_is_exact(searcher, corpus, vocab):
 def test_filters_apply_inside_both_phases(searcher, corpus, vocab, filters):
     pf = PageFilter.of(**filters)
     tp_wide = TwoPhase(0.5, float(N))
-    for q in _queries(corpus, vocab, n=10, seed=3):
+    for q in zipf_queries(corpus, vocab, n=10, seed=3):
         got = [(h.id, h.score) for h in searcher.search(q, 10, two_phase=tp_wide, **filters)]
         assert got == _reference(searcher, corpus, vocab, q, 10, tp_wide, **filters)
         small = searcher.search(q, 10, two_phase=TwoPhase(0.5, 1.0), **filters)
@@ -132,7 +105,7 @@ def test_filters_apply_inside_both_phases(searcher, corpus, vocab, filters):
 
 def test_explain_explains_the_exact_score(searcher, corpus, vocab):
     pruned_explained = 0
-    for q in _queries(corpus, vocab, n=5, seed=9):
+    for q in zipf_queries(corpus, vocab, n=5, seed=9):
         _, pruned = TwoPhase().split(q)
         for h in searcher.search(q, 5, explain=True, two_phase=TwoPhase()):
             assert set(h.explain) <= set(q)
@@ -150,7 +123,7 @@ def test_bad_two_phase_values_are_value_errors(searcher):
 
 
 def test_batch_search_takes_it(searcher, corpus, vocab):
-    queries = _queries(corpus, vocab, n=8, seed=12)
+    queries = zipf_queries(corpus, vocab, n=8, seed=12)
     tp = TwoPhase(0.5, 2.0)
     want = [[(h.id, h.score) for h in searcher.search(q, 10, two_phase=tp, page_max=7)] for q in queries]
     got = searcher.batch_search(queries, 10, threads=2, two_phase=tp, page_max=7)
@@ -216,7 +189,7 @@ def test_forward_phase_2_equals_lucene_phase_2_bit_for_bit(heavy, corpus, vocab)
     with eng.searcher() as fwd, eng.searcher() as luc:
         assert fwd._forward_index() is not None
         luc.use_forward = False
-        queries = [{t: w * 25 for t, w in q.items()} for q in _queries(corpus, vocab, seed=21)]
+        queries = [{t: w * 25 for t, w in q.items()} for q in zipf_queries(corpus, vocab, seed=21)]
         for q in queries:
             full = {h.id: h.score for h in fwd.search(q, N)}
             for tp in (TwoPhase(0.5, 1.0), TwoPhase(0.3, 5.0), TwoPhase(0.5, float(N))):
@@ -239,7 +212,7 @@ def test_forward_ties_order_like_lucene(tmp_path, vocab):
     rows = np.repeat(np.arange(n), 2)
     cols = np.tile([3000, 3001], n)
     data = np.where(np.arange(2 * n) % 2 == 0, 1.0, (np.arange(2 * n) // 2 % 3 + 1) * 0.5).astype(np.float32)
-    batch = SparseBatch(sp.csr_matrix((data, (rows, cols)), shape=(n, V)), [f"t{i:03d}" for i in range(n)])
+    batch = SparseBatch(sp.csr_matrix((data, (rows, cols)), shape=(n, VOCAB_SIZE)), [f"t{i:03d}" for i in range(n)])
     with LuceneEngine(str(tmp_path / "idx"), forward_index=True).writer(INFO) as w:
         w.add(batch)
     q = {vocab.term(3000): 1.0, vocab.term(3001): 0.2}
@@ -257,7 +230,7 @@ def test_index_without_forward_files_falls_back(tmp_path, corpus, vocab):
     path = tmp_path / "idx"
     with LuceneEngine(str(path), scale=100, forward_index=True).writer(INFO) as w:
         w.add(corpus)
-    queries = _queries(corpus, vocab, n=8, seed=5)
+    queries = zipf_queries(corpus, vocab, n=8, seed=5)
     tp = TwoPhase(0.5, 3.0)
     with LuceneEngine(str(path)).searcher() as s:
         assert s._forward_index() is not None
@@ -281,7 +254,7 @@ def test_deletes_drop_the_forward_index(tmp_path, corpus, vocab):
     tp = TwoPhase(0.5, float(N))
     with LuceneEngine(str(path)).searcher() as s:
         assert s._forward_index() is None  # doc ids renumbered: Lucene's phase 2 serves
-        for q in _queries(corpus, vocab, n=5, seed=8):
+        for q in zipf_queries(corpus, vocab, n=5, seed=8):
             got = _pairs(s.search(q, 10, two_phase=tp))
             full = {h.id: h.score for h in s.search(q, N)}
             assert got and all(full[i] == sc for i, sc in got)
@@ -311,7 +284,7 @@ def test_pruned_index_with_unpruned_forward_returns_full_scores(tmp_path, corpus
         DirectImpactWriter(pruned_path, INFO, scale=100, pruning="top=9")
     tp = TwoPhase(0.0, float(N))  # every query term kept; the window holds every match
     with LuceneEngine(str(full_path)).searcher() as full, LuceneEngine(str(pruned_path)).searcher() as ps:
-        for q in _queries(corpus, vocab, n=10, seed=13):
+        for q in zipf_queries(corpus, vocab, n=10, seed=13):
             cols = [vocab.id_of(t) for t in quantize_query_impacts(q, 100)]
             matches = np.asarray((pruned.matrix[:, cols] != 0).sum(axis=1)).ravel() > 0
             row = {d: i for i, d in enumerate(corpus.ids)}
@@ -364,7 +337,7 @@ def test_forward_index_survives_a_kill_and_resume(tmp_path, corpus, vocab, step)
         assert fwd.num_docs == len(corpus)
         assert fwd._forward_index() is not None
         luc.use_forward = False
-        for q in _queries(corpus, vocab, n=10, seed=17):
+        for q in zipf_queries(corpus, vocab, n=10, seed=17):
             for tp in (TwoPhase(0.5, 2.0), TwoPhase(0.5, float(N))):
                 assert _pairs(fwd.search(q, 10, two_phase=tp)) == _pairs(luc.search(q, 10, two_phase=tp))
 

@@ -40,6 +40,7 @@ from vsplade.sparse import SparseBatch, quantize_impacts
 from vsplade.vocab import Vocabulary, default_vocabulary
 
 from . import jvm
+from . import capped
 from .forward import ForwardWriter
 from .store import (
     CONTENTS_FIELD,
@@ -229,7 +230,7 @@ class DirectImpactWriter(IndexWriter):
         # (an index from before this setting existed kept one where it could: True)
         self._forward = ForwardWriter(self.path, self.vocab, self.scale, len(rows),
                                       enabled=self.config.get("forward_index", True) and not self.config.get("deletes"),
-                                      unpruned=self.pruning is not None)
+                                      unpruned=self.pruning is not None and self.pruning.prunes_pages)
         self._catalog: dict[str, dict] = {r["id"]: r for r in rows}
         self._done: set[str] = set(self._catalog)
         self._num_docs = len(rows)
@@ -286,7 +287,7 @@ class DirectImpactWriter(IndexWriter):
         impacts, dropped = quantize_impacts(batch.matrix, self.scale)
         self.summary.dropped_weights += dropped
         full = None
-        if self.pruning is not None:
+        if self.pruning is not None and self.pruning.prunes_pages:
             # Lucene gets the pruned pages; the forward index the whole ones (quantized alike)
             full = impacts
             pruned = self.pruning.apply(batch)[0]
@@ -414,6 +415,7 @@ class DirectImpactWriter(IndexWriter):
             self.config["deletes"] = True
             write_config(self.path, self.config, step="delete")
         self._forward.disable()  # doc ids renumbered from here on (searchers check "deletes" too)
+        capped.remove(self.path)
         names, lengths = _utf8_with_lengths(gone)
         self._java(jvm.classes().IndexPages.deleteIds, self._writer, ID_FIELD, names, lengths)
         crash_point("lucene.delete.before-commit")
@@ -464,6 +466,8 @@ class DirectImpactWriter(IndexWriter):
             self._java(self._writer.close)
             self._writer = None
             crash_point("lucene.close.writer-closed")
+            if self.pruning is not None and self.pruning.cap is not None:
+                self._build_capped()
             self.config["state"] = "ready"
             self.config["num_docs"] = self._num_docs
             write_config(self.path, self.config, step="close")
@@ -479,6 +483,22 @@ class DirectImpactWriter(IndexWriter):
             java_append_seconds=round(append_s, 3),
         )
         return self.summary
+
+    def _build_capped(self) -> None:
+        """The inverted and capped postings of --prune cap=C (capped.py), from the forward index
+        of the final commit; without a forward index (deletes) there are none and searches are
+        exact again."""
+        from .forward import ForwardIndex
+
+        capped.remove(self.path)
+        fw = ForwardIndex.open(self.path, self._num_docs, self.config)
+        if fw is None:
+            return
+        t = time.perf_counter()
+        header = capped.build(self.path, fw, self.pruning.cap)
+        crash_point("lucene.close.capped-built")
+        self.summary.extra["capped_postings"] = header["capped_postings"]
+        self.summary.extra["capped_seconds"] = round(time.perf_counter() - t, 3)
 
     def abort(self) -> None:
         """Drop what was not committed; committed pages stay for a resume. Releases the locks."""

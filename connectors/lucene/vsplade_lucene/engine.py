@@ -7,9 +7,11 @@ the default fast path, or "jsonvector", Pyserini's JsonVectorCollection + IndexC
 ``heap`` (JVM -Xmx, or VSPLADE_LUCENE_HEAP), ``threads`` (batch search; indexing threads,
 default every core), ``chunk_docs`` and ``commit_every`` (direct path; also from the environment,
 VSPLADE_LUCENE_CHUNK_DOCS / VSPLADE_LUCENE_COMMIT_EVERY, as the CLI has no flags for these
-tuning knobs), ``prune`` (``--prune top=N[,floor=W]``: static index pruning, vsplade.pruning,
-fixed when the index is created; Lucene indexes each page's top terms, a forward index keeps
-the whole pages, and every search is two-phase so scores stay the unpruned ones), ``optimize``
+tuning knobs), ``prune`` (``--prune top=N[,floor=W][,cap=C]``: static index pruning,
+vsplade.pruning, fixed when the index is created; top/floor: Lucene indexes each page's top
+terms, a forward index keeps the whole pages, and every search is two-phase so scores stay the
+unpruned ones; cap: each term's C heaviest postings are kept apart for phase 1 and every
+search is two-phase there, vsplade_lucene.capped), ``optimize``
 (``--optimize``: force-merge to one segment when the build closes, vsplade_lucene.optimize),
 ``forward_index`` (the forward index for two-phase search, vsplade_lucene.forward; default:
 only with ``prune``, as it adds ~3.3 KB a page and query-side two-phase alone does not pay on
@@ -55,7 +57,7 @@ class LuceneSettings:
     chunk_docs: int | None = None  # None: VSPLADE_LUCENE_CHUNK_DOCS, else the writer's default
     commit_every: int | None = None  # None: VSPLADE_LUCENE_COMMIT_EVERY, else the writer's default
     vocab: Any = None
-    prune: str | None = cli_field()  # "top=N[,floor=W]" (vsplade.pruning.StaticPruning.of)
+    prune: str | None = cli_field()  # "top=N[,floor=W][,cap=C]" (vsplade.pruning.StaticPruning.of)
     optimize: bool | None = cli_field()  # one segment when the build closes
     forward_index: bool | None = None  # None: written only for a pruned index
 

@@ -41,6 +41,9 @@ from .store import CONTENTS_FIELD, ID_FIELD, TEXT_FIELD, DocsFile, is_lucene_dir
 log = logging.getLogger(__name__)
 # every search of a pruned index is two-phase with all query terms: see search()
 PRUNED_INDEX_TWO_PHASE = TwoPhase(0.0, 10.0)
+# ... and of an index with capped postings (--prune cap=C, capped.py): phase 1 reads each query
+# term's cap heaviest postings for a window of k x 20 (RESULTS.md: cap 5000 at 1M pages)
+CAPPED_TWO_PHASE = TwoPhase(0.0, 20.0)
 
 # classic QueryParser syntax characters (QueryParser.escape) plus whitespace
 _SPECIAL = set('\\+-!():^[]"{}~*?|&/ ')
@@ -122,6 +125,8 @@ class LuceneImpactIndexSearcher(Searcher):
         self.use_forward = True
         self._forward = None
         self._forward_checked = False
+        self._capped = None  # capped postings (capped.py), opened on first use
+        self._capped_checked = False
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -170,6 +175,10 @@ class LuceneImpactIndexSearcher(Searcher):
         if self._closed:
             raise EngineError("searcher is closed")
         two_phase = TwoPhase.of(two_phase)
+        capped = self._capped_postings()
+        if capped is not None:
+            return self._search_capped(capped, query, k, explain, PageFilter.of(sources, page_min, page_max),
+                                       two_phase or CAPPED_TWO_PHASE)
         if two_phase is None and self._rescores_pruned():
             # a statically pruned index (--prune) answers with its unpruned pages' scores: the
             # pruned postings find a window, the forward index scores it (RESULTS.md: top 128
@@ -236,6 +245,52 @@ class LuceneImpactIndexSearcher(Searcher):
             for h, (doc, _) in zip(hits, docs):
                 h.explain = self.explain(lq, doc, impacts)
         return hits
+
+    def _search_capped(self, capped, query: Mapping[str, float], k: int, explain: bool,
+                       page_filter: PageFilter | None, two_phase: TwoPhase) -> list[Hit]:
+        """Two-phase search without Lucene: phase 1 the kept terms' capped postings (capped.py)
+        for the window, phase 2 their exact scores from the inverted postings (bit-equal to
+        Lucene's; term ids through the forward index's vocabulary binding); the
+        page filter restricts phase 1's candidates, so hits are the filtered pages' best."""
+        if k <= 0:
+            return []
+        impacts = quantize_query_impacts(query, self.scale)
+        if not impacts:
+            return []
+        mask = None
+        if page_filter is not None:
+            mask = self.filter_mask(page_filter)
+            if not mask.any():
+                return []
+        kept, _ = two_phase.split(query)
+        fw = self._forward
+        ids, imps = fw.query_arrays(impacts)
+        kept_ids, kept_imps = fw.query_arrays({t: impacts[t] for t in kept if t in impacts})
+        cand = capped.candidates(kept_ids, kept_imps, two_phase.window(k), mask)
+        if len(cand) == 0:
+            return []
+        docs, scores = capped.top_k(cand, ids, imps, k)
+        hits = [self._hit(int(d), float(sc)) for d, sc in zip(docs, scores)]
+        if explain:
+            lq = self._parse(self.query_string(query, impacts))
+            for h, d in zip(hits, docs):
+                h.explain = self.explain(lq, int(d), impacts)
+        return hits
+
+    def _capped_postings(self):
+        """The index's capped postings (capped.py) with its forward index, or None: both must
+        match the open reader's doc count (a later writer rebuilds them at close)."""
+        if not self._capped_checked:
+            setting = (self.config.get("static_pruning") or {}).get("cap")
+            fw = self._forward_index() if setting is not None and self.use_forward else None
+            with self._page_arrays_lock:  # (not re-entrant: the forward index is opened above)
+                if not self._capped_checked:
+                    if fw is not None:
+                        from .capped import CappedPostings
+
+                        self._capped = CappedPostings.open(self.path, self.num_docs)
+                    self._capped_checked = True
+        return self._capped
 
     def search_text(self, text: str, k: int = 10, filter: PageFilter | None = None) -> list[Hit]:
         """BM25 (k1=0.9, b=0.4) over the pages' ``text`` field (vsplade.lucene.TextPages: a

@@ -1,0 +1,270 @@
+"""Capped postings (issue 24 item 3, per-term posting caps): each term's ``cap`` heaviest
+postings, kept beside the Lucene index, where phase 1 of two-phase search finds its candidates,
+and the whole postings in numpy-readable form, where phase 2 scores them exactly.
+
+Why: exact search reads every posting of the query's terms, and V-SPLADE queries share frequent
+word pieces with most pages (1.5M postings a query at 1M Quality pages, RESULTS.md). A page in
+the exact top-k holds at least one of the query's terms with a heavy weight, so it sits near
+the top of that term's postings: the first ``cap`` postings of each query term, scored partially
+(only the capped postings count), rank it inside a window of candidates, and phase 2 scores the
+window exactly. What it gives up: a page whose exact score comes from many light weights, none
+of them in its terms' top ``cap``, is missed (recall@10 vs cap and window:
+benchmarks/approximate.py). Returned scores are exact, never partial. This is the term-centric
+static pruning of the literature, and what OpenSearch's sparse ANN (SEISMIC) keeps per term as
+``n_postings``; the Lucene index itself stays whole, so exact search, explain and Pyserini read
+every posting.
+
+Phase 2 reads the inverted postings (term-major, doc ids ascending within a term): for each
+query term, a binary search of the window's doc ids in its postings (~12 x 200 lookups) instead
+of reading the window's whole pages from the forward index (~110k non-zeros at a window of 200:
+~4x slower in numpy). Scores are Lucene's (float32 products of the integer impacts, summed in
+float64, returned as float32), as forward.py computes them.
+
+Files (built from the forward index, the durable source, when a build closes,
+vsplade_lucene.direct; written under temporary names and renamed, the header last, so a kill
+leaves the old set or none):
+  vsplade-capped.json           header: version, cap, num_docs, postings counts, impact dtype
+  vsplade-inverted.offsets      int64 LE, vocab_size + 1: term t's postings [offsets[t], offsets[t+1])
+  vsplade-inverted.docs         int32 LE doc ids, ascending within a term
+  vsplade-inverted.impacts      the page impacts (uint16 LE when they fit, else int32 LE)
+  vsplade-capped.offsets / .docs / .impacts   the same layout, each term cut to its cap heaviest
+                                (ties: the lower doc id stays, so a build is reproducible)
+Valid while the forward index is (doc ids in insertion order, no deletes); a searcher checks
+num_docs, and a writer that adds pages rebuilds the files when it closes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .forward import ForwardIndex
+
+HEADER = "vsplade-capped.json"
+PARTS = ("offsets", "docs", "impacts")
+INVERTED = tuple(f"vsplade-inverted.{p}" for p in PARTS)
+CAPPED = tuple(f"vsplade-capped.{p}" for p in PARTS)
+FILES = (HEADER, *INVERTED, *CAPPED)
+VERSION = 1
+_CHUNK_POSTINGS = 1 << 25  # forward-index postings read per step while building (~300 MB of arrays)
+
+
+def remove(path: Path) -> None:
+    """Drop the files (a delete renumbers doc ids; the writer rebuilds them at close)."""
+    for name in FILES:
+        (Path(path) / name).unlink(missing_ok=True)
+        (Path(path) / (name + ".tmp")).unlink(missing_ok=True)
+
+
+def build(path: Path, forward: ForwardIndex, cap: int) -> dict:
+    """Write the inverted and capped postings of a forward index; returns the header."""
+    path = Path(path)
+    remove(path)
+    vocab_size = forward.vocab_size
+    indptr, terms, impacts = forward.indptr, forward.terms, forward.impacts
+    bounds = _chunks(indptr)
+    df = np.zeros(vocab_size, dtype=np.int64)
+    max_impact = 0
+    for lo, hi in bounds:
+        a, b = indptr[lo], indptr[hi]
+        df += np.bincount(terms[a:b], minlength=vocab_size)
+        if b > a:
+            max_impact = max(max_impact, int(impacts[a:b].max()))
+    imp_dtype = np.dtype("<u2") if max_impact < 1 << 16 else np.dtype("<i4")
+    offsets = np.zeros(vocab_size + 1, dtype=np.int64)
+    np.cumsum(df, out=offsets[1:])
+    total = int(offsets[-1])
+    # the transpose, chunk by chunk in doc order: a stable sort by term keeps doc ids ascending
+    # within each term, and each chunk's postings of a term land right after the previous chunk's
+    inv_docs = _create(path / (INVERTED[1] + ".tmp"), np.dtype("<i4"), total)
+    inv_imps = _create(path / (INVERTED[2] + ".tmp"), imp_dtype, total)
+    fill = offsets[:-1].copy()
+    for lo, hi in bounds:
+        a, b = indptr[lo], indptr[hi]
+        t = np.asarray(terms[a:b])
+        order = np.argsort(t, kind="stable")
+        ts = t[order].astype(np.int64)
+        counts = np.bincount(ts, minlength=vocab_size)
+        first = np.cumsum(counts) - counts  # each term's first position in ts
+        dest = fill[ts] + (np.arange(len(ts), dtype=np.int64) - first[ts])
+        docs = np.repeat(np.arange(lo, hi, dtype=np.int32), np.diff(indptr[lo:hi + 1]))
+        inv_docs[dest] = docs[order]
+        inv_imps[dest] = np.asarray(impacts[a:b])[order]
+        fill += counts
+    # the capped postings: per term over the cap, its cap largest impacts (ties: lower doc id,
+    # i.e. the earlier position), kept in doc order
+    cap_counts = np.minimum(df, cap)
+    cap_offsets = np.zeros(vocab_size + 1, dtype=np.int64)
+    np.cumsum(cap_counts, out=cap_offsets[1:])
+    cap_docs = np.empty(int(cap_offsets[-1]), dtype="<i4")
+    cap_imps = np.empty(int(cap_offsets[-1]), dtype=imp_dtype)
+    small = df <= cap
+    # terms within the cap: their whole postings, one gather
+    lengths = np.where(small, df, 0)
+    src = _ranges(offsets[:-1], lengths)
+    dst = _ranges(cap_offsets[:-1], lengths)
+    cap_docs[dst] = inv_docs[src]
+    cap_imps[dst] = inv_imps[src]
+    for t in np.flatnonzero(~small):
+        s0, s1 = offsets[t], offsets[t + 1]
+        key = (-np.asarray(inv_imps[s0:s1]).astype(np.int64) << 32) | np.arange(s1 - s0, dtype=np.int64)
+        sel = np.sort(np.argpartition(key, cap - 1)[:cap])
+        cap_docs[cap_offsets[t]:cap_offsets[t + 1]] = inv_docs[s0:s1][sel]
+        cap_imps[cap_offsets[t]:cap_offsets[t + 1]] = inv_imps[s0:s1][sel]
+    for arr in (inv_docs, inv_imps):
+        arr.flush()
+    del inv_docs, inv_imps
+    header = {"version": VERSION, "cap": int(cap), "num_docs": int(forward.num_docs), "postings": total,
+              "capped_postings": int(cap_offsets[-1]), "impacts": imp_dtype.str}
+    _write(path / (INVERTED[0] + ".tmp"), offsets.astype("<i8").tobytes())
+    _write(path / (CAPPED[0] + ".tmp"), cap_offsets.astype("<i8").tobytes())
+    _write(path / (CAPPED[1] + ".tmp"), cap_docs.tobytes())
+    _write(path / (CAPPED[2] + ".tmp"), cap_imps.tobytes())
+    for name in (*INVERTED, *CAPPED):
+        _fsync(path / (name + ".tmp"))
+        os.replace(path / (name + ".tmp"), path / name)
+    _write(path / (HEADER + ".tmp"), json.dumps(header).encode())
+    os.replace(path / (HEADER + ".tmp"), path / HEADER)
+    return header
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions start..start+length-1 of every range, concatenated."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    return np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64) + np.repeat(
+        np.asarray(starts, dtype=np.int64) - (ends - lengths), lengths)
+
+
+def _chunks(indptr: np.ndarray) -> list[tuple[int, int]]:
+    """Doc ranges of about _CHUNK_POSTINGS postings each."""
+    n = len(indptr) - 1
+    out, lo = [], 0
+    while lo < n:
+        hi = int(np.searchsorted(indptr, indptr[lo] + _CHUNK_POSTINGS, side="right")) - 1
+        hi = min(n, max(hi, lo + 1))
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def _create(target: Path, dtype: np.dtype, n: int) -> np.ndarray:
+    if n == 0:
+        target.write_bytes(b"")
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(target, dtype=dtype, mode="w+", shape=(n,))
+
+
+def _write(target: Path, data: bytes) -> None:
+    with open(target, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync(target: Path) -> None:
+    with open(target, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _map(target: Path, dtype, n: int) -> np.ndarray:
+    # plain ndarray views of the maps (np.memmap's own indexing adds overhead per call)
+    return np.asarray(np.memmap(target, dtype=dtype, mode="r", shape=(n,))) if n else np.zeros(0, dtype)
+
+
+class CappedPostings:
+    """The inverted and capped postings of one Lucene reader, memory-mapped."""
+
+    def __init__(self, path: Path, header: dict, sizes: dict[str, int]):
+        self.cap = int(header["cap"])
+        self.num_docs = int(header["num_docs"])
+        imp = np.dtype(header["impacts"])
+        self.offsets = np.fromfile(path / INVERTED[0], dtype="<i8")
+        self.docs = _map(path / INVERTED[1], "<i4", sizes[INVERTED[1]] // 4)
+        self.impacts = _map(path / INVERTED[2], imp, sizes[INVERTED[2]] // imp.itemsize)
+        self.cap_offsets = np.fromfile(path / CAPPED[0], dtype="<i8")
+        self.cap_docs = _map(path / CAPPED[1], "<i4", sizes[CAPPED[1]] // 4)
+        self.cap_impacts = _map(path / CAPPED[2], imp, sizes[CAPPED[2]] // imp.itemsize)
+        self.vocab_size = len(self.offsets) - 1
+        # one score accumulator per thread (num_docs float64, zero between searches)
+        self._local = threading.local()
+
+    @classmethod
+    def open(cls, path: Path, num_docs: int) -> "CappedPostings | None":
+        """The postings built for these num_docs docs, or None (missing, stale, cut short)."""
+        path = Path(path)
+        try:
+            header = json.loads((path / HEADER).read_text())
+            sizes = {name: (path / name).stat().st_size for name in (*INVERTED, *CAPPED)}
+            imp = np.dtype(header["impacts"])
+            total, capped = int(header["postings"]), int(header["capped_postings"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if header.get("version") != VERSION or header.get("num_docs") != num_docs:
+            return None
+        if (sizes[INVERTED[1]] != 4 * total or sizes[INVERTED[2]] != imp.itemsize * total
+                or sizes[CAPPED[1]] != 4 * capped or sizes[CAPPED[2]] != imp.itemsize * capped
+                or sizes[INVERTED[0]] != sizes[CAPPED[0]] or sizes[INVERTED[0]] % 8):
+            return None
+        return cls(path, header, sizes)
+
+    def candidates(self, query_ids: np.ndarray, query_impacts: np.ndarray, window: int,
+                   mask: np.ndarray | None = None) -> np.ndarray:
+        """Phase 1: doc ids of the window best pages by their capped postings' partial score
+        (unordered), within mask (a bool per doc) when given."""
+        lengths = self.cap_offsets[query_ids + 1] - self.cap_offsets[query_ids]
+        pos = _ranges(self.cap_offsets[query_ids], lengths)
+        if len(pos) == 0:
+            return np.zeros(0, dtype=np.int64)
+        docs = self.cap_docs[pos]
+        weights = np.repeat(np.asarray(query_impacts, dtype=np.float64), lengths) * self.cap_impacts[pos]
+        if mask is not None:
+            inside = mask[docs]
+            docs, weights = docs[inside], weights[inside]
+            if len(docs) == 0:
+                return np.zeros(0, dtype=np.int64)
+        acc = getattr(self._local, "acc", None)
+        if acc is None:
+            acc = self._local.acc = np.zeros(self.num_docs, dtype=np.float64)
+        # partial scores through a dense accumulator (integer sums, exact in float64), then one
+        # entry per doc: the accumulator briefly holds each entry's index, and the entry that
+        # finds its own index back is its doc's representative
+        np.add.at(acc, docs, weights)
+        scores = acc[docs]
+        acc[docs] = np.arange(len(docs), dtype=np.float64)
+        first = np.flatnonzero(acc[docs] == np.arange(len(docs)))
+        acc[docs] = 0.0
+        docs, scores = docs[first], scores[first]
+        if len(docs) > window:
+            docs = docs[np.argpartition(-scores, window - 1)[:window]]
+        return docs.astype(np.int64)
+
+    def scores(self, docs: np.ndarray, query_ids: np.ndarray, query_impacts: np.ndarray) -> np.ndarray:
+        """Phase 2: Lucene's float32 score of each doc (ascending doc ids) for the query."""
+        total = np.zeros(len(docs), dtype=np.float64)
+        for t, q in zip(query_ids.tolist(), np.asarray(query_impacts, dtype=np.float32).tolist()):
+            s0, s1 = self.offsets[t], self.offsets[t + 1]
+            if s1 == s0:
+                continue
+            postings = self.docs[s0:s1]
+            i = np.searchsorted(postings, docs)
+            i[i == len(postings)] = 0
+            found = postings[i] == docs
+            # float32 x float32 as Java's boost * freq, summed in double as Lucene does
+            total[found] += np.float32(q) * self.impacts[s0:s1][i[found]].astype(np.float32)
+        return total.astype(np.float32)
+
+    def top_k(self, docs: np.ndarray, query_ids: np.ndarray, query_impacts: np.ndarray,
+              k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(docs, float32 scores) of the k best, score descending then doc id ascending (Lucene's
+        tie order); a doc sharing no query term is no hit."""
+        docs = np.sort(np.asarray(docs, dtype=np.int64))
+        s = self.scores(docs, query_ids, query_impacts)
+        keep = s > 0
+        docs, s = docs[keep], s[keep]
+        order = np.lexsort((docs, -s))[:k]
+        return docs[order], s[order]

@@ -1,0 +1,184 @@
+"""Capped postings (`--prune cap=C`, vsplade_lucene.capped; issue 24 item 3): the files against
+a numpy transpose of the same impacts, and searches against exact Lucene on the same index."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from vsplade.approximate import TwoPhase
+from vsplade.engines.base import PageFilter
+from vsplade.sparse import SparseBatch, quantize_impacts
+from vsplade_lucene import LuceneEngine, capped
+from vsplade_lucene.direct import DirectImpactWriter
+from vsplade_lucene.searcher import CAPPED_TWO_PHASE
+
+from lucene_support import INFO, zipf_corpus, zipf_queries
+
+N = 1200
+CAP = 40  # most of zipf_corpus's 500 terms are in more pages than this
+
+
+def _pairs(hits):
+    return [(h.id, h.score) for h in hits]
+
+
+def _build(path, corpus, cap, chunk=256, **kw):
+    with DirectImpactWriter(path, INFO, scale=100, pruning=f"cap={cap}", chunk_docs=100, **kw) as w:
+        for s in range(0, len(corpus), chunk):
+            w.add(corpus.select(range(s, min(s + chunk, len(corpus)))))
+    return w.summary
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return zipf_corpus(N)
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, corpus):
+    path = tmp_path_factory.mktemp("capped") / "idx"
+    summary = _build(path, corpus, CAP)
+    assert summary.extra["capped_postings"] > 0
+    return path
+
+
+@pytest.mark.timeout(240)
+def test_files_hold_the_transpose_and_each_terms_heaviest_postings(index, corpus):
+    ints, _ = quantize_impacts(corpus.matrix, 100)
+    csc = ints.tocsc()
+    csc.sort_indices()
+    cp = capped.CappedPostings.open(index, len(corpus))
+    assert cp is not None and cp.cap == CAP
+    assert np.array_equal(cp.offsets, csc.indptr)
+    assert np.array_equal(cp.docs, csc.indices) and np.array_equal(cp.impacts, csc.data.astype(np.int64))
+    over = 0
+    for t in np.flatnonzero(np.diff(csc.indptr)):
+        docs, imps = csc.indices[csc.indptr[t]:csc.indptr[t + 1]], csc.data[csc.indptr[t]:csc.indptr[t + 1]]
+        order = np.lexsort((docs, -imps))[:CAP]  # heaviest first, ties to the lower doc id
+        want = np.sort(docs[order])
+        s0, s1 = cp.cap_offsets[t], cp.cap_offsets[t + 1]
+        assert np.array_equal(cp.cap_docs[s0:s1], want), t
+        assert np.array_equal(cp.cap_impacts[s0:s1], ints[want, t].toarray().ravel())
+        over += len(docs) > CAP
+    assert over > 100  # the cap really cut most terms
+
+
+@pytest.mark.timeout(240)
+def test_a_cap_over_every_list_is_the_exact_search(tmp_path, corpus, vocab):
+    """Phase 1 sees every posting, the window every match: the exact ranking, bit-equal scores
+    (phase 2 from the inverted postings scores as Lucene does), page filters included."""
+    path = tmp_path / "idx"
+    _build(path, corpus, N)
+    exact = tmp_path / "exact"
+    with LuceneEngine(str(exact), scale=100).writer(INFO) as w:
+        w.add(corpus)
+    tp = TwoPhase(0.0, float(N))
+    with LuceneEngine(str(path)).searcher() as s, LuceneEngine(str(exact)).searcher() as e:
+        assert s._capped_postings() is not None and e._capped_postings() is None
+        for q in zipf_queries(corpus, vocab, n=15, seed=3):
+            for filters in ({}, {"sources": ["dir1"]}, {"page_min": 2, "page_max": 6}):
+                for k in (1, 10, 50):
+                    assert _pairs(s.search(q, k, two_phase=tp, **filters)) == _pairs(e.search(q, k, **filters))
+
+
+@pytest.mark.timeout(240)
+def test_small_cap_returns_exact_scores_best_first(index, corpus, vocab):
+    """A cap cutting most lists: hits carry their exact scores, in exact order, inside the
+    filter, and most of the exact top-10 is found (the fidelity itself is the benchmark's)."""
+    exact_path = index.parent / "exact-for-small-cap"
+    with LuceneEngine(str(exact_path), scale=100).writer(INFO) as w:
+        w.add(corpus)
+    found = total = 0
+    with LuceneEngine(str(index)).searcher() as s, LuceneEngine(str(exact_path)).searcher() as e:
+        for q in zipf_queries(corpus, vocab, n=20, seed=5):
+            full = {h.id: h.score for h in e.search(q, N)}
+            for filters in ({}, {"sources": ["dir2"]}):
+                got = s.search(q, 10, **filters)  # the default window: CAPPED_TWO_PHASE
+                assert _pairs(got) == _pairs(s.search(q, 10, two_phase=CAPPED_TWO_PHASE, **filters))
+                assert got and all(h.score == full[h.id] for h in got)
+                assert [h.score for h in got] == sorted((h.score for h in got), reverse=True)
+                pf = PageFilter.of(**filters)
+                assert all(pf is None or pf.matches(h.source, h.page) for h in got)
+            want = {h.id for h in e.search(q, 10)}
+            found += len(want & {h.id for h in s.search(q, 10)})
+            total += len(want)
+    assert found / total > 0.8
+
+
+@pytest.mark.timeout(240)
+def test_explain_and_batch_search(index, corpus, vocab):
+    q = zipf_queries(corpus, vocab, n=1, seed=9)[0]
+    with LuceneEngine(str(index)).searcher() as s:
+        hits = s.search(q, 3, explain=True)
+        for h in hits:
+            assert h.explain and sum(h.explain.values()) == pytest.approx(h.score, rel=1e-5)
+        qs = zipf_queries(corpus, vocab, n=6, seed=10)
+        assert [_pairs(r) for r in s.batch_search(qs, 10)] == [_pairs(s.search(x, 10)) for x in qs]
+
+
+@pytest.mark.timeout(240)
+def test_added_pages_rebuild_them_and_deletes_drop_them(tmp_path, corpus, vocab):
+    path = tmp_path / "idx"
+    first = corpus.select(range(0, 800))
+    _build(path, first, CAP)
+    with LuceneEngine(str(path)).searcher() as s:
+        assert s._capped_postings().num_docs == 800
+    with pytest.raises(Exception, match="static pruning"):  # one setting per index
+        DirectImpactWriter(path, INFO, scale=100, pruning="cap=41")
+    _build(path, corpus.select(range(800, N)), CAP)  # a second run appends pages: rebuilt at close
+    assert json.loads((path / capped.HEADER).read_text())["num_docs"] == N
+    with LuceneEngine(str(path)).searcher() as s:
+        assert s._capped_postings().num_docs == N
+        # a term where the last page is among the CAP heaviest: phase 1 finds it there
+        ints, _ = quantize_impacts(corpus.matrix, 100)
+        col = ints.tocsc()
+        row = ints[N - 1]
+        t = next(int(t) for t, w in zip(row.indices, row.data) if (col[:, t].data > w).sum() < CAP // 2)
+        hits = s.search({vocab.term(t): 1.0}, 10 * CAP)
+        assert corpus.ids[N - 1] in {h.id for h in hits}
+    with DirectImpactWriter(path, INFO, scale=100, pruning=f"cap={CAP}") as w:
+        w.delete(corpus.ids[:50])
+    assert not any((path / name).exists() for name in capped.FILES)
+    with LuceneEngine(str(path)).searcher() as s, LuceneEngine(str(path)).searcher() as e:
+        assert s._capped_postings() is None  # doc ids renumbered: exact Lucene search again
+        q = zipf_queries(corpus, vocab, n=1, seed=4)[0]
+        got = s.search(q, 10)
+        assert got and not {h.id for h in got} & set(corpus.ids[:50])
+
+
+@pytest.mark.timeout(240)
+def test_stale_or_cut_files_are_ignored(tmp_path, corpus, vocab):
+    path = tmp_path / "idx"
+    _build(path, corpus.select(range(300)), CAP)
+    (path / capped.CAPPED[1]).write_bytes((path / capped.CAPPED[1]).read_bytes()[:-4])  # cut short
+    assert capped.CappedPostings.open(path, 300) is None
+    assert capped.CappedPostings.open(path, 299) is None
+
+
+@pytest.mark.timeout(240)
+def test_cli_cap_and_info(tmp_path, pdf_dir):
+    from vsplade import Collection
+    from vsplade.cli import app
+
+    full, capd = tmp_path / "full", tmp_path / "capped"
+    r = CliRunner().invoke(app, ["index", str(pdf_dir), "--model", "lexical", "--index", str(full)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["index", str(pdf_dir), "--model", "lexical", "--index", str(capd),
+                                 "--prune", "cap=5", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["capped_postings"] > 0
+    r = CliRunner().invoke(app, ["info", "--index", str(capd)])
+    assert r.exit_code == 0 and '"cap": 5' in r.output, r.output
+    with Collection.open(full) as a, Collection.open(capd) as b:
+        for q in ("debian package management", "camlidl interface definition", "annual report revenue"):
+            want = {h.id: h.score for h in a.search(q, k=34)}
+            got = b.search(q, k=5)
+            assert got and all(h.score == want[h.id] for h in got), q
+        assert b.search("debian package management", k=1)[0].id == a.search("debian package management", k=1)[0].id
+    r = CliRunner().invoke(app, ["index", str(pdf_dir), "--model", "lexical", "--index", str(tmp_path / "bad"),
+                                 "--prune", "cap=0"])
+    assert r.exit_code == 2 and "cap" in r.output and len(r.output.strip().splitlines()) == 1
