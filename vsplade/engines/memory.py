@@ -146,7 +146,9 @@ class ExactScorer:
         each part's CSC kept and merged at the end (before 2026-12-02): the parts are a second
         whole copy while loading, and tens of MB each, so they live in the heap (glibc's mmap
         threshold rises to the largest block freed) where, freed among small live blocks, that
-        copy stayed in the process: RSS after opening 1M pages was ~2x the vectors."""
+        copy stayed in the process: RSS after opening 1M pages was ~2x the vectors. A single part
+        (a merged dir, one batch) is converted whole instead: its CSR and CSC side by side is
+        the same peak, without reading it twice."""
         self.vocab = vocab or default_vocabulary()
         ids: list[str] = []
         self.fields = {f: _Column() for f in _HIT_FIELDS}
@@ -154,6 +156,7 @@ class ExactScorer:
         counts = np.zeros(vocab_size, dtype=np.int64)
         part_rows: list[tuple[int, int]] = []  # (pages, non-zeros) a part: pass 2 must read the same
         texts = None  # vsplade.bm25.TextIndex, once a page brings its text (--text-field)
+        first = None  # the first part's matrix, until a second part comes
         for b in parts():  # pass 1: metadata, and how many non-zeros each column holds
             rows = sum(n for n, _ in part_rows)
             if texts is None and any("text" in m for m in b.meta):
@@ -166,6 +169,7 @@ class ExactScorer:
             mat = b.matrix
             counts += np.bincount(mat.indices[:mat.nnz], minlength=vocab_size)[:vocab_size]
             part_rows.append((len(b), mat.nnz))
+            first = mat if len(part_rows) == 1 else None
             ids.extend(b.ids)
             for f, col in self.fields.items():
                 col.extend(m.get(f) for m in b.meta)
@@ -178,6 +182,13 @@ class ExactScorer:
         self.num_rows = rows = sum(n for n, _ in part_rows)
         nnz = int(counts.sum())
         idx = np.int32 if max(nnz, rows) < 2**31 else np.int64
+        if first is not None:
+            c = sp.csc_matrix(first)
+            del first
+            c.sort_indices()  # explain and page_terms binary-search a column's rows
+            self.indptr, self.indices = c.indptr.astype(idx, copy=False), c.indices.astype(idx, copy=False)
+            self.data = c.data
+            return
         self.indptr = np.zeros(vocab_size + 1, dtype=idx)
         np.cumsum(counts, out=self.indptr[1:])
         self.indices = np.empty(nnz, dtype=idx)
