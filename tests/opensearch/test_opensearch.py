@@ -312,7 +312,11 @@ def test_filters_k_and_source_trimming(engine_factory, vocab):
     assert hits[0].id == batch.ids[best]
     assert len(s.search(q, 3)) == 3
     resp = s.client.search(index=eng.index, body=s.body(q, 2))
-    assert set(resp["hits"]["hits"][0]["_source"]) <= {"id", "source", "page"}  # no vector shipped back
+    hit = resp["hits"]["hits"][0]
+    # metadata from doc values: no stored field read (no _source, no _id), no vector shipped back
+    assert "_source" not in hit and "_id" not in hit and set(hit["fields"]) == {"id", "source", "page"}
+    trimmed = s.client.search(index=eng.index, body=s.body(q, 2, source_fields=["id", "title"]))
+    assert set(trimmed["hits"]["hits"][0]["_source"]) == {"id", "title"}  # a text field: read from _source
     full = s.client.search(index=eng.index, body=s.body(q, 2, source_fields=None))
     assert "vector" not in full["hits"]["hits"][0]["_source"]  # new indexes leave the vector out of _source
     assert {"id", "source", "page", "title", "encoder"} <= set(full["hits"]["hits"][0]["_source"])
@@ -322,6 +326,28 @@ def test_filters_k_and_source_trimming(engine_factory, vocab):
     assert "vector" in full["hits"]["hits"][0]["_source"]  # vector_source=True keeps it
     kept.conn.client().indices.delete(index=kept.index)
     assert s.search({}, 5) == []
+
+
+def test_hits_read_metadata_from_doc_values(engine_factory, vocab):
+    """The default search reads each hit's id, source, page, path and sha256 from doc values
+    (query.fetch_clause) and gets what was written, as a search reading `_source` does."""
+    batch = make_batch(12, seed=5)
+    for i, m in enumerate(batch.meta):
+        m.update(path=f"/abs/data/doc{i % 4}.pdf", sha256=f"{i:064x}")
+    eng = engine_factory()
+    index_batches(eng, batch)
+    s = eng.searcher()
+    q = random_queries(vocab, 1, seed=6, size=40)[0]
+    by_docvalues = s.search(q, 12)
+    by_source = s.search(q, 12, source_fields=["id", "source", "page", "path", "sha256", "title"])
+    assert len(by_docvalues) >= 6
+    assert [vars(h) for h in by_docvalues] == [vars(h) for h in by_source]
+    meta = {m["id"]: m for m in batch.meta}
+    for h in by_docvalues:
+        m = meta[h.id]
+        assert (h.source, h.page, h.path, h.sha256) == (m["source"], m["page"], m["path"], m["sha256"])
+    grouped = s.search_grouped(q, 2, per_group=2)
+    assert grouped and all(p.path == meta[p.id]["path"] for f in grouped for p in f.hits)
 
 
 def test_batch_search_matches_single_search(engine_factory, vocab):

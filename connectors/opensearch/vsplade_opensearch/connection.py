@@ -171,6 +171,7 @@ class Connection:
             pool_maxsize=self.pool_size,
             http_compress=self.compress,
             headers=headers or None,
+            serializer=orjson_serializer(),
         )
         if self.user:
             kwargs["http_auth"] = (self.user, self.password or "")
@@ -204,6 +205,36 @@ class Connection:
             raise EngineError("--aws-region: no AWS credentials found (botocore's chain: AWS_ACCESS_KEY_ID/"
                               "AWS_SECRET_ACCESS_KEY, AWS_PROFILE and ~/.aws files, SSO, container or instance role)")
         return Urllib3AWSV4SignerAuth(credentials, self.aws_region, self.aws_service)
+
+
+def orjson_serializer():
+    """opensearch-py's JSON serializer with orjson (a dependency already) in place of `json`
+    both ways: a k=100 search answer (~16 KB) parses in ~0.14 ms instead of ~0.4 ms, a search
+    body dumps in ~2 µs instead of ~40-70 (benchmarks/opensearch_request_cost.py); the client
+    shares the machine with the node on small hosts. Types orjson does not know (dates, UUIDs,
+    Decimals...) still go through the stock serializer's `default`."""
+    import orjson
+    from opensearchpy.exceptions import SerializationError
+    from opensearchpy.serializer import JSONSerializer
+
+    class OrjsonSerializer(JSONSerializer):
+        def loads(self, s: Any) -> Any:
+            try:
+                return orjson.loads(s)
+            except orjson.JSONDecodeError as e:
+                raise SerializationError(s, e) from None
+
+        def dumps(self, data: Any) -> Any:
+            if isinstance(data, (str, bytes)):  # already serialised (bulk bodies): sent as is
+                return data
+            try:
+                # str, as the stock serializer returns: msearch / bulk join lines with "\n"
+                return orjson.dumps(data, default=self.default,
+                                    option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+            except (TypeError, orjson.JSONEncodeError) as e:
+                raise SerializationError(data, e) from None
+
+    return OrjsonSerializer()
 
 
 def check_reachable(conn: "Connection", client, timeout: float = PROBE_TIMEOUT) -> None:

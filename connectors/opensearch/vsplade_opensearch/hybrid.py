@@ -111,17 +111,17 @@ def named(query: Mapping[str, Any], name: str) -> dict:
 
 
 def hybrid_body(vector_query: Mapping[str, Any], text_query: Mapping[str, Any], size: int, depth: int,
-                source: Any) -> dict:
+                fetch: Mapping[str, Any] | None = None) -> dict:
     """The `hybrid` query of the two sub-queries (vector first: the pipeline's weights follow
-    this order), each already holding its filters; `depth` pages per sub-query per shard."""
+    this order), each already holding its filters; `depth` pages per sub-query per shard;
+    `fetch`: what each hit brings back (query.fetch_clause)."""
     body: dict[str, Any] = {
         "size": int(size),
         "query": {"hybrid": {"queries": [named(vector_query, "vector"), named(text_query, "text")],
                              "pagination_depth": int(depth)}},
         "track_total_hits": False,
     }
-    if source is not None:
-        body["_source"] = source
+    body.update(fetch or {})
     return body
 
 

@@ -23,6 +23,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 DEFAULT_SOURCE = ("id", "source", "page", "path", "sha256")
 MODES = ("rank_feature", "neural_sparse")
+# Metadata a hit can read from doc values (keyword and integer fields keep them by default;
+# mapping.METADATA_FIELDS). Asking for these only, a search loads no stored field at all: not
+# `_source`, and not `_id`, whose stored-field block also holds each page's `_recovery_source`
+# (its whole original JSON with ~550 weights, kept until a merge after the retention leases):
+# 20,000 pages, k=100, the server's `took` 15.7 ms through `_source` against 1.0 ms through doc
+# values (benchmarks/opensearch_request_cost.py, RESULTS.md).
+DOCVALUE_FIELDS = frozenset(DEFAULT_SOURCE)
 
 
 @dataclass
@@ -60,6 +67,33 @@ def filter_clauses(opts: SearchOptions) -> list[dict]:
             rng["lte"] = int(opts.page_max)
         out.append({"range": {"page": rng}})
     out.extend(dict(f) for f in opts.filters)
+    return out
+
+
+def fetch_clause(source_fields: Sequence[str] | None) -> dict:
+    """What a search body asks back per hit, to merge into it. Fields that all have doc values
+    (DOCVALUE_FIELDS): `docvalue_fields` (always with `id`, the hit's id) and no stored field
+    (`stored_fields: _none_`, so no `_id` either); others: `_source` filtered to them; None: the
+    whole `_source`. `hit_fields` reads either answer back."""
+    if source_fields is None:
+        return {}
+    fields = [source_fields] if isinstance(source_fields, str) else list(source_fields)
+    if set(fields) <= DOCVALUE_FIELDS:
+        return {"_source": False, "stored_fields": "_none_",
+                "docvalue_fields": ["id"] + [f for f in dict.fromkeys(fields) if f != "id"]}
+    return {"_source": {"includes": fields}}
+
+
+def hit_fields(hit: Mapping[str, Any]) -> dict:
+    """A hit's metadata as one dict: its `_source`, and its doc values (one value each: the
+    metadata fields are single-valued) where the body asked for them (fetch_clause)."""
+    src = hit.get("_source")
+    dv = hit.get("fields")
+    if not dv:
+        return src or {}
+    out = {k: v[0] for k, v in dv.items() if v}  # doc values come as lists
+    if src:
+        out.update(src)
     return out
 
 
@@ -104,8 +138,7 @@ def search_body(
         if mode == "rank_feature":
             body["explain"] = True
         return body
-    if fields is not None:
-        body["_source"] = {"includes": fields} if fields else False
+    body.update(fetch_clause(opts.source_fields))
     return body
 
 
@@ -117,10 +150,7 @@ def text_search_body(text: str, model_id: str, k: int, field: str = "vector", op
     scoring = {"neural_sparse": {field: {"query_text": text, "model_id": model_id}}}
     filters = filter_clauses(opts) if filters is None else filters
     q: dict = {"bool": {"must": [scoring], "filter": filters}} if filters else scoring
-    body: dict[str, Any] = {"size": int(k), "query": q, "track_total_hits": False}
-    fields = None if opts.source_fields is None else list(opts.source_fields)
-    if fields is not None:
-        body["_source"] = {"includes": fields} if fields else False
+    body: dict[str, Any] = {"size": int(k), "query": q, "track_total_hits": False, **fetch_clause(opts.source_fields)}
     return body
 
 

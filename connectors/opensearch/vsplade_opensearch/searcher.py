@@ -30,9 +30,11 @@ from vsplade.sparse import feature_field_round
 from .connection import Connection, check_reachable, describe_error
 from .kinds import kind_of_meta
 from .mapping import DEFAULT_FIELD, INDEX_FORMAT, TEXT_FIELD, mapping_of, stored_meta, text_field_on
-from .query import DEFAULT_SOURCE, SearchOptions, clean_query, explained_weights, filter_clauses, stored_weights
+from .query import (DEFAULT_SOURCE, SearchOptions, clean_query, explained_weights, fetch_clause, filter_clauses,
+                    hit_fields, stored_weights)
 
 MSEARCH_GROUP = 64
+FETCH_KEYS = ("_source", "stored_fields", "docvalue_fields")  # what a body asks back per hit (query.fetch_clause)
 TIE_SLACK = 10  # extra fused hits asked of the pipeline, so exact ties at the k-th place can be ordered by page id
 
 
@@ -190,12 +192,8 @@ class OpenSearchSearcher(Searcher):
         opts = self._options(options)
         match = {"match": {TEXT_FIELD: {"query": text}}}
         filters = filter_clauses(opts)
-        body: dict[str, Any] = {"size": int(k), "query": {"bool": {"must": [match], "filter": filters}} if filters else match,
-                                "track_total_hits": False}
-        fields = None if opts.source_fields is None else list(opts.source_fields)
-        if fields is not None:
-            body["_source"] = {"includes": fields} if fields else False
-        return body
+        return {"size": int(k), "query": {"bool": {"must": [match], "filter": filters}} if filters else match,
+                "track_total_hits": False, **fetch_clause(opts.source_fields)}
 
     def search_hybrid(self, query: Mapping[str, float], text: str, k: int = 10, mode: Any = "rrf",
                       depth: int | None = None, filter: PageFilter | None = None,
@@ -248,7 +246,7 @@ class OpenSearchSearcher(Searcher):
         keywords = filter.keywords() if filter is not None else {}
         vector_q = self.body(query, depth, **keywords)["query"]
         text_body = self.bm25_body(text, depth, **keywords)
-        source = text_body.get("_source")
+        fetch = {key: v for key, v in text_body.items() if key in FETCH_KEYS}
         size = min(k + TIE_SLACK, 2 * depth)
         for attempt in (0, 1):
             try:
@@ -262,7 +260,7 @@ class OpenSearchSearcher(Searcher):
             params = {"search_pipeline": name, "include_named_queries_score": "true"}
             try:
                 while True:
-                    body = hybrid.hybrid_body(vector_q, text_body["query"], size, depth, source)
+                    body = hybrid.hybrid_body(vector_q, text_body["query"], size, depth, fetch)
                     resp = self.client.search(index=self.index, body=body, params=params)
                     hits = self._hybrid_hits(resp)
                     # an exact tie at the k-th place that runs to the last hit asked for: ask for
@@ -350,7 +348,7 @@ class OpenSearchSearcher(Searcher):
 
         body = self.body(query, k, explain, **options)
         inner: dict[str, Any] = {"name": "pages", "size": int(per_group)}
-        for key in ("_source", "explain"):
+        for key in (*FETCH_KEYS, "explain"):
             if key in body:
                 inner[key] = body[key]
         body["collapse"] = {"field": "source", "inner_hits": inner}
@@ -366,8 +364,12 @@ class OpenSearchSearcher(Searcher):
         hits = []
         terms = clean_query(query, self.max_clauses) if explain else None
         for h in resp["hits"]["hits"]:
-            src = h.get("_source") or {}
-            hit = Hit(str(src.get("id", h["_id"])), float(h["_score"]), src.get("source"), src.get("page"),
+            src = hit_fields(h)
+            pid = src.get("id", h.get("_id"))
+            if pid is None:  # doc values asked (query.fetch_clause), no `_id`: a document vsplade did not write
+                raise EngineError(f"index {self.index!r}: a hit without an `id` field (not a page vsplade wrote); "
+                                  "search it with source_fields=None")
+            hit = Hit(str(pid), float(h["_score"]), src.get("source"), src.get("page"),
                       path=src.get("path"), sha256=src.get("sha256"))
             if explain:
                 stored = stored_weights(src, self.field)  # a vector kept in _source (query.search_body)

@@ -32,6 +32,7 @@ from vsplade.vocab import Vocabulary
 from .bulk import DEFAULT_RETRY_FOR, RETRY_STATUS, BulkError, BulkSender
 from .connection import Connection, check_reachable, describe_error
 from .kinds import IndexKind, default_kind
+from .query import fetch_clause, hit_fields
 from .mapping import (
     COLLECTION_KEY,
     LATER_FIELDS,
@@ -49,6 +50,7 @@ from .mapping import (
 
 log = logging.getLogger(__name__)
 SCAN_PAGE = 5000
+CATALOG_FIELDS = ("id", "source", "page", "path", "sha256")  # all with doc values: query.fetch_clause
 ABORT_TIMEOUT = 5.0  # seconds per request while aborting: the job already failed
 
 
@@ -301,7 +303,7 @@ class OpenSearchWriter(IndexWriter):
         while True:
             body: dict[str, Any] = {
                 "size": SCAN_PAGE,
-                "_source": False,
+                **fetch_clause(["id"]),  # doc values, no stored field (each `_id` read costs a stored-field block)
                 "sort": [{"id": "asc"}],
                 "query": {"match_all": {}},
             }
@@ -309,7 +311,7 @@ class OpenSearchWriter(IndexWriter):
                 body["search_after"] = after
             hits = self._patient("listing the pages already indexed",
                                  lambda t: _complete_hits(self.client.search(index=self.index, body=body, request_timeout=t)))
-            done.update(h["_id"] for h in hits)
+            done.update(hit_fields(h)["id"] for h in hits)
             if len(hits) < SCAN_PAGE:
                 return done
             after = hits[-1]["sort"]
@@ -414,14 +416,14 @@ def scan_catalog(client, index: str, patient=_once) -> list[dict]:
     rows: list[dict] = []
     after = None
     while True:
-        body: dict[str, Any] = {"size": SCAN_PAGE, "_source": ["id", "source", "page", "path", "sha256"],
+        body: dict[str, Any] = {"size": SCAN_PAGE, **fetch_clause(CATALOG_FIELDS),
                                 "sort": [{"id": "asc"}], "query": {"match_all": {}}}
         if after is not None:
             body["search_after"] = after
         hits = patient("listing the index", lambda t: _complete_hits(client.search(index=index, body=body, **_timeout(t))))
         for h in hits:
-            src = h.get("_source") or {}
-            rows.append({"id": src.get("id", h["_id"]), **{k: src.get(k) for k in ("source", "page", "path", "sha256")}})
+            src = hit_fields(h)
+            rows.append({"id": src["id"], **{k: src.get(k) for k in CATALOG_FIELDS[1:]}})
         if len(hits) < SCAN_PAGE:
             return rows
         after = hits[-1]["sort"]

@@ -20,7 +20,7 @@ from vsplade.sparse import SparseBatch
 from vsplade.vocab import Vocabulary, default_vocabulary
 
 from ..documents import BuiltDocs, DocumentHeader, _refuse_invalid
-from ..query import SearchOptions, clean_query, filter_clauses
+from ..query import SearchOptions, clean_query, fetch_clause, filter_clauses
 from .base import IndexKind, register
 
 SPARSE_ANN_KEY = "sparse_ann"
@@ -100,11 +100,7 @@ class SparseAnnKind(IndexKind):
                     # over the filtered pages when they are few, else ANN with the filter applied in
                     # it); a bool filter around it would only drop pages from the k ANN candidates
                     q["neural_sparse"][searcher.field]["method_parameters"]["filter"] = {"bool": {"filter": filters}}
-        body: dict[str, Any] = {"size": int(k), "query": q, "track_total_hits": False}
-        fields = None if opts.source_fields is None else list(opts.source_fields)
-        if fields is not None:
-            body["_source"] = {"includes": fields} if fields else False
-        return body
+        return {"size": int(k), "query": q, "track_total_hits": False, **fetch_clause(opts.source_fields)}
 
     def filters(self, searcher, opts: SearchOptions) -> list[dict] | None:
         """PageFilter clauses that neural-search's sparse ANN filter can run. Its filter query is
