@@ -207,14 +207,18 @@ class ExactScorer:
 
     def _fill(self, m: sp.csr_matrix, row0: int, nxt: np.ndarray) -> None:
         """A CSR part's rows into the columns, a slice of rows at a time (bounds the
-        temporaries: a merged dir is one part of up to 200M non-zeros)."""
+        temporaries: a merged dir with shards appended after it has one part of up to 200M
+        non-zeros)."""
         ptr = m.indptr
         r, n = 0, m.shape[0]
         while r < n:
             r1 = int(np.searchsorted(ptr, ptr[r] + _SCATTER_STEP, side="right")) - 1
             r1 = min(n, max(r + 1, r1))
-            c = sp.csc_matrix(m if (r, r1) == (0, n) else m[r:r1])  # rows ascending in each column
-            c.sort_indices()
+            lo, hi = int(ptr[r]), int(ptr[r1])
+            # the slice as views of the part's arrays (m[r:r1] would copy them); scipy's
+            # CSR -> CSC visits the rows in order, so each column's rows come out ascending
+            c = sp.csr_matrix((m.data[lo:hi], m.indices[lo:hi], ptr[r:r1 + 1] - lo),
+                              shape=(r1 - r, m.shape[1]), copy=False).tocsc()
             lens = np.diff(c.indptr)
             # the k-th non-zero of column j in this slice goes to nxt[j] + k
             dest = np.repeat(nxt - c.indptr[:-1], lens)
