@@ -204,7 +204,7 @@ def test_text_field_mapping_holds_the_whole_text_scored_with_bm25_09_04(server, 
     hits = s.search_text("interface definition language", 5)
     assert hits and all(h.source and h.page for h in hits)
     body = s.bm25_body("interface", 5)
-    assert "text" not in body["_source"]["includes"]  # hits never fetch the page text
+    assert body["_source"] is False and "text" not in body["docvalue_fields"]  # hits never fetch the page text
     with pytest.raises(EngineError, match=r"built without --text-field; rebuild it with `vsplade index --text-field"):
         bare.searcher().search_text("interface", 5)
     with pytest.raises(EngineError, match="built without --text-field"):
