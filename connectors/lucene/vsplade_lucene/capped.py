@@ -190,8 +190,9 @@ class CappedPostings:
         self.cap_docs = _map(path / CAPPED[1], "<i4", sizes[CAPPED[1]] // 4)
         self.cap_impacts = _map(path / CAPPED[2], imp, sizes[CAPPED[2]] // imp.itemsize)
         self.vocab_size = len(self.offsets) - 1
-        # one score accumulator per thread (num_docs float64, zero between searches)
-        self._local = threading.local()
+        self.path = Path(path)
+        self._searcher = None  # the Java side (CappedSearch), opened by the first search
+        self._lock = threading.Lock()
 
     @classmethod
     def open(cls, path: Path, num_docs: int) -> "CappedPostings | None":
@@ -212,59 +213,41 @@ class CappedPostings:
             return None
         return cls(path, header, sizes)
 
-    def candidates(self, query_ids: np.ndarray, query_impacts: np.ndarray, window: int,
-                   mask: np.ndarray | None = None) -> np.ndarray:
-        """Phase 1: doc ids of the window best pages by their capped postings' partial score
-        (unordered), within mask (a bool per doc) when given."""
-        lengths = self.cap_offsets[query_ids + 1] - self.cap_offsets[query_ids]
-        pos = _ranges(self.cap_offsets[query_ids], lengths)
-        if len(pos) == 0:
-            return np.zeros(0, dtype=np.int64)
-        docs = self.cap_docs[pos]
-        weights = np.repeat(np.asarray(query_impacts, dtype=np.float64), lengths) * self.cap_impacts[pos]
-        if mask is not None:
-            inside = mask[docs]
-            docs, weights = docs[inside], weights[inside]
-            if len(docs) == 0:
-                return np.zeros(0, dtype=np.int64)
-        acc = getattr(self._local, "acc", None)
-        if acc is None:
-            acc = self._local.acc = np.zeros(self.num_docs, dtype=np.float64)
-        # partial scores through a dense accumulator (integer sums, exact in float64), then one
-        # entry per doc: the accumulator briefly holds each entry's index, and the entry that
-        # finds its own index back is its doc's representative
-        np.add.at(acc, docs, weights)
-        scores = acc[docs]
-        acc[docs] = np.arange(len(docs), dtype=np.float64)
-        first = np.flatnonzero(acc[docs] == np.arange(len(docs)))
-        acc[docs] = 0.0
-        docs, scores = docs[first], scores[first]
-        if len(docs) > window:
-            docs = docs[np.argpartition(-scores, window - 1)[:window]]
-        return docs.astype(np.int64)
+    def top_k(self, kept_ids: np.ndarray, kept_impacts: np.ndarray, query_ids: np.ndarray,
+              query_impacts: np.ndarray, window: int, k: int,
+              mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Both phases in one Java call (vsplade.lucene.CappedSearch): the window best pages by
+        the kept terms' capped postings (within mask, a bool per doc, when given), scored with
+        every query term; (docs, float32 scores) of the k best, score descending then doc id."""
+        out = self._java().top(_pairs(kept_ids, kept_impacts), _pairs(query_ids, query_impacts), int(window),
+                               int(k), None if mask is None else np.packbits(mask, bitorder="little").tobytes())
+        rec = np.frombuffer(bytes(out), dtype=[("doc", "<i4"), ("score", "<f4")])
+        return rec["doc"].astype(np.int64), rec["score"].copy()
 
-    def scores(self, docs: np.ndarray, query_ids: np.ndarray, query_impacts: np.ndarray) -> np.ndarray:
-        """Phase 2: Lucene's float32 score of each doc (ascending doc ids) for the query."""
-        total = np.zeros(len(docs), dtype=np.float64)
-        for t, q in zip(query_ids.tolist(), np.asarray(query_impacts, dtype=np.float32).tolist()):
-            s0, s1 = self.offsets[t], self.offsets[t + 1]
-            if s1 == s0:
-                continue
-            postings = self.docs[s0:s1]
-            i = np.searchsorted(postings, docs)
-            i[i == len(postings)] = 0
-            found = postings[i] == docs
-            # float32 x float32 as Java's boost * freq, summed in double as Lucene does
-            total[found] += np.float32(q) * self.impacts[s0:s1][i[found]].astype(np.float32)
-        return total.astype(np.float32)
+    def _java(self):
+        if self._searcher is None:
+            with self._lock:
+                if self._searcher is None:
+                    from . import jvm
 
-    def top_k(self, docs: np.ndarray, query_ids: np.ndarray, query_impacts: np.ndarray,
-              k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(docs, float32 scores) of the k best, score descending then doc id ascending (Lucene's
-        tie order); a doc sharing no query term is no hit."""
-        docs = np.sort(np.asarray(docs, dtype=np.int64))
-        s = self.scores(docs, query_ids, query_impacts)
-        keep = s > 0
-        docs, s = docs[keep], s[keep]
-        order = np.lexsort((docs, -s))[:k]
-        return docs[order], s[order]
+                    J = jvm.classes()
+                    with jvm.LOCK:
+                        obj = J.CappedSearch(str(self.path.resolve()), self.num_docs, self.impacts.dtype.itemsize == 2)
+                        self._searcher = jvm.private(obj, {"top": "([B[BII[B)[B", "close": "()V"})
+        return self._searcher
+
+    def close(self) -> None:
+        if self._searcher is not None:
+            from . import jvm
+
+            with jvm.LOCK:
+                self._searcher.close()
+            jvm.release_private(self._searcher)
+            self._searcher = None
+
+
+def _pairs(ids: np.ndarray, impacts: np.ndarray) -> bytes:
+    """(int32 term id, float32 query impact) pairs, little-endian, as CappedSearch reads them."""
+    rec = np.empty(len(ids), dtype=[("t", "<i4"), ("w", "<f4")])
+    rec["t"], rec["w"] = ids, impacts
+    return rec.tobytes()

@@ -260,6 +260,7 @@ _CLASS_NAMES = {
     "IndexPages": "vsplade.lucene.IndexPages",
     "GroupPages": "vsplade.lucene.GroupPages",
     "TextPages": "vsplade.lucene.TextPages",
+    "CappedSearch": "vsplade.lucene.CappedSearch",
     "BooleanQuery": "org.apache.lucene.search.BooleanQuery",
     "BooleanQueryBuilder": "org.apache.lucene.search.BooleanQuery$Builder",
     "Occur": "org.apache.lucene.search.BooleanClause$Occur",

@@ -266,10 +266,7 @@ class LuceneImpactIndexSearcher(Searcher):
         fw = self._forward
         ids, imps = fw.query_arrays(impacts)
         kept_ids, kept_imps = fw.query_arrays({t: impacts[t] for t in kept if t in impacts})
-        cand = capped.candidates(kept_ids, kept_imps, two_phase.window(k), mask)
-        if len(cand) == 0:
-            return []
-        docs, scores = capped.top_k(cand, ids, imps, k)
+        docs, scores = capped.top_k(kept_ids, kept_imps, ids, imps, two_phase.window(k), k, mask)
         hits = [self._hit(int(d), float(sc)) for d, sc in zip(docs, scores)]
         if explain:
             lq = self._parse(self.query_string(query, impacts))
@@ -512,6 +509,8 @@ class LuceneImpactIndexSearcher(Searcher):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._capped is not None:
+                self._capped.close()
             with jvm.LOCK:
                 self._reader.close()
                 jvm.release_private(self._searcher)
