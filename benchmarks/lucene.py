@@ -133,37 +133,48 @@ def main() -> None:
         lat.append((f"exact scorer / memory engine (scipy CSC), k={k}", p50, p99, None))
     print("search ours + exact done", file=sys.stderr, flush=True)
 
-    # Pyserini's own searcher (vsplade_lucene.pyserini_searcher): before = the query quantized
-    # at the index's scale (its cost grows with it: Anserini repeats each term impact-many
-    # times into a text it analyzes), after = the query side's own scale. Timed interleaved
-    # with vsplade's searcher, query by query, so load from other processes hits every column
-    # alike (issue 24 item 4).
+    # Pyserini's own searcher (vsplade_lucene.pyserini_searcher), step by step from what it did
+    # at the start of issue 24 item 4 to the default: the query quantized at the index's scale
+    # (Anserini repeats each term impact-many times into a text), Anserini's sort by (score,
+    # id), that text analyzed in full by Anserini's WhitespaceAnalyzer (only its rerankers read
+    # the tokens), Pyserini's query map (a JInt constructor per term). Timed interleaved with
+    # vsplade's searcher, query by query, so load from other processes hits every column alike.
+    from jnius import autoclass  # the JVM is up: LuceneEngine started it
+
     from vsplade_lucene.pyserini_compat import DEFAULT_QUERY_SCALE, pyserini_searcher
 
+    whitespace = autoclass("org.apache.lucene.analysis.core.WhitespaceAnalyzer")
     t = time.perf_counter()
     pyserini = {}
-    # before: what pyserini_searcher did (the index's scale, Anserini's sort by (score, id));
-    # after: the query side's own scale and Lucene's plain top-k (pyserini_compat, Sorting);
-    # the sorted path at query scale 100 separates the two gains
-    variants = [("before: query scale = index scale", args.scale, False),
-                ("sorted path, query scale", 100.0, False)]
-    variants += [("after: plain top-k, query scale", q, True) for q in sorted({DEFAULT_QUERY_SCALE, 100.0}, reverse=True)]
-    for label, qscale, plain in variants:
-        pyserini[f"Pyserini LuceneImpactSearcher ({label} {qscale:g})"] = pyserini_searcher(
-            direct, query_encoder=object(), query_scale=qscale, plain_top_k=plain)  # queries are {term: weight} dicts
+    # (label, query scale, plain top-k, Anserini's analyzer in full, Pyserini's own query map)
+    variants = [("before: query scale = index scale, sorted, full analyzer, Pyserini's map", args.scale, False, True, True),
+                (f"query scale {DEFAULT_QUERY_SCALE:g}, plain top-k, full analyzer, Pyserini's map", DEFAULT_QUERY_SCALE, True, True, True),
+                (f"query scale {DEFAULT_QUERY_SCALE:g}, plain top-k, one-token analyzer, Pyserini's map", DEFAULT_QUERY_SCALE, True, False, True),
+                (f"after (default): query scale {DEFAULT_QUERY_SCALE:g}, plain top-k, one-token analyzer, boxed map", DEFAULT_QUERY_SCALE, True, False, False)]
+    for label, qscale, plain, full, pyserini_map in variants:
+        ps = pyserini_searcher(direct, query_encoder=object(), query_scale=qscale, plain_top_k=plain)  # queries are {term: weight} dicts
+        if full:
+            ps.set_analyzer(whitespace())
+        base = type(ps).__mro__[1]  # Pyserini's LuceneImpactSearcher.search: JInt per term
+        run = (lambda ps_, base_: lambda q, k_: ps_._rescale(base_.search(ps_, q, k_)))(ps, base) if pyserini_map else ps.search
+        pyserini[f"Pyserini LuceneImpactSearcher ({label})"] = run
     ps_open = (time.perf_counter() - t) / len(pyserini)
+    ratios = {}
     for k in (10, 100):
-        fns = {f"vsplade lucene (ours), interleaved with Pyserini": lambda q: searcher.search(q, k)}
-        fns.update({name: (lambda ps_: lambda q: ps_.search(q, k))(ps) for name, ps in pyserini.items()})
-        for name, (p50, p99) in time_interleaved(fns, queries).items():
+        ours_name = "vsplade lucene (ours), interleaved with Pyserini"
+        fns = {ours_name: lambda q: searcher.search(q, k)}
+        fns.update({name: (lambda run_: lambda q: run_(q, k))(run) for name, run in pyserini.items()})
+        res = time_interleaved(fns, queries)
+        for name, (p50, p99) in res.items():
             lat.append((f"{name}, k={k}", p50, p99, None))
+        ratios[k] = {name: res[name][0] / res[ours_name][0] for name in pyserini}
     agreement = []
-    for name, ps in pyserini.items():
+    for name, run in pyserini.items():
         same = same_set = 0
         overlap, worst = [], 0.0
         for q in queries:
             ours = searcher.search(q, 10)
-            theirs = ps.search(q, 10)
+            theirs = run(q, 10)
             a, b = [h.id for h in ours], [h.docid for h in theirs]
             same += a == b
             same_set += set(a) == set(b)
@@ -173,6 +184,7 @@ def main() -> None:
                 if h.docid in mine:
                     worst = max(worst, abs(h.score - mine[h.docid]) / mine[h.docid])
         agreement.append((name, same, same_set, float(np.mean(overlap)), worst))
+
     def print_rows(rows_):
         for name, p50, p99, per_q in rows_:
             print(f"| {name} | {p50:.2f} | {p99:.2f} | {'' if per_q is None else f'{per_q:.2f}'} |", flush=True)
@@ -182,11 +194,15 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     print_rows(lat)
     print(f"\nPyserini LuceneImpactSearcher open (Python idf table over all terms): {ps_open:.1f}s", flush=True)
+    print("\nPyserini's p50 / ours (interleaved):\n")
+    for name in pyserini:
+        print(f"- {name}: k=10 {ratios[10][name]:.2f}x, k=100 {ratios[100][name]:.2f}x")
     print(f"\n## Pyserini's searcher vs vsplade's searcher, top-10 ({len(queries)} queries)\n")
     print("| Pyserini searcher | identical top-10 (order) | same top-10 set | mean overlap@10 | max relative score difference |")
     print("|---|---:|---:|---:|---:|")
     for name, same, same_set, ov, worst in agreement:
-        print(f"| {name} | {100 * same / len(queries):.1f}% | {100 * same_set / len(queries):.1f}% | {ov:.4f} | {worst:.2e} |")
+        n = len(queries)
+        print(f"| {name} | {100 * same / n:.1f}% ({same}/{n}) | {100 * same_set / n:.1f}% ({same_set}/{n}) | {ov:.4f} | {worst:.2e} |")
 
     if not args.skip_seismic:
         import seismic

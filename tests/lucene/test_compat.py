@@ -252,6 +252,9 @@ def test_pyserini_searcher_query_text_and_map_change_no_hit(default_scale_index)
     assert ps.full_query_text
     ps.unset_rocchio()
     assert not ps.full_query_text
+    for s in (ps, ref, one_token):
+        s.close()  # hands its private method class back (jvm.release_private)
+    assert ps._search_map is None
 
 
 def test_pyserini_query_scale_must_be_positive(direct_index):

@@ -50,7 +50,9 @@ constructor call resolved per term, ~30 us each) before ``HashMap.put``; this se
 the same ``HashMap<String, Integer>`` (same encoder, same idf filter) with the Python int
 handed to ``put``, which pyjnius boxes to the same ``java.lang.Integer``, and then calls
 Anserini's ``SimpleImpactSearcher.search(Map, k)`` (``batch_search``: its ``batch_search``)
-as Pyserini does. Searches with per-field boosts (``fields=``) go through Pyserini's own
+as Pyserini does, through a method object declared with that one signature (``jvm.private``):
+pyjnius otherwise picks among the method's four overloads on every call (~0.1 ms a query).
+Searches with per-field boosts (``fields=``) go through Pyserini's own
 method unchanged.
 
 Scores: Lucene's score of an impact index is the integer dot product, i.e. ``scale *
@@ -91,6 +93,9 @@ class _QueryEncoder:
         q = text if isinstance(text, dict) else self.encoder.encode(text)
         return dict(quantize_query_impacts(q, self.scale))
 
+
+# SimpleImpactSearcher.search(Map<String, Integer>, int): the one overload Pyserini's search calls
+_SEARCH_MAP = {"search": "(Ljava/util/Map;I)[Lio/anserini/search/ScoredDoc;"}
 
 _FIELD_CLASS = None
 
@@ -176,6 +181,7 @@ def pyserini_searcher(index_dir: str | Path, query_encoder=None, model: str | No
         # True while the searcher analyzes the query text in full (module docstring, Query text)
         full_query_text = True
         _caller_analyzer = False
+        _search_map = None  # Anserini's search(Map, int) alone (module docstring, Query map)
 
         def _rescale(self, hits):
             if float_scores:
@@ -196,7 +202,7 @@ def pyserini_searcher(index_dir: str | Path, query_encoder=None, model: str | No
         def search(self, q, k: int = 10, fields=dict()):
             if fields:
                 return self._rescale(super().search(q, k, fields))
-            return self._rescale(self.object.search(self._jquery(q), int(k)))
+            return self._rescale(self._search_map.search(self._jquery(q), int(k)))
 
         def batch_search(self, queries, qids, k: int = 10, threads: int = 1, fields=dict()):
             if fields:
@@ -212,6 +218,12 @@ def pyserini_searcher(index_dir: str | Path, query_encoder=None, model: str | No
             for hits in out.values():
                 self._rescale(hits)
             return out
+
+        def close(self):
+            super().close()
+            if self._search_map is not None:
+                jvm.release_private(self._search_map)
+                self._search_map = None
 
         def set_analyzer(self, analyzer):
             self._caller_analyzer = True
@@ -252,6 +264,7 @@ def pyserini_searcher(index_dir: str | Path, query_encoder=None, model: str | No
     searcher = VspladeImpactSearcher(str(path), _QueryEncoder(query_encoder, query_scale), min_idf=-1)
     searcher.query_scale = query_scale
     searcher.plain_top_k = _plain_top_k(searcher) if plain_top_k else False
+    searcher._search_map = jvm.private(searcher.object, _SEARCH_MAP)
     with jvm.LOCK:
         searcher._query_text(False)
     return searcher
