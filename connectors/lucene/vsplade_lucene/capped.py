@@ -1,6 +1,6 @@
 """Capped postings (issue 24 item 3, per-term posting caps): each term's ``cap`` heaviest
-postings, kept beside the Lucene index, where phase 1 of two-phase search finds its candidates,
-and the whole postings in numpy-readable form, where phase 2 scores them exactly.
+postings, kept beside the Lucene index, where phase 1 of two-phase search finds its candidates;
+phase 2 scores them exactly from the forward index (forward.py).
 
 Why: exact search reads every posting of the query's terms, and V-SPLADE queries share frequent
 word pieces with most pages (1.5M postings a query at 1M Quality pages, RESULTS.md). A page in
@@ -14,23 +14,24 @@ static pruning of the literature, and what OpenSearch's sparse ANN (SEISMIC) kee
 ``n_postings``; the Lucene index itself stays whole, so exact search, explain and Pyserini read
 every posting.
 
-Phase 2 reads the inverted postings (term-major, doc ids ascending within a term): for each
-query term, a binary search of the window's doc ids in its postings (~12 x 200 lookups) instead
-of reading the window's whole pages from the forward index (~110k non-zeros at a window of 200:
-~4x slower in numpy). Scores are Lucene's (float32 products of the integer impacts, summed in
-float64, returned as float32), as forward.py computes them.
+Phase 2 reads the window's whole pages from the forward index (forward.py: ~200 sequential
+reads of ~3.3 KB) against a table of the query's terms. Both phases run in one Java call
+(vsplade.lucene.CappedSearch: one pass over the postings where numpy needed ~15 array passes and
+the interpreter between them). Scores are Lucene's (float32 products of the integer impacts,
+summed in double, returned as float32), as forward.py computes them. (A binary search of the
+window in each query term's whole postings was tried and dropped: ~50k random reads into
+gigabytes a query at 1M pages, slower than the window's pages read in order.)
 
 Files (built from the forward index, the durable source, when a build closes,
 vsplade_lucene.direct; written under temporary names and renamed, the header last, so a kill
 leaves the old set or none):
-  vsplade-capped.json           header: version, cap, num_docs, postings counts, impact dtype
-  vsplade-inverted.offsets      int64 LE, vocab_size + 1: term t's postings [offsets[t], offsets[t+1])
-  vsplade-inverted.docs         int32 LE doc ids, ascending within a term
-  vsplade-inverted.impacts      the page impacts (uint16 LE when they fit, else int32 LE)
-  vsplade-capped.offsets / .docs / .impacts   the same layout, each term cut to its cap heaviest
-                                (ties: the lower doc id stays, so a build is reproducible)
-Valid while the forward index is (doc ids in insertion order, no deletes); a searcher checks
-num_docs, and a writer that adds pages rebuilds the files when it closes.
+  vsplade-capped.json      header: version, cap, num_docs, postings counts, impact dtype
+  vsplade-capped.offsets   int64 LE, vocab_size + 1: term t's postings [offsets[t], offsets[t+1])
+  vsplade-capped.docs      int32 LE doc ids, ascending within a term
+  vsplade-capped.impacts   the page impacts (uint16 LE when they fit, else int32 LE)
+Each term keeps its cap largest impacts (ties: the lower doc id stays, so a build is
+reproducible). Valid while the forward index is (doc ids in insertion order, no deletes); a
+searcher checks num_docs, and a writer that adds pages rebuilds the files when it closes.
 """
 
 from __future__ import annotations
@@ -46,22 +47,24 @@ from .forward import ForwardIndex
 
 HEADER = "vsplade-capped.json"
 PARTS = ("offsets", "docs", "impacts")
-INVERTED = tuple(f"vsplade-inverted.{p}" for p in PARTS)
+INVERTED = tuple(f"vsplade-inverted.{p}" for p in PARTS)  # the build's scratch transpose
 CAPPED = tuple(f"vsplade-capped.{p}" for p in PARTS)
-FILES = (HEADER, *INVERTED, *CAPPED)
+FILES = (HEADER, *CAPPED)
 VERSION = 1
 _CHUNK_POSTINGS = 1 << 25  # forward-index postings read per step while building (~300 MB of arrays)
 
 
 def remove(path: Path) -> None:
     """Drop the files (a delete renumbers doc ids; the writer rebuilds them at close)."""
-    for name in FILES:
+    for name in (*FILES, *INVERTED):
         (Path(path) / name).unlink(missing_ok=True)
         (Path(path) / (name + ".tmp")).unlink(missing_ok=True)
 
 
 def build(path: Path, forward: ForwardIndex, cap: int) -> dict:
-    """Write the inverted and capped postings of a forward index; returns the header."""
+    """Write the capped postings of a forward index; returns the header. The whole postings are
+    transposed into scratch files first (term-major, the way to each term's heaviest), then
+    dropped."""
     path = Path(path)
     remove(path)
     vocab_size = forward.vocab_size
@@ -115,17 +118,15 @@ def build(path: Path, forward: ForwardIndex, cap: int) -> dict:
         sel = np.sort(np.argpartition(key, cap - 1)[:cap])
         cap_docs[cap_offsets[t]:cap_offsets[t + 1]] = inv_docs[s0:s1][sel]
         cap_imps[cap_offsets[t]:cap_offsets[t + 1]] = inv_imps[s0:s1][sel]
-    for arr in (inv_docs, inv_imps):
-        arr.flush()
     del inv_docs, inv_imps
+    for name in INVERTED:
+        (path / (name + ".tmp")).unlink(missing_ok=True)
     header = {"version": VERSION, "cap": int(cap), "num_docs": int(forward.num_docs), "postings": total,
               "capped_postings": int(cap_offsets[-1]), "impacts": imp_dtype.str}
-    _write(path / (INVERTED[0] + ".tmp"), offsets.astype("<i8").tobytes())
     _write(path / (CAPPED[0] + ".tmp"), cap_offsets.astype("<i8").tobytes())
     _write(path / (CAPPED[1] + ".tmp"), cap_docs.tobytes())
     _write(path / (CAPPED[2] + ".tmp"), cap_imps.tobytes())
-    for name in (*INVERTED, *CAPPED):
-        _fsync(path / (name + ".tmp"))
+    for name in CAPPED:
         os.replace(path / (name + ".tmp"), path / name)
     _write(path / (HEADER + ".tmp"), json.dumps(header).encode())
     os.replace(path / (HEADER + ".tmp"), path / HEADER)
@@ -166,52 +167,45 @@ def _write(target: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync(target: Path) -> None:
-    with open(target, "rb+") as f:
-        os.fsync(f.fileno())
-
-
 def _map(target: Path, dtype, n: int) -> np.ndarray:
     # plain ndarray views of the maps (np.memmap's own indexing adds overhead per call)
     return np.asarray(np.memmap(target, dtype=dtype, mode="r", shape=(n,))) if n else np.zeros(0, dtype)
 
 
 class CappedPostings:
-    """The inverted and capped postings of one Lucene reader, memory-mapped."""
+    """The capped postings of one Lucene reader (memory-mapped), searched with its forward index."""
 
-    def __init__(self, path: Path, header: dict, sizes: dict[str, int]):
+    def __init__(self, path: Path, header: dict, sizes: dict[str, int], forward: ForwardIndex):
         self.cap = int(header["cap"])
         self.num_docs = int(header["num_docs"])
         imp = np.dtype(header["impacts"])
-        self.offsets = np.fromfile(path / INVERTED[0], dtype="<i8")
-        self.docs = _map(path / INVERTED[1], "<i4", sizes[INVERTED[1]] // 4)
-        self.impacts = _map(path / INVERTED[2], imp, sizes[INVERTED[2]] // imp.itemsize)
         self.cap_offsets = np.fromfile(path / CAPPED[0], dtype="<i8")
         self.cap_docs = _map(path / CAPPED[1], "<i4", sizes[CAPPED[1]] // 4)
         self.cap_impacts = _map(path / CAPPED[2], imp, sizes[CAPPED[2]] // imp.itemsize)
-        self.vocab_size = len(self.offsets) - 1
+        self.vocab_size = len(self.cap_offsets) - 1
         self.path = Path(path)
+        self.forward = forward
         self._searcher = None  # the Java side (CappedSearch), opened by the first search
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: Path, num_docs: int) -> "CappedPostings | None":
-        """The postings built for these num_docs docs, or None (missing, stale, cut short)."""
+    def open(cls, path: Path, forward: ForwardIndex) -> "CappedPostings | None":
+        """The capped postings built for the forward index's docs, or None (missing, stale, cut
+        short)."""
         path = Path(path)
         try:
             header = json.loads((path / HEADER).read_text())
-            sizes = {name: (path / name).stat().st_size for name in (*INVERTED, *CAPPED)}
+            sizes = {name: (path / name).stat().st_size for name in CAPPED}
             imp = np.dtype(header["impacts"])
-            total, capped = int(header["postings"]), int(header["capped_postings"])
+            capped = int(header["capped_postings"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if header.get("version") != VERSION or header.get("num_docs") != num_docs:
+        if header.get("version") != VERSION or header.get("num_docs") != forward.num_docs:
             return None
-        if (sizes[INVERTED[1]] != 4 * total or sizes[INVERTED[2]] != imp.itemsize * total
-                or sizes[CAPPED[1]] != 4 * capped or sizes[CAPPED[2]] != imp.itemsize * capped
-                or sizes[INVERTED[0]] != sizes[CAPPED[0]] or sizes[INVERTED[0]] % 8):
+        if (sizes[CAPPED[1]] != 4 * capped or sizes[CAPPED[2]] != imp.itemsize * capped
+                or sizes[CAPPED[0]] != 8 * (forward.vocab_size + 1)):
             return None
-        return cls(path, header, sizes)
+        return cls(path, header, sizes, forward)
 
     def top_k(self, kept_ids: np.ndarray, kept_impacts: np.ndarray, query_ids: np.ndarray,
               query_impacts: np.ndarray, window: int, k: int,
@@ -232,7 +226,9 @@ class CappedPostings:
 
                     J = jvm.classes()
                     with jvm.LOCK:
-                        obj = J.CappedSearch(str(self.path.resolve()), self.num_docs, self.impacts.dtype.itemsize == 2)
+                        obj = J.CappedSearch(str(self.path.resolve()), self.num_docs,
+                                             self.cap_impacts.dtype.itemsize == 2,
+                                             self.forward.terms.dtype.itemsize == 2, self.vocab_size)
                         self._searcher = jvm.private(obj, {"top": "([B[BII[B)[B", "close": "()V"})
         return self._searcher
 

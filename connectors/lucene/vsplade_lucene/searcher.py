@@ -285,7 +285,7 @@ class LuceneImpactIndexSearcher(Searcher):
                     if fw is not None:
                         from .capped import CappedPostings
 
-                        self._capped = CappedPostings.open(self.path, self.num_docs)
+                        self._capped = CappedPostings.open(self.path, fw)
                     self._capped_checked = True
         return self._capped
 
