@@ -5,6 +5,7 @@ plus one segment (vsplade_lucene.optimize) against the writer's segments.
 
     python benchmarks/approximate.py [--pages 100000] [--queries 300] [--preset quality efficient]
         [--settings 0.3:5,0.4:10] [--prune top=128,top=256] [--combine 0:10,0.3:10] [--no-optimize]
+        [--cap 2000,3000,5000 --cap-combine 0:10,0:20,0:30]
 
 For each preset (benchmarks/corpus.py: FLOPs 1.51 Quality, 0.98 Efficient): one corpus and
 these Lucene indexes (direct path, scale 10000):
@@ -14,6 +15,10 @@ these Lucene indexes (direct path, scale 10000):
   UNPRUNED pages (DirectImpactWriter(pruning=...), forward.py "unpruned"), so two-phase on it
   ("combined") searches the small pruned postings in phase 1 and returns the full pages'
   exact scores.
+- per --cap setting (per-term posting caps, vsplade_lucene.capped): the 1-segment exact index
+  (hard links) recorded as built with --prune cap=C and its capped postings built from its
+  forward index as the writer does at close; "capped" rows search it (phase 1 the capped
+  postings, phase 2 the forward index, one Java call: vsplade.lucene.CappedSearch).
 Rows: exact; "phase 1 only" (the kept terms' Lucene search for the window: where two-phase's
 time goes); two-phase with phase 2 from the forward index and (first setting) through Lucene's
 doc-set filter; static pruning alone (the pruned index's own ranking and scores); combined.
@@ -113,11 +118,10 @@ def capped_copy(source: Path, path: Path, cap: int, pages: int) -> tuple[float, 
 
 
 def capped_sizes(path: Path, pages: int) -> str:
-    from vsplade_lucene.capped import CAPPED, INVERTED
+    from vsplade_lucene.capped import CAPPED
 
-    inv = sum((path / n).stat().st_size for n in INVERTED)
     cap = sum((path / n).stat().st_size for n in CAPPED)
-    return f"+ inverted postings {inv / pages:,.0f} B/page + capped postings {cap / pages:,.0f} B/page"
+    return f"+ capped postings {cap / pages:,.0f} B/page (beside the forward index phase 2 reads)"
 
 
 def run_preset(preset: str, args, vocab, work: Path) -> None:
