@@ -22,9 +22,9 @@ these Lucene indexes (direct path, scale 10000):
 Rows: exact; "phase 1 only" (the kept terms' Lucene search for the window: where two-phase's
 time goes); two-phase with phase 2 from the forward index and (first setting) through Lucene's
 doc-set filter; static pruning alone (the pruned index's own ranking and scores); combined.
-Every row is timed over all the queries in turn, 4 rounds in alternating order
-(benchmarks/interleave.py time_blocks; --timing interleaved: query by query, where rows sharing a
-searcher warm each other's CPU caches). Fidelity: recall@10 and nDCG@10 against exact Lucene on the
+Every row is timed in turn with the others (benchmarks/interleave.py), each on a different query
+at a time, so load from other processes falls on all alike and no row finds the previous row's
+postings in the CPU caches. Fidelity: recall@10 and nDCG@10 against exact Lucene on the
 unpruned index (gains: the exact scores).
 """
 
@@ -48,7 +48,7 @@ from vsplade.vocab import default_vocabulary
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import PRESETS, Workload, describe, measure  # noqa: E402
-from interleave import time_blocks, time_interleaved  # noqa: E402
+from interleave import time_interleaved  # noqa: E402
 
 K = 10
 BATCH = 16384
@@ -212,7 +212,7 @@ def run_preset(preset: str, args, vocab, work: Path) -> None:
     print(f"[{preset}] timing {len(fns)} rows x {len(queries)} queries; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=sys.stderr, flush=True)
     t = time.perf_counter()
-    lat = (time_blocks if args.timing == "blocks" else time_interleaved)(fns, queries)
+    lat = time_interleaved(fns, queries)
     print(f"[{preset}] timing {time.perf_counter() - t:.1f}s", file=sys.stderr, flush=True)
 
     exact_ids, gains = [], []
@@ -271,9 +271,6 @@ def main() -> None:
                     help="per-term posting caps (--prune cap=C: capped + inverted postings), comma-separated")
     ap.add_argument("--cap-combine", type=parse_settings, default=parse_settings("0:10,0:20,0:30"),
                     help="two-phase settings on each capped index (phase 1: the capped postings)")
-    ap.add_argument("--timing", choices=["blocks", "interleaved"], default="blocks",
-                    help="blocks: each row over all queries in turn, 4 rounds (interleave.time_blocks); "
-                         "interleaved: query by query (rows sharing a searcher warm each other's caches)")
     ap.add_argument("--no-optimize", dest="optimize", action="store_false",
                     help="leave every index with the writer's segments (no 1-segment rows)")
     ap.add_argument("--scale", type=float, default=10000.0, help="the Lucene index's impact scale (the engine's default)")
