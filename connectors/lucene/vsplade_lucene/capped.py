@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .forward import ForwardIndex
+from .forward import ForwardIndex, ranges
 
 HEADER = "vsplade-capped.json"
 PARTS = ("offsets", "docs", "impacts")
@@ -108,8 +108,8 @@ def build(path: Path, forward: ForwardIndex, cap: int) -> dict:
     small = df <= cap
     # terms within the cap: their whole postings, one gather
     lengths = np.where(small, df, 0)
-    src = _ranges(offsets[:-1], lengths)
-    dst = _ranges(cap_offsets[:-1], lengths)
+    src = ranges(offsets[:-1], lengths)
+    dst = ranges(cap_offsets[:-1], lengths)
     cap_docs[dst] = inv_docs[src]
     cap_imps[dst] = inv_imps[src]
     for t in np.flatnonzero(~small):
@@ -133,12 +133,21 @@ def build(path: Path, forward: ForwardIndex, cap: int) -> dict:
     return header
 
 
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The positions start..start+length-1 of every range, concatenated."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    ends = np.cumsum(lengths)
-    return np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64) + np.repeat(
-        np.asarray(starts, dtype=np.int64) - (ends - lengths), lengths)
+def current(path: Path, num_docs: int, vocab_size: int) -> tuple[dict, dict[str, int]] | None:
+    """(header, file sizes) of complete capped postings built for num_docs docs, else None."""
+    try:
+        header = json.loads((path / HEADER).read_text())
+        sizes = {name: (path / name).stat().st_size for name in CAPPED}
+        imp = np.dtype(header["impacts"])
+        capped = int(header["capped_postings"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if header.get("version") != VERSION or header.get("num_docs") != num_docs:
+        return None
+    if (sizes[CAPPED[1]] != 4 * capped or sizes[CAPPED[2]] != imp.itemsize * capped
+            or sizes[CAPPED[0]] != 8 * (vocab_size + 1)):
+        return None
+    return header, sizes
 
 
 def _chunks(indptr: np.ndarray) -> list[tuple[int, int]]:
@@ -192,20 +201,8 @@ class CappedPostings:
     def open(cls, path: Path, forward: ForwardIndex) -> "CappedPostings | None":
         """The capped postings built for the forward index's docs, or None (missing, stale, cut
         short)."""
-        path = Path(path)
-        try:
-            header = json.loads((path / HEADER).read_text())
-            sizes = {name: (path / name).stat().st_size for name in CAPPED}
-            imp = np.dtype(header["impacts"])
-            capped = int(header["capped_postings"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        if header.get("version") != VERSION or header.get("num_docs") != forward.num_docs:
-            return None
-        if (sizes[CAPPED[1]] != 4 * capped or sizes[CAPPED[2]] != imp.itemsize * capped
-                or sizes[CAPPED[0]] != 8 * (forward.vocab_size + 1)):
-            return None
-        return cls(path, header, sizes, forward)
+        found = current(Path(path), forward.num_docs, forward.vocab_size)
+        return None if found is None else cls(Path(path), *found, forward)
 
     def top_k(self, kept_ids: np.ndarray, kept_impacts: np.ndarray, query_ids: np.ndarray,
               query_impacts: np.ndarray, window: int, k: int,

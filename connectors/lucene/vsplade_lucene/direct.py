@@ -234,6 +234,7 @@ class DirectImpactWriter(IndexWriter):
         self._catalog: dict[str, dict] = {r["id"]: r for r in rows}
         self._done: set[str] = set(self._catalog)
         self._num_docs = len(rows)
+        self._opened_docs = len(rows)  # the committed pages at open (close rebuilds capped postings past them)
         self._pending: list[dict] = []  # doc lines of the chunk being filled
         self._chunk = _Chunk()
 
@@ -490,10 +491,13 @@ class DirectImpactWriter(IndexWriter):
         exact again."""
         from .forward import ForwardIndex
 
-        capped.remove(self.path)
         fw = ForwardIndex.open(self.path, self._num_docs, self.config)
         if fw is None:
+            capped.remove(self.path)
             return
+        found = capped.current(self.path, self._num_docs, fw.vocab_size)
+        if self._num_docs == self._opened_docs and found is not None and found[0].get("cap") == self.pruning.cap:
+            return  # this writer added no page: the files built for these docs stand (~90 s at 1M)
         t = time.perf_counter()
         header = capped.build(self.path, fw, self.pruning.cap)
         crash_point("lucene.close.capped-built")

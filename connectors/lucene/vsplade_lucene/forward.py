@@ -185,9 +185,7 @@ class ForwardIndex:
         starts = self.indptr[docs]
         lengths = self.indptr[docs + 1] - starts
         ends = np.cumsum(lengths)
-        # position of each of the docs' non-zeros in the files: its doc's start + its rank there
-        pos = np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
-        pos += np.repeat(starts - (ends - lengths), lengths)
+        pos = ranges(starts, lengths)  # each of the docs' non-zeros' position in the files
         # a dense query vector (vocab_size float32s) beats a search per non-zero; only the
         # few non-zeros the query shares are multiplied (and only their impacts read)
         qdense = np.zeros(self.vocab_size, dtype=np.float32)
@@ -206,6 +204,15 @@ class ForwardIndex:
         docs, s = docs[keep], s[keep]
         order = np.lexsort((docs, -s))[:k]
         return docs[order], s[order]
+
+
+def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions start..start+length-1 of every range, concatenated (one gather for many
+    slices of a file, no Python loop)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    return np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64) + np.repeat(
+        np.asarray(starts, dtype=np.int64) - (ends - lengths), lengths)
 
 
 def _map(path: Path, dtype: np.dtype, n: int) -> np.ndarray:
