@@ -159,3 +159,17 @@ def zipf_queries(batch: SparseBatch, vocab, n: int = 25, seed: int = 1) -> list[
         terms = rng.choice(cand, 12, replace=False, p=df[cand] / df[cand].sum())
         out.append({vocab.term(int(t)): float(np.log(len(batch) / df[t]) + rng.uniform(0, 0.3)) for t in terms})
     return out
+
+
+def assert_full_index_scores(full, other) -> None:
+    """`other` (a pruned or capped index of the same PDFs as `full`, built by the CLI) answers
+    the test PDFs' queries with pages carrying `full`'s exact scores, and finds the best page of
+    a query whose heavy terms its phase 1 keeps."""
+    from vsplade import Collection
+
+    with Collection.open(full) as a, Collection.open(other) as b:
+        for q in ("debian package management", "camlidl interface definition", "annual report revenue"):
+            want = {h.id: h.score for h in a.search(q, k=34)}
+            got = b.search(q, k=5)
+            assert got and all(h.score == want[h.id] for h in got), q
+        assert b.search("debian package management", k=1)[0].id == a.search("debian package management", k=1)[0].id
