@@ -191,8 +191,9 @@ def run_preset(preset: str, args, vocab, work: Path) -> None:
         fns[f"phase 1 only {label(tp)}"] = (lambda tp_: lambda q: s_exact.search(tp_.split(q)[0], tp_.window(K)))(tp)
         fns[f"two-phase {label(tp)}, phase 2 forward"] = (
             lambda tp_: lambda q: s_exact.search(q, K, two_phase=tp_))(tp)
-    tp0 = args.settings[0]
-    fns[f"two-phase {label(tp0)}, phase 2 Lucene filter"] = lambda q: s_lucene2.search(q, K, two_phase=tp0)
+    if args.settings:
+        tp0 = args.settings[0]
+        fns[f"two-phase {label(tp0)}, phase 2 Lucene filter"] = lambda q: s_lucene2.search(q, K, two_phase=tp0)
     for p, path in pruned_paths:
         sp_ = LuceneEngine(str(path)).searcher()
         opened.append(sp_)

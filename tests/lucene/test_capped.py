@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from vsplade.approximate import TwoPhase
 from vsplade.engines.base import PageFilter
-from vsplade.sparse import SparseBatch, quantize_impacts
+from vsplade.sparse import SparseBatch, quantize_impacts, quantize_query_impacts
 from vsplade_lucene import LuceneEngine, capped
 from vsplade_lucene.direct import DirectImpactWriter
 from vsplade_lucene.searcher import CAPPED_TWO_PHASE
@@ -187,3 +187,54 @@ def test_cli_cap_and_info(tmp_path, pdf_dir):
     r = CliRunner().invoke(app, ["index", str(pdf_dir), "--model", "lexical", "--index", str(tmp_path / "bad"),
                                  "--prune", "cap=0"])
     assert r.exit_code == 2 and "cap" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def _unsorted(batch: SparseBatch) -> SparseBatch:
+    """The same pages with each row's (term, weight) pairs in descending term order."""
+    m = batch.matrix.copy()
+    for r in range(m.shape[0]):
+        s, e = m.indptr[r], m.indptr[r + 1]
+        m.indices[s:e], m.data[s:e] = m.indices[s:e][::-1].copy(), m.data[s:e][::-1].copy()
+    m.has_sorted_indices = False
+    return SparseBatch(m, batch.ids, batch.meta)
+
+
+@pytest.mark.timeout(240)
+def test_pages_are_stored_with_ascending_terms_and_both_phase_2_paths_agree(tmp_path, corpus, vocab):
+    """Pages handed over in any term order are stored ascending (forward.py "sorted_terms"), which
+    CappedSearch's phase 2 binary-searches; its scan of every term (a forward index without the
+    flag, written before it) returns the same hits, both equal to exact Lucene when the cap
+    covers every list."""
+    from vsplade_lucene.forward import ForwardIndex, sort_pages
+    from vsplade_lucene.store import read_config
+
+    part = corpus.select(range(400))
+    path = tmp_path / "idx"
+    _build(path, _unsorted(part), 400)
+    fw = ForwardIndex.open(path, 400, read_config(path))
+    assert fw.sorted_terms
+    for d in range(400):
+        t = fw.terms[fw.indptr[d]:fw.indptr[d + 1]].astype(np.int64)
+        assert len(t) and (np.diff(t) > 0).all(), d
+    exact = tmp_path / "exact"
+    with LuceneEngine(str(exact), scale=100).writer(INFO) as w:
+        w.add(part)
+    binary, scan = _open(path, 400), _open(path, 400)
+    scan.forward.sorted_terms = False  # before its Java side opens: the term-by-term scan
+    tp = TwoPhase(0.0, 400.0)
+    with LuceneEngine(str(exact)).searcher() as e, LuceneEngine(str(path)).searcher() as s:
+        mask = s.filter_mask(PageFilter.of(sources=["dir1"]))
+        for q in zipf_queries(part, vocab, n=12, seed=6):
+            ids, imps = s._forward_index().query_arrays(quantize_query_impacts(q, 100))
+            for m in (None, mask):
+                got = [cp.top_k(ids, imps, ids, imps, 400, 10, m) for cp in (binary, scan)]
+                assert np.array_equal(got[0][0], got[1][0]) and np.array_equal(got[0][1], got[1][1])
+            assert _pairs(s.search(q, 10, two_phase=tp)) == _pairs(e.search(q, 10))
+    for cp in (binary, scan):
+        cp.close()
+    # sort_pages: rows sorted one by one, an empty page kept, a sorted chunk returned as it is
+    counts = np.array([3, 0, 2], dtype=np.int32)
+    t, w = sort_pages(counts, np.array([9, 2, 5, 7, 1]), np.array([1, 2, 3, 4, 5]))
+    assert t.tolist() == [2, 5, 9, 1, 7] and w.tolist() == [2, 3, 1, 5, 4]
+    done = np.array([1, 4, 9, 0, 3])
+    assert sort_pages(np.array([3, 2]), done, done)[0] is done

@@ -14,8 +14,9 @@ static pruning of the literature, and what OpenSearch's sparse ANN (SEISMIC) kee
 ``n_postings``; the Lucene index itself stays whole, so exact search, explain and Pyserini read
 every posting.
 
-Phase 2 reads the window's whole pages from the forward index (forward.py: ~200 sequential
-reads of ~3.3 KB) against a table of the query's terms. Both phases run in one Java call
+Phase 2 reads the window's pages' term ids from the forward index (forward.py: ~200 sequential
+reads of ~1.1 KB), finds the query's terms in each by binary search (term ids ascend within a
+page) and reads only those impacts. Both phases run in one Java call
 (vsplade.lucene.CappedSearch: one pass over the postings where numpy needed ~15 array passes and
 the interpreter between them). Scores are Lucene's (float32 products of the integer impacts,
 summed in double, returned as float32), as forward.py computes them. (A binary search of the
@@ -225,7 +226,8 @@ class CappedPostings:
                     with jvm.LOCK:
                         obj = J.CappedSearch(str(self.path.resolve()), self.num_docs,
                                              self.cap_impacts.dtype.itemsize == 2,
-                                             self.forward.terms.dtype.itemsize == 2, self.vocab_size)
+                                             self.forward.terms.dtype.itemsize == 2, self.forward.sorted_terms,
+                                             self.vocab_size)
                         self._searcher = jvm.private(obj, {"top": "([B[BII[B)[B", "close": "()V"})
         return self._searcher
 

@@ -7,7 +7,8 @@ included, with their long postings lists to advance through), a filter bitset of
 JNI round trips. Reading the window's ~100 pages here is a few hundred array reads in numpy.
 
 Files (written by the direct writer, vsplade_lucene.direct, while it hands chunks to Java):
-  vsplade-forward.json     header: format version, term id dtype, the index's scale
+  vsplade-forward.json     header: format version, term id dtype, the index's scale, and
+                           "sorted_terms" (each page's term ids ascend; since 2026-12-02)
   vsplade-forward.counts   int32 LE: non-zeros of each doc, one per Lucene doc id
   vsplade-forward.terms    term ids (uint16 LE when the vocabulary fits, else int32 LE)
   vsplade-forward.impacts  int32 LE: the quantized impacts Lucene holds as term frequencies
@@ -64,6 +65,8 @@ class ForwardWriter:
         self.term_dtype = np.dtype("<u2") if vocab_size <= 2**16 else np.dtype("<i4")
         self.enabled = enabled
         header = self.path / HEADER
+        # every page's term ids ascend (appended so; a header says "sorted_terms"): the capped
+        # search finds a query's terms in a page by binary search (CappedSearch.java)
         if not enabled:
             remove(self.path)
             return
@@ -72,7 +75,7 @@ class ForwardWriter:
             tmp = header.with_name(HEADER + ".tmp")
             tmp.write_text(json.dumps({"version": VERSION, "terms": self.term_dtype.str, "scale": scale,
                                        "vocab_size": int(vocab_size), "vocab_sha256": vocab_digest(vocab),
-                                       "unpruned": bool(unpruned)}))
+                                       "unpruned": bool(unpruned), "sorted_terms": True}))
             os.replace(tmp, header)
             for name in (COUNTS, TERMS, IMPACTS):
                 (self.path / name).touch()
@@ -96,6 +99,7 @@ class ForwardWriter:
         """One chunk; fsynced before Java may commit its pages (as the docs file)."""
         if not self.enabled:
             return
+        term_ids, impacts = sort_pages(counts, term_ids, impacts)
         # counts last: a kill between the files leaves counts that the others cover
         for name, arr in ((TERMS, term_ids.astype(self.term_dtype, copy=False)),
                           (IMPACTS, impacts.astype("<i4", copy=False)),
@@ -111,6 +115,24 @@ class ForwardWriter:
     def disable(self) -> None:
         self.enabled = False
         remove(self.path)
+
+
+def sort_pages(counts: np.ndarray, term_ids: np.ndarray, impacts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each page's (term, impact) pairs by ascending term id; a chunk already so (the encoders'
+    and scipy's canonical CSR rows) is returned as it is, after one vectorised check."""
+    term_ids = np.asarray(term_ids)
+    if len(term_ids) < 2:
+        return term_ids, impacts
+    rises = np.diff(term_ids.astype(np.int64)) > 0
+    # a page's first term need not exceed the previous page's last
+    starts = np.cumsum(np.asarray(counts, dtype=np.int64))[:-1]
+    starts = starts[(starts > 0) & (starts < len(term_ids))]
+    rises[starts - 1] = True
+    if rises.all():
+        return term_ids, impacts
+    row = np.repeat(np.arange(len(counts)), counts)
+    order = np.lexsort((term_ids, row))
+    return term_ids[order], np.asarray(impacts)[order]
 
 
 def vocab_digest(vocab) -> str:
@@ -150,6 +172,8 @@ class ForwardIndex:
         # the pages before static pruning (vsplade.pruning) while the Lucene index holds the
         # pruned ones: phase 1 on the small postings, phase 2 with the full pages' scores
         self.unpruned = bool(header.get("unpruned"))
+        # each page's term ids ascend (every forward index written since the flag came)
+        self.sorted_terms = bool(header.get("sorted_terms"))
 
     def query_arrays(self, impacts) -> tuple[np.ndarray, np.ndarray]:
         """(term ids, integer impacts) of a {term: impact} query; a term outside the

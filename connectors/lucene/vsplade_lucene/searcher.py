@@ -266,7 +266,9 @@ class LuceneImpactIndexSearcher(Searcher):
         kept, _ = two_phase.split(query)
         fw = self._forward
         ids, imps = fw.query_arrays(impacts)
-        kept_ids, kept_imps = fw.query_arrays({t: impacts[t] for t in kept if t in impacts})
+        kept_ids, kept_imps = ids, imps  # the recommended setting keeps every term (CAPPED_TWO_PHASE)
+        if len(kept) < len(query):
+            kept_ids, kept_imps = fw.query_arrays({t: impacts[t] for t in kept if t in impacts})
         docs, scores = capped.top_k(kept_ids, kept_imps, ids, imps, two_phase.window(k), k, mask)
         hits = [self._hit(int(d), float(sc)) for d, sc in zip(docs, scores)]
         if explain:
