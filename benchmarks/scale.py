@@ -415,12 +415,28 @@ class Store:
         self.records = json.loads(path.read_text())["records"] if path.is_file() else []
 
     def put(self, rec: dict) -> None:
+        """Replace rec's piece in the file as it is now (re-read under a lock: two runs of
+        different engines at the same time keep each other's records)."""
+        import fcntl
+
         key = (rec["preset"], rec["size"], rec["engine"])
-        self.records = [r for r in self.records if (r["preset"], r["size"], r["engine"]) != key] + [rec]
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(self.path.parent, os.O_RDONLY)  # the folder's lock: no lock file left behind
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.path.is_file():
+                self.records = json.loads(self.path.read_text())["records"]
+            self.records = [r for r in self.records if (r["preset"], r["size"], r["engine"]) != key] + [rec]
+            self._write()
+        finally:
+            os.close(lock)
+
+    def _write(self) -> None:
         machine = f"{platform.machine()}, {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
-        self.path.write_text(json.dumps({"machine": machine, "records": sorted(
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"machine": machine, "records": sorted(
             self.records, key=lambda r: (r["preset"], r["size"], ENGINES.index(r["engine"])))}, indent=1))
+        tmp.replace(self.path)
 
 
 def measure_step(args, store: Store, size: int, preset: str, engines: list[str]) -> None:
@@ -698,6 +714,7 @@ def main() -> None:
                 measure_step(args, store, size, preset, engines)
         if tmp and not args.keep:
             subprocess.run(["rm", "-rf", str(args.workdir)], check=False)
+    store = Store(args.out)  # as the file is now (another run may have added to it)
     print(f"\n### Scale curves ({args.out})\n\nmachine: {platform.machine()}, {os.cpu_count()} cores; {load_line()} now")
     print(tables(store))
     print(sizing(store))
