@@ -161,9 +161,14 @@ def bulk_rate(url: str, m, rounds: int = 3, warmup: bool = True) -> dict:
     build_s = time.perf_counter() - t
     runs = []
     if warmup:
+        # both sides warmed (the node's JIT for its bulk path; the client's imports and
+        # connections): a cold first run of either side paid for the node's warm-up
         r = writer_run(url, "bench-rate-warmup", m)
         client.indices.delete(index="bench-rate-warmup")
-        print(f"  warm-up writer run (untimed): {r['pages_per_s']:,.0f} pages/s", flush=True)
+        c = ceiling_run(url, "bench-rate-warmup-c", bodies, m.shape[0])
+        client.indices.delete(index="bench-rate-warmup-c")
+        print(f"  warm-up runs (untimed): writer {r['pages_per_s']:,.0f}, ceiling {c['pages_per_s']:,.0f} pages/s",
+              flush=True)
     order = [k for r in range(rounds) for k in (("writer", "ceiling") if r % 2 == 0 else ("ceiling", "writer"))]
     for i, kind in enumerate(order):
         index = f"bench-rate-{kind}-{i}"
@@ -182,6 +187,16 @@ def bulk_rate(url: str, m, rounds: int = 3, warmup: bool = True) -> dict:
     return {"runs": runs, "writer_pages_per_s": w, "ceiling_pages_per_s": c, "ratio_of_means": w / c,
             "pair_ratios": pairs, "ratio": float(np.median(pairs)),
             "bodies_build_s": build_s, "body_bytes_per_page": sum(map(len, bodies)) / m.shape[0]}
+
+
+def bulk_report(b: dict, pages: int) -> str:
+    """The bulk row of the table (writer vs ceiling, the >= 85% target) and the runs behind it."""
+    return (f"| bulk pages/s ({pages:,} pages a run; writer / ceiling, median of {len(b['pair_ratios'])} pairs) | "
+            f"{b['writer_pages_per_s']:,.0f} | ceiling {b['ceiling_pages_per_s']:,.0f} | {100 * b['ratio']:.0f}% | >= 85% | "
+            f"{'yes' if b['ratio'] >= 0.85 else 'NO'} |\n\nbulk runs: "
+            + ", ".join(f"{r['kind']} {r['pages_per_s']:,.0f}" for r in b["runs"])
+            + "; pair ratios " + ", ".join(f"{100 * x:.0f}%" for x in b["pair_ratios"])
+            + f"; ratio of the means {100 * b['ratio_of_means']:.0f}%")
 
 
 def opensearch_store(client, index: str) -> dict:
@@ -213,7 +228,8 @@ def main() -> None:
     add_preset_arg(ap)
     ap.add_argument("--rate-pages", type=int, default=10_000, help="pages of each bulk-rate run")
     ap.add_argument("--rate-rounds", type=int, default=3, help="writer/ceiling pairs of rate runs")
-    ap.add_argument("--no-warmup", action="store_true", help="no untimed writer run before the rate runs")
+    ap.add_argument("--no-warmup", action="store_true", help="no untimed writer and ceiling runs before the rate runs")
+    ap.add_argument("--bulk-only", action="store_true", help="measure the bulk rate only (no 100k build, no searches)")
     ap.add_argument("--settle", type=float, default=65.0, help="s after the bulk before the merge (retention leases)")
     ap.add_argument("--line", default="3")
     ap.add_argument("--heap", default="2g", help="the OpenSearch node's heap")
@@ -246,6 +262,12 @@ def main() -> None:
         rate_m = m[:min(a.rate_pages, a.pages)]
         out["bulk"] = bulk_rate(node.url, rate_m, a.rate_rounds, warmup=not a.no_warmup)
         print("bulk rate:", json.dumps({k: v for k, v in out["bulk"].items() if k != "runs"}), flush=True)
+        if a.bulk_only:
+            out["load"] = load.stop()
+            print(f"\n{line}\n\n| measure | writer | ceiling | writer / ceiling | target | holds |\n|---|---:|---:|---:|---|---|")
+            print(bulk_report(out["bulk"], rate_m.shape[0]))
+            print(out["load"])
+            return
 
         index = "bench-os-vs-lucene"
         out["opensearch_build"] = writer_run(node.url, index, m)
@@ -316,13 +338,7 @@ def main() -> None:
     for name, o, lu, target, ok in rows:
         fmt = (lambda x: f"{x:,.0f}") if "bytes" in name else (lambda x: f"{x:.2f}")
         print(f"| {name} | {fmt(o)} | {fmt(lu)} | {o / lu:.2f}x | {target} | {'' if ok is None else ('yes' if ok else 'NO')} |")
-    b = out["bulk"]
-    print(f"| bulk pages/s ({rate_m.shape[0]:,} pages a run; writer / ceiling, median of {len(b['pair_ratios'])} pairs) | "
-          f"{b['writer_pages_per_s']:,.0f} | ceiling {b['ceiling_pages_per_s']:,.0f} | {100 * b['ratio']:.0f}% | >= 85% | "
-          f"{'yes' if b['ratio'] >= 0.85 else 'NO'} |")
-    print(f"\nbulk runs: " + ", ".join(f"{r['kind']} {r['pages_per_s']:,.0f}" for r in b["runs"])
-          + "; pair ratios " + ", ".join(f"{100 * x:.0f}%" for x in b["pair_ratios"])
-          + f"; ratio of the means {100 * b['ratio_of_means']:.0f}%")
+    print(bulk_report(out["bulk"], rate_m.shape[0]))
     print(f"OpenSearch: written {out['opensearch_written']['bytes'] / a.pages:,.0f} bytes/page in "
           f"{out['opensearch_written']['segments']} segments; merged {out['opensearch_merged']['segments']} segment(s); "
           f"build {out['opensearch_build']['pages_per_s']:,.0f} pages/s")
