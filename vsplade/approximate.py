@@ -16,6 +16,10 @@ the frequent word pieces: the long postings lists that make exact search slow.
 
 Engines taking it: memory (vsplade.engines.memory) and lucene (vsplade_lucene.searcher), as
 ``search(query, k, two_phase=TwoPhase(...))``; others raise EngineError (engines.base.Searcher).
+
+``two_phase=None`` is the index's own default: exact, except a Lucene index built with
+``--prune`` (approximate with exact scores). ``two_phase=False`` (or "off" / "exact") asks for the
+exact search even there (wants_exact): a capped index (``--prune cap=C``) keeps every posting.
 """
 
 from __future__ import annotations
@@ -23,6 +27,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping
+
+
+EXACT_WORDS = ("off", "exact")
+
+
+def wants_exact(value: Any) -> bool:
+    """two_phase=False, "off" or "exact": the exact search, also on an index that searches
+    approximately by default (a Lucene index built with --prune)."""
+    return value is False or (isinstance(value, str) and value.strip().lower() in EXACT_WORDS)
 
 
 @dataclass(frozen=True)
@@ -44,9 +57,10 @@ class TwoPhase:
 
     @classmethod
     def of(cls, value: Any) -> "TwoPhase | None":
-        """None/False: exact search. True: the defaults. A TwoPhase, a mapping of its fields, or
-        a "prune_ratio,expansion" string (a command-line value). Anything else: ValueError."""
-        if value is None or value is False:
+        """None: the index's default; False / "off" / "exact": the exact search (wants_exact);
+        both give None here. True: the defaults. A TwoPhase, a mapping of its fields, or a
+        "prune_ratio,expansion" string (a command-line value). Anything else: ValueError."""
+        if value is None or wants_exact(value):
             return None
         if value is True:
             return cls()
@@ -64,7 +78,7 @@ class TwoPhase:
             except ValueError:
                 nums = []
             if len(nums) not in (1, 2):
-                raise ValueError(f"two-phase {value!r}: expected PRUNE_RATIO[,EXPANSION], e.g. 0.4,10")
+                raise ValueError(f"two-phase {value!r}: expected PRUNE_RATIO[,EXPANSION] (e.g. 0.4,10), 'on' or 'off'")
             return cls(*nums)
         raise ValueError(f"two_phase must be a TwoPhase, not {type(value).__name__}")
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from .engines import Engine, EngineError, Hit, default_engine_name, get_engine_class
-from .approximate import TwoPhase
+from .approximate import TwoPhase, wants_exact
 from .grouping import DEFAULT_PAGES_PER_FILE, check_group_by
 from .pipeline import RunReport
 
@@ -203,7 +203,8 @@ class Collection:
         group_by="file": the k best files instead (vsplade.grouping.FileHit: source, score = its
         best page's, hits = its `pages_per_file` best pages), grouped inside the engine.
         two_phase: fast approximate search with exact scores (vsplade.approximate.TwoPhase, True
-        for its defaults, or "PRUNE_RATIO,EXPANSION"); memory and Lucene.
+        for its defaults, or "PRUNE_RATIO,EXPANSION"); memory and Lucene. False / "off": the
+        exact search, also on a Lucene index built with --prune cap=C (approximate by default).
         hybrid: "rrf" or "minmax:W" (W: weight on the vector side) fuses the vector ranking with
         BM25 over the pages' text (an index built with text_field=True), pyserini.fusion's
         formulas (vsplade.fusion); depth: hits taken from each side (default max(k, 100));
@@ -232,6 +233,11 @@ class Collection:
             if group_by is not None:
                 raise EngineError("two-phase search and grouping by file do not combine yet: choose one")
             filters["two_phase"] = approximate
+        elif wants_exact(two_phase) and self.searcher.takes_two_phase and group_by is None and hybrid is None:
+            # the exact search also on an index that is approximate by default (--prune cap=C);
+            # other engines search the way their index was built (grouping is exact already;
+            # hybrid's vector side keeps the index's default)
+            filters["two_phase"] = False
         if self.server_side and (group_by or explain):
             raise EngineError("a server-side query keeps its terms in the cluster: no explain or grouping by file")
         if hybrid is not None:

@@ -51,6 +51,12 @@ class StaticPruning:
         if isinstance(f, bool) or not isinstance(f, (int, float)) or not math.isfinite(f) or f < 0:
             raise ValueError(f"static pruning floor must be a finite number >= 0, not {f!r}")
 
+    def __str__(self) -> str:
+        """The command-line form (--prune), e.g. "top=128,floor=0.1" or "cap=5000"."""
+        parts = ([f"top={self.top_n}"] if self.top_n is not None else []) + \
+            ([f"floor={self.floor:g}"] if self.floor else []) + ([f"cap={self.cap}"] if self.cap is not None else [])
+        return ",".join(parts) or "none"
+
     @property
     def is_noop(self) -> bool:
         return not self.prunes_pages and self.cap is None

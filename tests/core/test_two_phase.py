@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from vsplade.approximate import TwoPhase
+from vsplade.approximate import TwoPhase, wants_exact
 from vsplade.encoded import EncodedDirWriter
 from vsplade.engines.base import EngineError, PageFilter, Searcher
 from vsplade.engines.memory import ExactScorer, MemorySearcher, top_k
@@ -188,6 +188,9 @@ def test_bad_two_phase_values_are_value_errors(scorer, value):
 
 def test_two_phase_of_reads_the_forms_a_caller_gives():
     assert TwoPhase.of(None) is None and TwoPhase.of(False) is None
+    # "off"/"exact": no two-phase, and the exact search asked for (vs None: the index's default)
+    assert TwoPhase.of("off") is None and TwoPhase.of(" Exact ") is None
+    assert wants_exact(False) and wants_exact("off") and not wants_exact(None) and not wants_exact("0.4,10")
     assert TwoPhase.of(True) == TwoPhase(0.4, 10.0)
     assert TwoPhase.of("0.3,8") == TwoPhase(0.3, 8.0) == TwoPhase.of({"prune_ratio": 0.3, "expansion": 8})
     assert TwoPhase.of("0.5") == TwoPhase(0.5, 10.0)  # the default expansion

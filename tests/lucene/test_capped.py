@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vsplade.approximate import TwoPhase
-from vsplade.engines.base import PageFilter
+from vsplade.engines.base import EngineError, PageFilter
 from vsplade.sparse import SparseBatch, quantize_impacts, quantize_query_impacts
 from vsplade_lucene import LuceneEngine, capped
 from vsplade_lucene.direct import DirectImpactWriter
@@ -184,6 +184,12 @@ def test_cli_cap_and_info(tmp_path, pdf_dir):
     r = CliRunner().invoke(app, ["info", "--index", str(capd)])
     assert r.exit_code == 0 and '"cap": 5' in r.output, r.output
     assert_full_index_scores(full, capd)
+    # --two-phase off: the exact search on the capped index (Lucene keeps every posting)
+    outs = [CliRunner().invoke(app, ["search", "debian package management", "--index", str(ix), "-k", "20",
+                                     "--format", "json", *extra])
+            for ix, extra in ((full, []), (capd, ["--two-phase", "off"]))]
+    assert all(r.exit_code == 0 for r in outs), [r.output for r in outs]
+    assert json.loads(outs[0].stdout) == json.loads(outs[1].stdout)
     r = CliRunner().invoke(app, ["index", str(pdf_dir), "--model", "lexical", "--index", str(tmp_path / "bad"),
                                  "--prune", "cap=0"])
     assert r.exit_code == 2 and "cap" in r.output and len(r.output.strip().splitlines()) == 1
@@ -238,3 +244,32 @@ def test_pages_are_stored_with_ascending_terms_and_both_phase_2_paths_agree(tmp_
     assert t.tolist() == [2, 5, 9, 1, 7] and w.tolist() == [2, 3, 1, 5, 4]
     done = np.array([1, 4, 9, 0, 3])
     assert sort_pages(np.array([3, 2]), done, done)[0] is done
+
+
+@pytest.mark.timeout(240)
+def test_two_phase_off_is_the_exact_search(tmp_path, corpus, vocab):
+    """two_phase=False / "off" on a capped index: exact Lucene, hit for hit, where its default
+    search is approximate; an index whose Lucene pages are pruned (top=N) has no exact search
+    and says so in one line."""
+    part = corpus.select(range(400))
+    capped_path, exact_path = tmp_path / "cap2", tmp_path / "exact"
+    _build(capped_path, part, 2)  # two postings a term: the default search misses pages
+    with LuceneEngine(str(exact_path), scale=100).writer(INFO) as w:
+        w.add(part)
+    differs = 0
+    with LuceneEngine(str(capped_path)).searcher() as s, LuceneEngine(str(exact_path)).searcher() as e:
+        for q in zipf_queries(part, vocab, n=12, seed=8):
+            want = _pairs(e.search(q, 10, sources=["dir1"]))
+            for off in (False, "off", "exact"):
+                assert _pairs(s.search(q, 10, two_phase=off, sources=["dir1"])) == want
+            differs += _pairs(s.search(q, 10, sources=["dir1"])) != want
+    assert differs  # the default (capped) search is not the exact one here
+    pruned = tmp_path / "top"
+    with DirectImpactWriter(pruned, INFO, scale=100, pruning="top=5") as w:
+        w.add(corpus.select(range(100)))
+    with LuceneEngine(str(pruned)).searcher() as s:
+        q = zipf_queries(corpus, vocab, n=1, seed=2)[0]
+        assert s.search(q, 5)  # its default: the pruned postings, rescored from the forward index
+        with pytest.raises(EngineError, match=r"--prune top=5.*no exact search") as err:
+            s.search(q, 5, two_phase=False)
+        assert "\n" not in str(err.value)

@@ -31,8 +31,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from vsplade.approximate import TwoPhase
+from vsplade.approximate import TwoPhase, wants_exact
 from vsplade.engines.base import EngineError, Hit, PageFilter, Searcher
+from vsplade.pruning import StaticPruning
 from vsplade.sparse import quantize_query_impacts
 
 from . import jvm
@@ -175,12 +176,15 @@ class LuceneImpactIndexSearcher(Searcher):
         the exact one; explain explains it)."""
         if self._closed:
             raise EngineError("searcher is closed")
+        exact = wants_exact(two_phase)
         two_phase = TwoPhase.of(two_phase)
-        capped = self._capped_postings()
+        if exact:
+            self._check_exact_possible()
+        capped = None if exact else self._capped_postings()
         if capped is not None:
             return self._search_capped(capped, query, k, explain, PageFilter.of(sources, page_min, page_max),
                                        two_phase or CAPPED_TWO_PHASE)
-        if two_phase is None and self._rescores_pruned():
+        if two_phase is None and not exact and self._rescores_pruned():
             # a statically pruned index (--prune) answers with its unpruned pages' scores: the
             # pruned postings find a window, the forward index scores it (RESULTS.md: top 128
             # + TwoPhase(0, 10) at 1M pages, recall@10 0.985 against exact)
@@ -322,6 +326,15 @@ class LuceneImpactIndexSearcher(Searcher):
         packed = np.frombuffer(blob, dtype=[("doc", "<i4"), ("score", "<f4")])
         # BM25 scores as they are: no impact scale to divide out
         return [self._hit(int(d), float(sc), bm25=True) for d, sc in zip(packed["doc"], packed["score"])]
+
+    def _check_exact_possible(self) -> None:
+        """An exact search (two_phase=False) needs every posting: an index built with --prune
+        top=N / floor=W holds only each page's heaviest weights (cap=C keeps them all)."""
+        pruning = StaticPruning.from_properties(self.config)
+        if pruning is not None and pruning.prunes_pages:
+            raise EngineError(f"{self.path}: built with --prune {pruning}: Lucene holds each page's heaviest "
+                              "weights only, so it has no exact search (re-index without --prune, or with "
+                              "--prune cap=C, which keeps every posting)")
 
     def _rescores_pruned(self) -> bool:
         fw = self._forward_index() if self.use_forward else None
