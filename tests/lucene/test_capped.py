@@ -273,3 +273,71 @@ def test_two_phase_off_is_the_exact_search(tmp_path, corpus, vocab):
         with pytest.raises(EngineError, match=r"--prune top=5.*no exact search") as err:
             s.search(q, 5, two_phase=False)
         assert "\n" not in str(err.value)
+
+
+_APPEND = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from lucene_support import INFO, zipf_corpus
+from vsplade_lucene.direct import DirectImpactWriter
+c = zipf_corpus(int(sys.argv[3]))
+with DirectImpactWriter(sys.argv[1], INFO, scale=100, pruning="cap=" + sys.argv[4], chunk_docs=100) as w:
+    w.add(c.select(range(800, len(c))))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_kill_during_the_capped_build_loses_nothing(tmp_path, corpus, vocab):
+    """A writer that appends pages rebuilds the capped postings when it closes, after Lucene's
+    commit. Killed (SIGKILL) at each step of that rebuild: every committed page is searchable
+    with its exact score (no capped postings, or a complete set), and the next writer, even one
+    adding nothing, leaves a complete set behind."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    base = tmp_path / "base"
+    _build(base, corpus.select(range(800)), CAP)
+    exact = tmp_path / "exact"
+    with LuceneEngine(str(exact), scale=100).writer(INFO) as w:
+        w.add(corpus)
+    support = str(Path(__file__).resolve().parent)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VSPLADE_CRASH")}
+    env["HF_HUB_OFFLINE"] = "1"
+
+    def append(path, **extra):
+        return subprocess.run([sys.executable, "-c", _APPEND, str(path), support, str(N), str(CAP)],
+                              env={**env, **extra}, capture_output=True, text=True, timeout=240)
+
+    # the steps an append's close goes through (discovered, not hard-coded)
+    probe = tmp_path / "probe"
+    shutil.copytree(base, probe)
+    log = tmp_path / "steps"
+    r = append(probe, VSPLADE_CRASH_LOG=str(log))
+    assert r.returncode == 0, r.stderr[-2000:]
+    steps = [n for n in log.read_text().split() if n.startswith("lucene.capped.")]
+    assert len(set(steps)) >= 5, steps
+    queries = zipf_queries(corpus, vocab, n=8, seed=12)
+    with LuceneEngine(str(exact)).searcher() as e:
+        full = [{h.id: h.score for h in e.search(q, N)} for q in queries]
+    for name in dict.fromkeys(steps):
+        for nth in sorted({1, steps.count(name)}):
+            path = tmp_path / f"kill-{name}-{nth}"
+            shutil.copytree(base, path)
+            r = append(path, VSPLADE_CRASH_AT=f"{name}:{nth}")
+            assert r.returncode == -signal.SIGKILL, (name, nth, r.returncode, r.stderr[-2000:])
+            with LuceneEngine(str(path)).searcher() as s:
+                assert s.num_docs == N  # Lucene committed before the rebuild began
+                cp = s._capped_postings()
+                assert cp is None or cp.num_docs == N, (name, nth)
+                for q, want in zip(queries, full):
+                    got = s.search(q, 10)
+                    assert got and all(h.score == want[h.id] for h in got), (name, nth)
+            with DirectImpactWriter(path, INFO, scale=100, pruning=f"cap={CAP}"):
+                pass  # adds nothing: rebuilds what the kill left incomplete
+            with LuceneEngine(str(path)).searcher() as s:
+                assert s._capped_postings() is not None and s._capped_postings().num_docs == N, (name, nth)
+            shutil.rmtree(path)

@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vsplade.crashpoints import crash_point
+
 from .forward import ForwardIndex, ranges
 
 HEADER = "vsplade-capped.json"
@@ -68,6 +70,7 @@ def build(path: Path, forward: ForwardIndex, cap: int) -> dict:
     dropped."""
     path = Path(path)
     remove(path)
+    crash_point("lucene.capped.removed")
     vocab_size = forward.vocab_size
     indptr, terms, impacts = forward.indptr, forward.terms, forward.impacts
     bounds = _chunks(indptr)
@@ -119,17 +122,20 @@ def build(path: Path, forward: ForwardIndex, cap: int) -> dict:
         sel = np.sort(np.argpartition(key, cap - 1)[:cap])
         cap_docs[cap_offsets[t]:cap_offsets[t + 1]] = inv_docs[s0:s1][sel]
         cap_imps[cap_offsets[t]:cap_offsets[t + 1]] = inv_imps[s0:s1][sel]
+    crash_point("lucene.capped.transposed")
     del inv_docs, inv_imps
     for name in INVERTED:
         (path / (name + ".tmp")).unlink(missing_ok=True)
     header = {"version": VERSION, "cap": int(cap), "num_docs": int(forward.num_docs), "postings": total,
               "capped_postings": int(cap_offsets[-1]), "impacts": imp_dtype.str}
-    _write(path / (CAPPED[0] + ".tmp"), cap_offsets.astype("<i8").tobytes())
-    _write(path / (CAPPED[1] + ".tmp"), cap_docs.tobytes())
-    _write(path / (CAPPED[2] + ".tmp"), cap_imps.tobytes())
+    for name, data in zip(CAPPED, (cap_offsets.astype("<i8"), cap_docs, cap_imps)):
+        _write(path / (name + ".tmp"), data.tobytes())
+        crash_point("lucene.capped.file-written")
     for name in CAPPED:
         os.replace(path / (name + ".tmp"), path / name)
+        crash_point("lucene.capped.file-renamed")
     _write(path / (HEADER + ".tmp"), json.dumps(header).encode())
+    crash_point("lucene.capped.header-written")
     os.replace(path / (HEADER + ".tmp"), path / HEADER)
     return header
 
