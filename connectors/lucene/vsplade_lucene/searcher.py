@@ -196,11 +196,9 @@ class LuceneImpactIndexSearcher(Searcher):
         if not qs:
             return []
         page_filter = PageFilter.of(sources, page_min, page_max)
-        mask = None
-        if page_filter is not None:
-            mask = self.filter_mask(page_filter)
-            if not mask.any():
-                return []
+        mask, admits_none = self._mask_of(page_filter)
+        if admits_none:
+            return []
         window = 0
         if two_phase is not None:
             kept, _ = two_phase.split(query)
@@ -262,11 +260,9 @@ class LuceneImpactIndexSearcher(Searcher):
         impacts = quantize_query_impacts(query, self.scale)
         if not impacts:
             return []
-        mask = None
-        if page_filter is not None:
-            mask = self.filter_mask(page_filter)
-            if not mask.any():
-                return []
+        mask, admits_none = self._mask_of(page_filter)
+        if admits_none:
+            return []
         kept, _ = two_phase.split(query)
         fw = self._forward
         ids, imps = fw.query_arrays(impacts)
@@ -306,11 +302,9 @@ class LuceneImpactIndexSearcher(Searcher):
             raise EngineError("searcher is closed")
         if k <= 0 or not text.strip():
             return []
-        mask = None
-        if filter is not None:
-            mask = self.filter_mask(filter)
-            if not mask.any():
-                return []
+        mask, admits_none = self._mask_of(filter)
+        if admits_none:
+            return []
         J = jvm.classes()
         with jvm.LOCK:  # per-query objects (module docstring)
             if self._text_searcher is None:
@@ -419,6 +413,14 @@ class LuceneImpactIndexSearcher(Searcher):
                     live = np.array([bool(r.get("id")) for r in self._rows], dtype=bool)
                     self._page_arrays = (codes, uniq, pages, live)
         return self._page_arrays
+
+    def _mask_of(self, page_filter: PageFilter | None) -> tuple[np.ndarray | None, bool]:
+        """(the filter's doc-id mask, or None without a filter; True when it admits no page,
+        so the search has no hits), the preamble of every filtered search here."""
+        if page_filter is None:
+            return None, False
+        mask = self.filter_mask(page_filter)
+        return mask, not mask.any()
 
     def filter_mask(self, page_filter: PageFilter) -> np.ndarray:
         """Which doc ids of this reader the filter admits (deleted docs: none), vectorized over
