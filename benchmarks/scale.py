@@ -33,8 +33,8 @@ pages and queries:
   neural, heap 3g), vsplade's writer with --sparse-ann (a SEISMIC sparse_vector field, ids folded
   to id % 32768: vsplade_opensearch.sparse_ann), approximate_threshold = 90% of the pages
   (neural-search's default is 1,000,000 docs a segment: below it a segment is searched exactly),
-  so that the bulk's smaller segments are not clustered (clustering is the slow part: ~10 pages/s
-  at 2,000 pages on this machine) and the one segment of the force merge is; it is searched only
+  so that the bulk's smaller segments are not clustered (clustering is the slow part: 24 min for
+  10,000 Quality pages on this machine, one seismic thread) and the one segment of the force merge is; it is searched only
   after that merge (before it the ANN path does not run). Build pages/s = pages / (bulk +
   force merge with clustering); the bulk alone beside it. Truth: the exact float dot product over
   the unfolded pages (numpy, benchmarks/opensearch_sparse_ann.py); "fold only" = the exact dot
@@ -453,7 +453,7 @@ def measure_step(args, store: Store, size: int, preset: str, engines: list[str])
             why = f"not run: the bulk of {size:,} pages (~{size / 500 / 60:.0f} min at ~500 pages/s on this machine) " \
                   f"does not fit the time (--opensearch-max {args.opensearch_max:,})"
         if why is None and g == "opensearch-sparse-ann" and size > args.ann_max:
-            why = f"not run: SEISMIC's clustering of {size:,} pages (~{size / 10 / 60:.0f} min at ~10 pages/s on this " \
+            why = f"not run: SEISMIC's clustering of {size:,} pages (~{size / 7 / 60:.0f} min at ~7 pages/s on this " \
                   f"machine) does not fit the time (--ann-max {args.ann_max:,})"
         if why:
             for n in names:
@@ -672,7 +672,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--opensearch-max", type=int, default=100_000, help="largest size bulk-loaded into OpenSearch")
     ap.add_argument("--ann-max", type=int, default=10_000,
-                    help="largest size built for opensearch-sparse-ann (SEISMIC clusters ~10 pages/s here)")
+                    help="largest size built for opensearch-sparse-ann (SEISMIC clustered ~7 pages/s here at 10k)")
     ap.add_argument("--stop-at", default="23:59", help="UTC HH:MM after which no step starts")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=RESULTS / "scale.json")
