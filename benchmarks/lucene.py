@@ -146,15 +146,21 @@ def main() -> None:
     whitespace = autoclass("org.apache.lucene.analysis.core.WhitespaceAnalyzer")
     t = time.perf_counter()
     pyserini = {}
-    # (label, query scale, plain top-k, Anserini's analyzer in full, Pyserini's own query map)
-    variants = [("before: query scale = index scale, sorted, full analyzer, Pyserini's map", args.scale, False, True, True),
-                (f"query scale {DEFAULT_QUERY_SCALE:g}, plain top-k, full analyzer, Pyserini's map", DEFAULT_QUERY_SCALE, True, True, True),
-                (f"query scale {DEFAULT_QUERY_SCALE:g}, plain top-k, one-token analyzer, Pyserini's map", DEFAULT_QUERY_SCALE, True, False, True),
-                (f"after (default): query scale {DEFAULT_QUERY_SCALE:g}, plain top-k, one-token analyzer, boxed map", DEFAULT_QUERY_SCALE, True, False, False)]
-    for label, qscale, plain, full, pyserini_map in variants:
+    # (label, query scale, plain top-k, Anserini's analyzer in full, Pyserini's own query map,
+    # ranked through Anserini's _search without the query text)
+    q = DEFAULT_QUERY_SCALE
+    variants = [("before: query scale = index scale, sorted, full analyzer, Pyserini's map", args.scale, False, True, True, False),
+                (f"query scale {q:g}, plain top-k, full analyzer, Pyserini's map", q, True, True, True, False),
+                (f"query scale {q:g}, plain top-k, one-token analyzer, Pyserini's map", q, True, False, True, False),
+                (f"query scale {q:g}, plain top-k, one-token analyzer, boxed map", q, True, False, False, False),
+                (f"after (default): query scale {q:g}, plain top-k, query built in one call, ranked by _search", q, True, False, False, True)]
+    for label, qscale, plain, full, pyserini_map, direct_search in variants:
         ps = pyserini_searcher(direct, query_encoder=object(), query_scale=qscale, plain_top_k=plain)  # queries are {term: weight} dicts
         if full:
             ps.set_analyzer(whitespace())
+        if not direct_search:
+            ps._direct = False  # Anserini's search(Map, k)
+        assert ps.direct_search == direct_search
         base = type(ps).__mro__[1]  # Pyserini's LuceneImpactSearcher.search: JInt per term
         run = (lambda ps_, base_: lambda q, k_: ps_._rescale(base_.search(ps_, q, k_)))(ps, base) if pyserini_map else ps.search
         pyserini[f"Pyserini LuceneImpactSearcher ({label})"] = run

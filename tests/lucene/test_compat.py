@@ -207,9 +207,10 @@ def _analyzer(searcher) -> str:
 @pytest.mark.slow  # Pyserini's own searcher end to end: make test only
 @pytest.mark.timeout(600)
 def test_pyserini_searcher_query_text_and_map_change_no_hit(default_scale_index):
-    """Issue 24 item 4, the two per-query cuts (pyserini_compat, Query text / Query map): the
-    one-token analyzer and the map boxed without JInt give exactly the hits and scores of
-    Anserini's own analyzer and Pyserini's own search (batch_search alike); RM3,
+    """Issue 24 item 4, the per-query cuts (pyserini_compat, Query text / Query map / Ranked
+    directly): the one-token analyzer, the map boxed without JInt and the query ranked through
+    Anserini's _search give exactly the hits and scores of Anserini's own analyzer, its
+    search(Map, k) and Pyserini's own search (batch_search alike); RM3,
     whose reranker reads the query's tokens, gets the whole analyzer back while it is on."""
     from jnius import autoclass
 
@@ -218,17 +219,21 @@ def test_pyserini_searcher_query_text_and_map_change_no_hit(default_scale_index)
     path, _, _, _, queries = default_scale_index
     whitespace = autoclass("org.apache.lucene.analysis.core.WhitespaceAnalyzer")
     ps = pyserini_searcher(path, query_encoder=object())
-    assert not ps.full_query_text
+    assert not ps.full_query_text and ps.direct_search  # ranked through Anserini's _search
     assert _analyzer(ps) == "LimitTokenCountAnalyzer"
     ref = pyserini_searcher(path, query_encoder=object())
     ref.set_analyzer(whitespace())  # a caller's analyzer is kept as given
     assert ref.full_query_text and _analyzer(ref) == "WhitespaceAnalyzer"
+    assert not ref.direct_search  # search(Map, k): the text its analyzer reads
+    by_map = pyserini_searcher(path, query_encoder=object())
+    by_map._direct = False  # the one-token analyzer, through search(Map, k)
     base = type(ps).__mro__[1]  # Pyserini's LuceneImpactSearcher: its own map building (JInt)
     batch = ps.batch_search(queries, [str(i) for i in range(len(queries))], 10, threads=2)
     for i, q in enumerate(queries):
         got = _ranked(ps.search(q, 10))
         assert len(got) == 10
         assert got == _ranked(ref.search(q, 10))
+        assert got == _ranked(by_map.search(q, 10))
         # Pyserini's own search, rescaled as ours does (into the Java float field: float32)
         assert got == [(h.docid, float(np.float32(h.score / ps.score_factor))) for h in base.search(ps, q, 10)]
         assert got == _ranked(batch[str(i)])
@@ -237,14 +242,14 @@ def test_pyserini_searcher_query_text_and_map_change_no_hit(default_scale_index)
     q = queries[0]
     ps.set_rm3()
     ref.set_rm3()
-    assert ps.full_query_text and _analyzer(ps) == "WhitespaceAnalyzer"
+    assert ps.full_query_text and _analyzer(ps) == "WhitespaceAnalyzer" and not ps.direct_search
     rm3 = _ranked(ps.search(q, 10))
     assert rm3 == _ranked(ref.search(q, 10))
     one_token = pyserini_searcher(path, query_encoder=object())
     base.set_rm3(one_token)  # Pyserini's own set_rm3, the one-token analyzer left in place
     assert _ranked(one_token.search(q, 10)) != rm3
     ps.unset_rm3()
-    assert not ps.full_query_text
+    assert not ps.full_query_text and ps.direct_search
     assert _analyzer(ps) == "LimitTokenCountAnalyzer"
     ref.unset_rm3()
     assert _ranked(ps.search(q, 10)) == _ranked(ref.search(q, 10)) != rm3
@@ -252,9 +257,9 @@ def test_pyserini_searcher_query_text_and_map_change_no_hit(default_scale_index)
     assert ps.full_query_text
     ps.unset_rocchio()
     assert not ps.full_query_text
-    for s in (ps, ref, one_token):
+    for s in (ps, ref, one_token, by_map):
         s.close()  # hands its private method class back (jvm.release_private)
-    assert ps._search_map is None
+    assert ps._anserini is None
 
 
 def test_pyserini_query_scale_must_be_positive(direct_index):

@@ -261,6 +261,7 @@ _CLASS_NAMES = {
     "GroupPages": "vsplade.lucene.GroupPages",
     "TextPages": "vsplade.lucene.TextPages",
     "CappedSearch": "vsplade.lucene.CappedSearch",
+    "PyseriniQuery": "vsplade.lucene.PyseriniQuery",
     "BooleanQuery": "org.apache.lucene.search.BooleanQuery",
     "BooleanQueryBuilder": "org.apache.lucene.search.BooleanQuery$Builder",
     "Occur": "org.apache.lucene.search.BooleanClause$Occur",

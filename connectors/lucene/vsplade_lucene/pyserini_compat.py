@@ -55,6 +55,19 @@ pyjnius otherwise picks among the method's four overloads on every call (~0.1 ms
 Searches with per-field boosts (``fields=``) go through Pyserini's own
 method unchanged.
 
+Ranked directly (``direct_search``, on while no reranker reads the query text): even at one
+token analyzed, ``search(Map, k)`` still joins the repeated-term text (~0.25-0.35 ms a 12-term
+query at query scale 1000: a third of the whole call on a 10k-page index), and the map costs a
+JNI call per term. So ``search`` builds the query Anserini's method builds, with Anserini's own
+``BagOfWordsQueryGenerator`` over the same float map (vsplade.lucene.PyseriniQuery: the terms
+and impacts cross in one call), and hands it to Anserini's own ranking step,
+``SimpleImpactSearcher._search(query, text, k)`` (protected: JNI calls it as any method), with
+an empty text: the same IndexSearcher, reranker cascade, ``ScoredDocs.fromTopDocs`` and
+``ScoredDoc`` hits, so the same hits and scores (tests/lucene/test_compat.py checks them against
+Pyserini's own ``search``). ``set_rm3``/``set_rocchio``/``set_analyzer`` switch back to
+``search(Map, k)`` (its text is what those read); an Anserini without that method keeps it too,
+with a warning.
+
 Scores: Lucene's score of an impact index is the integer dot product, i.e. ``scale *
 query_scale`` times vsplade's float score. The returned searcher (a subclass of Pyserini's
 class, so isinstance checks hold) divides each hit's score by ``score_factor`` (= scale x
@@ -94,8 +107,10 @@ class _QueryEncoder:
         return dict(quantize_query_impacts(q, self.scale))
 
 
-# SimpleImpactSearcher.search(Map<String, Integer>, int): the one overload Pyserini's search calls
-_SEARCH_MAP = {"search": "(Ljava/util/Map;I)[Lio/anserini/search/ScoredDoc;"}
+# SimpleImpactSearcher.search(Map<String, Integer>, int): the one overload Pyserini's search
+# calls; _search(Query, String, int): its ranking step (module docstring, Ranked directly)
+_METHODS = {"search": "(Ljava/util/Map;I)[Lio/anserini/search/ScoredDoc;",
+            "_search": "(Lorg/apache/lucene/search/Query;Ljava/lang/String;I)[Lio/anserini/search/ScoredDoc;"}
 
 _FIELD_CLASS = None
 
@@ -181,7 +196,9 @@ def pyserini_searcher(index_dir: str | Path, query_encoder=None, model: str | No
         # True while the searcher analyzes the query text in full (module docstring, Query text)
         full_query_text = True
         _caller_analyzer = False
-        _search_map = None  # Anserini's search(Map, int) alone (module docstring, Query map)
+        # Anserini's search(Map, int) and _search alone (module docstring, Query map)
+        _anserini = None
+        _direct = False  # Anserini has _search as this module calls it (Ranked directly)
 
         def _rescale(self, hits):
             if float_scores:
@@ -189,20 +206,36 @@ def pyserini_searcher(index_dir: str | Path, query_encoder=None, model: str | No
                     h.score = h.score / factor
             return hits
 
-        def _jquery(self, q):
-            """Pyserini's query map (its encode, its idf filter), boxed in one call a term
-            (module docstring, Query map)."""
-            jquery = JHashMap()
+        def _impacts(self, q):
+            """Pyserini's query terms and integer impacts: its encode, its idf filter."""
             idf, min_idf = self.idf, self.min_idf
+            terms, impacts = [], []
             for token, weight in self.encode(q).items():
                 if token in idf and idf[token] > min_idf:
-                    jquery.put(token, int(weight))
+                    terms.append(token)
+                    impacts.append(int(weight))
+            return terms, impacts
+
+        def _jquery(self, q):
+            """Pyserini's query map, boxed in one call a term (module docstring, Query map)."""
+            jquery = JHashMap()
+            for token, weight in zip(*self._impacts(q)):
+                jquery.put(token, weight)
             return jquery
+
+        @property
+        def direct_search(self) -> bool:
+            """True while search ranks through Anserini's _search (module docstring, Ranked directly)."""
+            return self._direct and not self.full_query_text
 
         def search(self, q, k: int = 10, fields=dict()):
             if fields:
                 return self._rescale(super().search(q, k, fields))
-            return self._rescale(self._search_map.search(self._jquery(q), int(k)))
+            if self.direct_search:
+                terms, impacts = self._impacts(q)
+                query = _query_class().build(_CONTENTS, terms, impacts)
+                return self._rescale(self._anserini._search(query, "", int(k)))
+            return self._rescale(self._anserini.search(self._jquery(q), int(k)))
 
         def batch_search(self, queries, qids, k: int = 10, threads: int = 1, fields=dict()):
             if fields:
@@ -221,9 +254,9 @@ def pyserini_searcher(index_dir: str | Path, query_encoder=None, model: str | No
 
         def close(self):
             super().close()
-            if self._search_map is not None:
-                jvm.release_private(self._search_map)
-                self._search_map = None
+            if self._anserini is not None:
+                jvm.release_private(self._anserini)
+                self._anserini = None
 
         def set_analyzer(self, analyzer):
             self._caller_analyzer = True
@@ -264,7 +297,32 @@ def pyserini_searcher(index_dir: str | Path, query_encoder=None, model: str | No
     searcher = VspladeImpactSearcher(str(path), _QueryEncoder(query_encoder, query_scale), min_idf=-1)
     searcher.query_scale = query_scale
     searcher.plain_top_k = _plain_top_k(searcher) if plain_top_k else False
-    searcher._search_map = jvm.private(searcher.object, _SEARCH_MAP)
+    searcher._anserini = jvm.private(searcher.object, _METHODS)
     with jvm.LOCK:
         searcher._query_text(False)
+    searcher._direct = _ranks_directly(searcher._anserini)
     return searcher
+
+
+_CONTENTS = "contents"  # Anserini's Constants.CONTENTS: the field the impacts are indexed in
+_QUERY_CLASS = None
+
+
+def _query_class():
+    global _QUERY_CLASS
+    if _QUERY_CLASS is None:
+        _QUERY_CLASS = jvm.classes().PyseriniQuery
+    return _QUERY_CLASS
+
+
+def _ranks_directly(anserini) -> bool:
+    """Whether this Anserini has the ranking step the direct path calls (module docstring,
+    Ranked directly): one empty query through it, once at open."""
+    from jnius import JavaException
+
+    try:
+        anserini._search(_query_class().build(_CONTENTS, [], []), "", 1)
+    except JavaException as e:
+        log.warning("Pyserini's searcher keeps Anserini's search(Map, k) (its query text costs ~0.3 ms a query): %s", e)
+        return False
+    return True
