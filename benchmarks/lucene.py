@@ -181,6 +181,27 @@ def main() -> None:
         for name, (p50, p99) in pair.items():
             lat.append((f"{name}, two interleaved alone, k={k}", p50, p99, None))
         ratios[k]["default alone"] = pair[default][0] / pair[ours_name][0]
+    # batch_search at args.threads threads (k=10): ours, Pyserini's default (PyseriniQuery.batchSearch:
+    # every query ranked by _search) and Anserini's own batch_search over search(Map, k) (the
+    # previous default); whole batches, 7 rounds in alternating order, median QPS
+    qids = [str(i) for i in range(len(queries))]
+    by_map = pyserini_searcher(direct, query_encoder=object())
+    by_map._direct = False
+    default_ps = pyserini_searcher(direct, query_encoder=object())
+    assert default_ps.direct_search
+    batches = {"vsplade lucene (ours), batch_search": lambda: searcher.batch_search(queries, 10, threads=args.threads),
+               "Pyserini, default: batch_search ranked by _search (PyseriniQuery.batchSearch)":
+                   lambda: default_ps.batch_search(queries, qids, 10, threads=args.threads),
+               "Pyserini, previous default: Anserini's batch_search over search(Map, k)":
+                   lambda: by_map.batch_search(queries, qids, 10, threads=args.threads)}
+    batch_s = {name: [] for name in batches}
+    for fn in batches.values():
+        fn()  # warm
+    for r in range(7):
+        for name, fn in (list(batches.items()) if r % 2 == 0 else list(batches.items())[::-1]):
+            t = time.perf_counter()
+            fn()
+            batch_s[name].append(time.perf_counter() - t)
     agreement = []
     for name, run in pyserini.items():
         same = same_set = 0
@@ -210,6 +231,12 @@ def main() -> None:
     print("\nPyserini's p50 / ours (interleaved):\n")
     for name in list(pyserini) + ["default alone"]:
         print(f"- {name}: k=10 {ratios[10][name]:.2f}x, k=100 {ratios[100][name]:.2f}x")
+    print(f"\n## batch_search, {args.threads} threads, k=10 ({len(queries)} queries a batch, 7 batches each, interleaved)\n")
+    print("| searcher | median QPS | min | max |")
+    print("|---|---:|---:|---:|")
+    for name, secs in batch_s.items():
+        secs = sorted(secs)
+        print(f"| {name} | {len(queries) / secs[len(secs) // 2]:,.0f} | {len(queries) / secs[-1]:,.0f} | {len(queries) / secs[0]:,.0f} |")
     print(f"\n## Pyserini's searcher vs vsplade's searcher, top-10 ({len(queries)} queries)\n")
     print("| Pyserini searcher | identical top-10 (order) | same top-10 set | mean overlap@10 | max relative score difference |")
     print("|---|---:|---:|---:|---:|")

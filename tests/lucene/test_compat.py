@@ -228,7 +228,13 @@ def test_pyserini_searcher_query_text_and_map_change_no_hit(default_scale_index)
     by_map = pyserini_searcher(path, query_encoder=object())
     by_map._direct = False  # the one-token analyzer, through search(Map, k)
     base = type(ps).__mro__[1]  # Pyserini's LuceneImpactSearcher: its own map building (JInt)
-    batch = ps.batch_search(queries, [str(i) for i in range(len(queries))], 10, threads=2)
+    qids = [str(i) for i in range(len(queries))]
+    batch = ps.batch_search(queries, qids, 10, threads=2)  # PyseriniQuery.batchSearch: _search
+    batch_by_map = by_map.batch_search(queries, qids, 10, threads=2)  # Anserini's batch_search
+    own_batch = base.batch_search(ps, queries, qids, 10, threads=2)  # Pyserini's, raw scores
+    assert sorted(batch) == sorted(batch_by_map) == sorted(qids)
+    with pytest.raises(ValueError, match="2 queries but 1 query ids"):
+        ps.batch_search(queries[:2], qids[:1], 10)
     for i, q in enumerate(queries):
         got = _ranked(ps.search(q, 10))
         assert len(got) == 10
@@ -236,7 +242,8 @@ def test_pyserini_searcher_query_text_and_map_change_no_hit(default_scale_index)
         assert got == _ranked(by_map.search(q, 10))
         # Pyserini's own search, rescaled as ours does (into the Java float field: float32)
         assert got == [(h.docid, float(np.float32(h.score / ps.score_factor))) for h in base.search(ps, q, 10)]
-        assert got == _ranked(batch[str(i)])
+        assert got == _ranked(batch[str(i)]) == _ranked(batch_by_map[str(i)])
+        assert got == [(h.docid, float(np.float32(h.score / ps.score_factor))) for h in own_batch[str(i)]]
 
     # RM3 reads the query's tokens: with the one-token analyzer it would expand another query
     q = queries[0]

@@ -50,7 +50,7 @@ constructor call resolved per term, ~30 us each) before ``HashMap.put``; this se
 the same ``HashMap<String, Integer>`` (same encoder, same idf filter) with the Python int
 handed to ``put``, which pyjnius boxes to the same ``java.lang.Integer``, and then calls
 Anserini's ``SimpleImpactSearcher.search(Map, k)`` (``batch_search``: its ``batch_search``)
-as Pyserini does, through a method object declared with that one signature (``jvm.private``):
+as Pyserini does where the query is not ranked directly (below), through a method object declared with that one signature (``jvm.private``):
 pyjnius otherwise picks among the method's four overloads on every call (~0.1 ms a query).
 Searches with per-field boosts (``fields=``) go through Pyserini's own
 method unchanged.
@@ -64,7 +64,10 @@ and impacts cross in one call), and hands it to Anserini's own ranking step,
 ``SimpleImpactSearcher._search(query, text, k)`` (protected: JNI calls it as any method), with
 an empty text: the same IndexSearcher, reranker cascade, ``ScoredDocs.fromTopDocs`` and
 ``ScoredDoc`` hits, so the same hits and scores (tests/lucene/test_compat.py checks them against
-Pyserini's own ``search``). ``set_rm3``/``set_rocchio``/``set_analyzer`` switch back to
+Pyserini's own ``search``). ``batch_search`` does the same in Java
+(``PyseriniQuery.batchSearch``: every query's terms and impacts cross in one call, and each
+query is ranked by ``_search`` on a work-stealing pool of ``threads``, as Anserini's
+``batch_search`` runs ``search(Map, k)``). ``set_rm3``/``set_rocchio``/``set_analyzer`` switch back to
 ``search(Map, k)`` (its text is what those read); an Anserini without that method keeps it too,
 with a warning.
 
@@ -240,6 +243,19 @@ def pyserini_searcher(index_dir: str | Path, query_encoder=None, model: str | No
         def batch_search(self, queries, qids, k: int = 10, threads: int = 1, fields=dict()):
             if fields:
                 out = super().batch_search(queries, qids, k, threads, fields)
+            elif self.direct_search:
+                qids = [str(qid) for qid in qids]
+                if len(qids) != len(queries):
+                    raise ValueError(f"{len(queries)} queries but {len(qids)} query ids")
+                lengths, terms, impacts = [], [], []
+                for q in queries:
+                    t, w = self._impacts(q)
+                    lengths.append(len(t))
+                    terms += t
+                    impacts += w
+                results = _query_class().batchSearch(self.object, _CONTENTS, qids, lengths, terms, impacts,
+                                                     int(k), int(threads))
+                out = {r.getKey(): r.getValue() for r in results.entrySet().toArray()}
             else:
                 query_lst, qid_lst = JArrayList(), JArrayList()
                 for q in queries:
