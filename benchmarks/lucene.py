@@ -146,6 +146,7 @@ def main() -> None:
     whitespace = autoclass("org.apache.lucene.analysis.core.WhitespaceAnalyzer")
     t = time.perf_counter()
     pyserini = {}
+    opened = []  # each variant's searcher, in the order of variants (batch_search reuses two)
     # (label, query scale, plain top-k, Anserini's analyzer in full, Pyserini's own query map,
     # ranked through Anserini's _search without the query text)
     q = DEFAULT_QUERY_SCALE
@@ -161,6 +162,7 @@ def main() -> None:
         if not direct_search:
             ps._direct = False  # Anserini's search(Map, k)
         assert ps.direct_search == direct_search
+        opened.append(ps)
         base = type(ps).__mro__[1]  # Pyserini's LuceneImpactSearcher.search: JInt per term
         run = (lambda ps_, base_: lambda q, k_: ps_._rescale(base_.search(ps_, q, k_)))(ps, base) if pyserini_map else ps.search
         pyserini[f"Pyserini LuceneImpactSearcher ({label})"] = run
@@ -185,10 +187,8 @@ def main() -> None:
     # every query ranked by _search) and Anserini's own batch_search over search(Map, k) (the
     # previous default); whole batches, 7 rounds in alternating order, median QPS
     qids = [str(i) for i in range(len(queries))]
-    by_map = pyserini_searcher(direct, query_encoder=object())
-    by_map._direct = False
-    default_ps = pyserini_searcher(direct, query_encoder=object())
-    assert default_ps.direct_search
+    by_map, default_ps = opened[-2], opened[-1]  # boxed map through search(Map, k); the default
+    assert not by_map.direct_search and default_ps.direct_search
     batches = {"vsplade lucene (ours), batch_search": lambda: searcher.batch_search(queries, 10, threads=args.threads),
                "Pyserini, default: batch_search ranked by _search (PyseriniQuery.batchSearch)":
                    lambda: default_ps.batch_search(queries, qids, 10, threads=args.threads),
